@@ -1,0 +1,175 @@
+// Finding installed PostgreSQL binaries (initdb, postgres, pg_restore, psql) and their version.
+#pragma once
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>  // optional explicit directory and minimum major
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <pgdrill/error.hpp>
+#include <pgdrill/process.hpp>
+
+namespace pgdrill {
+
+/// One PostgreSQL installation's bin directory and the version of its tools.
+struct pg_binaries {
+  std::filesystem::path bin_dir;
+  int major = 0;
+  std::string version;  ///< e.g. "15.18"
+
+  std::filesystem::path tool(const std::string& name) const { return bin_dir / name; }
+};
+
+/// Where to look for binaries, in order; the defaults follow Debian, source builds and PATH.
+struct binary_search {
+  std::optional<std::filesystem::path> explicit_dir;  ///< only this directory when set
+  std::vector<std::filesystem::path> roots{"/usr/lib/postgresql", "/usr/local/pgsql", "/opt/postgresql"};
+  bool use_pg_config = true;  ///< ask `pg_config --bindir` (found on PATH)
+  bool use_path = true;       ///< directories on PATH
+  std::vector<std::string> required{"initdb", "postgres", "pg_restore", "psql", "pg_dump"};
+
+  /// Defaults, with PGDRILL_PG_BIN as the explicit directory when set.
+  static binary_search from_environment() {
+    binary_search search;
+    if (const char* dir = std::getenv("PGDRILL_PG_BIN"); dir && *dir) search.explicit_dir = dir;
+    return search;
+  }
+};
+
+namespace detail {
+
+inline bool is_executable(const std::filesystem::path& file) {
+  return ::access(file.c_str(), X_OK) == 0 && std::filesystem::is_regular_file(file);
+}
+
+inline std::optional<std::filesystem::path> find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  if (!path) return std::nullopt;
+  std::string entries = path;
+  std::size_t start = 0;
+  while (start <= entries.size()) {
+    std::size_t end = entries.find(':', start);
+    if (end == std::string::npos) end = entries.size();
+    std::filesystem::path candidate = std::filesystem::path(entries.substr(start, end - start)) / name;
+    if (end > start && is_executable(candidate)) return candidate;
+    start = end + 1;
+  }
+  return std::nullopt;
+}
+
+// "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)" -> "15.18"; also "10beta2", "9.6.24".
+inline std::optional<std::string> parse_tool_version(const std::string& output) {
+  static const std::regex pattern(R"(\(PostgreSQL\) (\d+)(\.\d+)?(\.\d+)?(devel|beta\d+|rc\d+)?)");
+  std::smatch match;
+  if (!std::regex_search(output, match, pattern)) return std::nullopt;
+  return match[0].str().substr(std::string("(PostgreSQL) ").size());
+}
+
+}  // namespace detail
+
+/// The major version of a version string: "15.18" -> 15, "9.6.24" -> 9 (reported as 9.6's 9).
+inline int major_of(const std::string& version) { return std::atoi(version.c_str()); }
+
+/// Inspect one bin directory; nothing when a required tool is missing or does not answer.
+inline std::optional<pg_binaries> probe_bin_dir(const std::filesystem::path& dir,
+                                                const std::vector<std::string>& required) {
+  for (const auto& name : required)
+    if (!detail::is_executable(dir / name)) return std::nullopt;
+  std::string probe = required.empty() ? "psql" : required.front();
+  try {
+    auto answer = run(command(dir / probe, {"--version"}), run_options::within(std::chrono::seconds(20)));
+    auto version = detail::parse_tool_version(answer.out);
+    if (!answer.ok() || !version) return std::nullopt;
+    return pg_binaries{std::filesystem::absolute(dir).lexically_normal(), major_of(*version), *version};
+  } catch (const process_error&) {
+    return std::nullopt;
+  }
+}
+
+/// Every installation that has all required tools, newest major first, each directory once;
+/// `searched` (optional) receives every place looked at, for error messages.
+inline std::vector<pg_binaries> find_installations(const binary_search& search,
+                                                   std::vector<std::string>* searched = nullptr) {
+  std::vector<std::filesystem::path> dirs;
+  auto consider = [&](const std::filesystem::path& dir) {
+    if (searched) searched->push_back(dir.string());
+    dirs.push_back(dir);
+  };
+  if (search.explicit_dir) {
+    consider(*search.explicit_dir);
+  } else {
+    for (const auto& root : search.roots) {
+      std::error_code ignored;
+      if (!std::filesystem::is_directory(root, ignored)) {
+        if (searched) searched->push_back((root / "*" / "bin").string());
+        continue;
+      }
+      bool any = false;
+      for (const auto& entry : std::filesystem::directory_iterator(root, ignored))
+        if (std::filesystem::is_directory(entry.path() / "bin", ignored)) consider(entry.path() / "bin"), any = true;
+      if (!any) consider(root / "bin");
+    }
+    if (search.use_pg_config) {
+      if (auto pg_config = detail::find_on_path("pg_config")) {
+        try {
+          auto answer = run(command(*pg_config, {"--bindir"}), run_options::within(std::chrono::seconds(20)));
+          std::string dir = answer.out.substr(0, answer.out.find('\n'));
+          if (answer.ok() && !dir.empty()) consider(dir);
+        } catch (const process_error&) {
+        }
+      } else if (searched) {
+        searched->push_back("pg_config --bindir (no pg_config on PATH)");
+      }
+    }
+    if (search.use_path) {
+      if (auto psql = detail::find_on_path(search.required.empty() ? "psql" : search.required.front()))
+        consider(psql->parent_path());
+      else if (searched)
+        searched->push_back("PATH");
+    }
+  }
+  std::vector<pg_binaries> found;
+  for (const auto& dir : dirs) {
+    auto binaries = probe_bin_dir(dir, search.required);
+    if (!binaries) continue;
+    // Debian's /usr/bin wrappers and pg_config may point at a directory already found.
+    std::error_code ignored;
+    auto canonical = std::filesystem::canonical(binaries->bin_dir / search.required.front(), ignored);
+    bool seen = std::any_of(found.begin(), found.end(), [&](const pg_binaries& other) {
+      return std::filesystem::canonical(other.bin_dir / search.required.front(), ignored) == canonical;
+    });
+    if (!seen) found.push_back(*binaries);
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const pg_binaries& a, const pg_binaries& b) { return a.major > b.major; });
+  return found;
+}
+
+/// The installation to use: the oldest major at least `min_major` (closest to the backup's
+/// source), or the newest when no minimum is given. Throws could_not_verify naming every place
+/// searched and what is installed.
+inline pg_binaries find_binaries(const binary_search& search, std::optional<int> min_major = std::nullopt) {
+  std::vector<std::string> searched;
+  auto found = find_installations(search, &searched);
+  std::optional<pg_binaries> chosen;
+  for (const auto& binaries : found)
+    if (!min_major || binaries.major >= *min_major) chosen = binaries;  // list is newest first
+  if (chosen) return *chosen;
+
+  std::string tools;
+  for (const auto& name : search.required) tools += (tools.empty() ? "" : ", ") + name;
+  std::string places;
+  for (const auto& place : searched) places += "\n  " + place;
+  if (found.empty())
+    throw could_not_verify("no PostgreSQL binaries found (needed: " + tools + "); searched:" + places +
+                           "\nInstall PostgreSQL (Debian: apt-get install postgresql) or pass --pg-bin DIR / PGDRILL_PG_BIN.");
+  std::string installed;
+  for (const auto& binaries : found) installed += "\n  " + binaries.version + " in " + binaries.bin_dir.string();
+  throw could_not_verify("no PostgreSQL " + std::to_string(*min_major) +
+                         " or newer installed (the backup needs at least that); installed:" + installed);
+}
+
+}  // namespace pgdrill

@@ -1,0 +1,70 @@
+// Errors a caller can act on, and the exit codes the runner maps them to.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace pgdrill {
+
+/// Exit codes of the runner; one meaning each, never renumbered (README, `pgdrill --help`).
+enum class exit_code : int {
+  passed = 0,          ///< every check ran and passed
+  failed = 1,          ///< the backup failed the drill: restore error, or a check failed
+  not_verified = 2,    ///< the drill itself could not run (binaries, server, backup unreadable)
+  usage = 3,           ///< bad command line or scenario
+  locked = 4,          ///< another drill holds the lock for this scenario
+};
+
+/// Root of everything pgdrill throws. Messages never contain a password.
+class error : public std::runtime_error {
+ public:
+  explicit error(const std::string& what) : std::runtime_error(what) {}
+  virtual exit_code code() const noexcept { return exit_code::not_verified; }
+};
+
+/// The command line or a scenario file is wrong; `what()` names the JSON path where there is one.
+class usage_error : public error {
+ public:
+  using error::error;
+  exit_code code() const noexcept override { return exit_code::usage; }
+};
+
+/// A stage could not run at all (no binaries, server would not start, backup unreadable):
+/// the drill cannot say anything about the backup.
+class could_not_verify : public error {
+ public:
+  using error::error;
+};
+
+/// A child process could not be started or misbehaved (missing binary, timeout).
+class process_error : public could_not_verify {
+ public:
+  using could_not_verify::could_not_verify;
+};
+
+/// A throwaway server could not be provisioned.
+class provisioning_error : public could_not_verify {
+ public:
+  using could_not_verify::could_not_verify;
+};
+
+/// The run was interrupted by a signal; stages unwind and clean up.
+class interrupted : public could_not_verify {
+ public:
+  explicit interrupted(int signal_number)
+      : could_not_verify("interrupted by signal " + std::to_string(signal_number)),
+        signal_(signal_number) {}
+  int signal_number() const noexcept { return signal_; }
+
+ private:
+  int signal_;
+};
+
+/// Another drill of the same scenario is running.
+class lock_error : public error {
+ public:
+  using error::error;
+  exit_code code() const noexcept override { return exit_code::locked; }
+};
+
+}  // namespace pgdrill

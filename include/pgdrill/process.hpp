@@ -1,0 +1,574 @@
+// Child programs without a shell: argv, environment, pipes, a timeout that kills the whole group.
+#pragma once
+
+// Why a small fork/exec wrapper rather than a library: Debian 12's Boost (1.74) predates
+// Boost.Process v2, and posix_spawn can neither drop privileges (initdb refuses root) nor set a
+// parent-death signal. The child side runs only async-signal-safe calls, so forking from a
+// multi-threaded program stays safe.
+
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <optional>  // optional user, optional exit status
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <pgdrill/error.hpp>
+
+extern char** environ;
+
+namespace pgdrill {
+
+/// A system account a child runs as (used when pgdrill runs as root).
+struct user_identity {
+  std::string name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+/// The account called `name`, or nothing when it does not exist.
+inline std::optional<user_identity> lookup_user(const std::string& name) {
+  passwd entry{};
+  passwd* found = nullptr;
+  std::vector<char> buffer(16384);
+  if (getpwnam_r(name.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 || !found)
+    return std::nullopt;
+  return user_identity{found->pw_name, found->pw_uid, found->pw_gid};
+}
+
+/// A program to start: absolute path, arguments (without argv[0]) and environment changes.
+struct command {
+  std::filesystem::path program;
+  std::vector<std::string> args;
+  std::vector<std::pair<std::string, std::string>> env;  ///< set over the inherited environment
+  std::vector<std::string> unset_env;                   ///< removed from the inherited environment
+  std::filesystem::path cwd;                            ///< empty: inherit
+  std::optional<user_identity> user;                    ///< run as this account (needs root)
+
+  command(std::filesystem::path program_path, std::vector<std::string> arguments = {})
+      : program(std::move(program_path)), args(std::move(arguments)) {}
+
+  command& with_env(std::vector<std::pair<std::string, std::string>> variables) {
+    env.insert(env.end(), variables.begin(), variables.end());
+    return *this;
+  }
+  command& without_env(std::vector<std::string> names) {
+    unset_env.insert(unset_env.end(), names.begin(), names.end());
+    return *this;
+  }
+  command& in_dir(std::filesystem::path dir) {
+    cwd = std::move(dir);
+    return *this;
+  }
+  command& as_user(std::optional<user_identity> account) {
+    user = std::move(account);
+    return *this;
+  }
+
+  /// The command line for messages. Secrets never go into argv, so this is safe to print.
+  std::string display() const {
+    std::string text = program.string();
+    for (const auto& arg : args) text += ' ' + arg;
+    return text;
+  }
+};
+
+/// How a child ended.
+struct exit_status {
+  int code = -1;   ///< exit code when it exited
+  int signal = 0;  ///< signal number when it was killed
+
+  bool success() const noexcept { return signal == 0 && code == 0; }
+  std::string describe() const {
+    if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+    return "exited with status " + std::to_string(code);
+  }
+  static exit_status from_wait(int raw) {
+    if (WIFSIGNALED(raw)) return {-1, WTERMSIG(raw)};
+    return {WEXITSTATUS(raw), 0};
+  }
+};
+
+/// Where one of a child's standard streams goes.
+struct stream_target {
+  enum class kind { null, inherit, pipe, file } mode = kind::null;
+  std::filesystem::path file;  ///< for `file`: opened for appending (stdout/stderr) or reading (stdin)
+
+  static stream_target null() { return {}; }
+  static stream_target inherit() { return {kind::inherit, {}}; }
+  static stream_target pipe() { return {kind::pipe, {}}; }
+  static stream_target to_file(std::filesystem::path path) { return {kind::file, std::move(path)}; }
+};
+
+namespace detail {
+
+// Process groups of live children, so a signal handler can stop them with async-signal-safe calls.
+inline std::array<std::atomic<pid_t>, 256> tracked_groups{};
+inline std::atomic<int> received_signal{0};
+
+inline void track_group(pid_t group) noexcept {
+  for (auto& slot : tracked_groups) {
+    pid_t empty = 0;
+    if (slot.compare_exchange_strong(empty, group)) return;
+  }
+}
+
+inline void untrack_group(pid_t group) noexcept {
+  for (auto& slot : tracked_groups) {
+    pid_t expected = group;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+inline void close_fd(int& fd) noexcept {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+inline std::string errno_text(int number) { return std::strerror(number); }
+
+// Linux marks every inherited descriptor close-on-exec in one call; earlier kernels keep what
+// the program opened with O_CLOEXEC only (all of pgdrill's own descriptors are).
+inline void cloexec_inherited_fds() noexcept {
+#ifdef SYS_close_range
+  constexpr unsigned close_range_cloexec = 1U << 2;
+  ::syscall(SYS_close_range, 3U, ~0U, close_range_cloexec);
+#endif
+}
+
+inline int open_pidfd(pid_t pid) noexcept {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+inline std::vector<std::string> child_environment(const command& cmd) {
+  std::vector<std::string> result;
+  auto overridden = [&](std::string_view entry) {
+    auto name = entry.substr(0, entry.find('='));
+    for (const auto& removed : cmd.unset_env)
+      if (name == removed) return true;
+    for (const auto& [key, value] : cmd.env)
+      if (name == key) return true;
+    return false;
+  };
+  for (char** entry = environ; entry && *entry; ++entry)
+    if (!overridden(*entry)) result.emplace_back(*entry);
+  for (const auto& [key, value] : cmd.env) result.push_back(key + "=" + value);
+  return result;
+}
+
+}  // namespace detail
+
+/// Signals that stop a run. The handlers only record the signal and forward SIGTERM to every
+/// child group; the stage that is waiting sees it, throws `interrupted`, and RAII cleans up.
+namespace signals {
+
+inline void forward_to_children(int number) {
+  detail::received_signal.store(number);
+  for (auto& slot : detail::tracked_groups) {
+    pid_t group = slot.load();
+    if (group > 0) ::kill(-group, SIGTERM);
+  }
+}
+
+/// Install handlers for SIGINT, SIGTERM and SIGHUP (the runner does this; a library user may).
+inline void install_handlers() {
+  struct sigaction action{};
+  action.sa_handler = forward_to_children;
+  sigemptyset(&action.sa_mask);
+  for (int number : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(number, &action, nullptr);
+}
+
+/// The signal received so far, 0 when none.
+inline int received() noexcept { return detail::received_signal.load(); }
+
+inline void throw_if_interrupted() {
+  if (int number = received()) throw interrupted(number);
+}
+
+}  // namespace signals
+
+/// A running child in its own process group. Move-only; the destructor kills the group and
+/// reaps the child if it is still running, so no process outlives its handle.
+class child {
+ public:
+  struct streams {
+    stream_target in, out, err;
+  };
+
+  /// Start `cmd`. Throws process_error when it cannot be started (the exec failure included).
+  /// With `die_with_parent`, the kernel kills the child when this thread's process dies — only
+  /// honoured from the main thread, since Linux ties it to the thread that forked.
+  static child spawn(const command& cmd, const streams& io, bool die_with_parent = true) {
+    std::vector<std::string> argv_text{cmd.program.string()};
+    argv_text.insert(argv_text.end(), cmd.args.begin(), cmd.args.end());
+    std::vector<std::string> env_text = detail::child_environment(cmd);
+    std::vector<char*> argv, envp;
+    for (auto& text : argv_text) argv.push_back(text.data());
+    argv.push_back(nullptr);
+    for (auto& text : env_text) envp.push_back(text.data());
+    envp.push_back(nullptr);
+
+    child result;
+    std::array<int, 3> child_ends{-1, -1, -1};
+    std::array<int*, 3> parent_ends{&result.stdin_, &result.stdout_, &result.stderr_};
+    auto cleanup_fds = [&] {
+      for (int& fd : child_ends) detail::close_fd(fd);
+    };
+    const stream_target* targets[3] = {&io.in, &io.out, &io.err};
+    for (int index = 0; index < 3; ++index) {
+      const auto& target = *targets[index];
+      switch (target.mode) {
+        case stream_target::kind::inherit:
+          child_ends[index] = ::fcntl(index, F_DUPFD_CLOEXEC, 3);
+          break;
+        case stream_target::kind::null:
+          child_ends[index] = ::open("/dev/null", (index == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+          break;
+        case stream_target::kind::file:
+          child_ends[index] = index == 0
+              ? ::open(target.file.c_str(), O_RDONLY | O_CLOEXEC)
+              : ::open(target.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+          break;
+        case stream_target::kind::pipe: {
+          int ends[2];
+          if (::pipe2(ends, O_CLOEXEC) != 0) break;
+          child_ends[index] = index == 0 ? ends[0] : ends[1];
+          *parent_ends[index] = index == 0 ? ends[1] : ends[0];
+          break;
+        }
+      }
+      if (child_ends[index] < 0) {
+        int saved = errno;
+        cleanup_fds();
+        throw process_error("cannot set up standard stream " + std::to_string(index) + " for " +
+                            cmd.program.string() + ": " + detail::errno_text(saved));
+      }
+    }
+
+    int exec_report[2];
+    if (::pipe2(exec_report, O_CLOEXEC) != 0) {
+      cleanup_fds();
+      throw process_error("pipe: " + detail::errno_text(errno));
+    }
+    const bool set_death_signal = die_with_parent && ::getpid() == static_cast<pid_t>(::gettid());
+    const pid_t parent = ::getpid();
+    const char* workdir = cmd.cwd.empty() ? nullptr : cmd.cwd.c_str();
+
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      // Child: async-signal-safe calls only until execve.
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      struct sigaction default_action{};
+      default_action.sa_handler = SIG_DFL;
+      for (int number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(number, &default_action, nullptr);
+      ::setpgid(0, 0);
+      for (int index = 0; index < 3; ++index)
+        if (::dup2(child_ends[index], index) < 0) goto failed;
+      detail::cloexec_inherited_fds();
+      if (workdir && ::chdir(workdir) != 0) goto failed;
+      if (cmd.user) {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(cmd.user->gid) != 0 || ::setuid(cmd.user->uid) != 0)
+          goto failed;
+      }
+      // After the uid change: changing credentials clears the death signal.
+      if (set_death_signal) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127);
+      }
+      ::execve(argv[0], argv.data(), envp.data());
+    failed:
+      int number = errno;
+      [[maybe_unused]] auto written = ::write(exec_report[1], &number, sizeof number);
+      ::_exit(127);
+    }
+    int fork_errno = errno;
+    ::close(exec_report[1]);
+    cleanup_fds();
+    if (pid < 0) {
+      ::close(exec_report[0]);
+      throw process_error("cannot fork for " + cmd.program.string() + ": " + detail::errno_text(fork_errno));
+    }
+    ::setpgid(pid, pid);  // also in the parent, so the group exists before anyone signals it
+    result.pid_ = pid;
+    detail::track_group(pid);
+
+    int exec_errno = 0;
+    ssize_t got;
+    do got = ::read(exec_report[0], &exec_errno, sizeof exec_errno);
+    while (got < 0 && errno == EINTR);
+    ::close(exec_report[0]);
+    if (got > 0) {
+      result.wait();
+      throw process_error("cannot run " + cmd.program.string() +
+                          (cmd.user ? " as user " + cmd.user->name : std::string()) + ": " +
+                          detail::errno_text(exec_errno));
+    }
+    result.pidfd_ = detail::open_pidfd(pid);
+    return result;
+  }
+
+  child() = default;
+  child(child&& other) noexcept { *this = std::move(other); }
+  child& operator=(child&& other) noexcept {
+    if (this != &other) {
+      kill_and_reap();
+      pid_ = std::exchange(other.pid_, -1);
+      status_ = std::exchange(other.status_, std::nullopt);
+      pidfd_ = std::exchange(other.pidfd_, -1);
+      stdin_ = std::exchange(other.stdin_, -1);
+      stdout_ = std::exchange(other.stdout_, -1);
+      stderr_ = std::exchange(other.stderr_, -1);
+    }
+    return *this;
+  }
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+  ~child() { kill_and_reap(); }
+
+  pid_t pid() const noexcept { return pid_; }
+  int stdin_fd() const noexcept { return stdin_; }
+  int stdout_fd() const noexcept { return stdout_; }
+  int stderr_fd() const noexcept { return stderr_; }
+  /// Readable once the child has exited (-1 on kernels without pidfd).
+  int exit_fd() const noexcept { return pidfd_; }
+  void close_stdin() noexcept { detail::close_fd(stdin_); }
+  void close_stdout() noexcept { detail::close_fd(stdout_); }
+  void close_stderr() noexcept { detail::close_fd(stderr_); }
+
+  /// The exit status if the child has ended, without blocking. The child stays unreaped (a
+  /// zombie) until kill_and_reap, so its process group id cannot be reused before the sweep.
+  std::optional<exit_status> poll_exit() { return check_exit(WNOHANG); }
+
+  /// Block until the child ends.
+  exit_status wait() { return check_exit(0).value_or(exit_status{}); }
+
+  /// Wait up to `limit`; nothing when still running.
+  std::optional<exit_status> wait_for(std::chrono::milliseconds limit) {
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!poll_exit()) {
+      if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+      if (pidfd_ >= 0) {
+        pollfd entry{pidfd_, POLLIN, 0};
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        ::poll(&entry, 1, static_cast<int>(std::max<long long>(1, left.count())));
+      } else {
+        ::usleep(10000);
+      }
+    }
+    return status_;
+  }
+
+  /// Signal the whole process group (the child and whatever it started).
+  void signal_group(int number) noexcept {
+    if (pid_ > 0) ::kill(-pid_, number);
+  }
+
+  /// SIGKILL the group and reap the child; safe to call twice.
+  void kill_and_reap() noexcept {
+    if (pid_ > 0) {
+      signal_group(SIGKILL);  // the group may outlive its leader: always sweep it
+      int raw = 0;
+      pid_t done;
+      do done = ::waitpid(pid_, &raw, 0);
+      while (done < 0 && errno == EINTR);
+      if (!status_ && done == pid_) status_ = exit_status::from_wait(raw);
+      detail::untrack_group(pid_);
+    }
+    pid_ = -1;
+    for (int* fd : {&pidfd_, &stdin_, &stdout_, &stderr_}) detail::close_fd(*fd);
+  }
+
+ private:
+  std::optional<exit_status> check_exit(int flags) {
+    while (!status_ && pid_ > 0) {
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | flags) != 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (info.si_pid == 0) break;  // still running (WNOHANG)
+      status_ = info.si_code == CLD_EXITED ? exit_status{info.si_status, 0} : exit_status{-1, info.si_status};
+    }
+    return status_;
+  }
+
+  pid_t pid_ = -1;
+  std::optional<exit_status> status_;
+  int pidfd_ = -1, stdin_ = -1, stdout_ = -1, stderr_ = -1;
+};
+
+/// Options for `run`: what feeds stdin, where stdout goes, how long it may take.
+struct run_options {
+  std::chrono::milliseconds timeout{0};  ///< 0: no limit
+  /// Fills the buffer with the next chunk of stdin, returns its size; 0 ends stdin. Unset: /dev/null.
+  std::function<std::size_t(char* buffer, std::size_t capacity)> stdin_source;
+  /// Receives stdout as it arrives. Unset: stdout is captured into run_result::out.
+  std::function<void(std::string_view)> stdout_sink;
+  /// Sees every chunk of stderr (for live classification); the tail is kept either way.
+  std::function<void(std::string_view)> stderr_sink;
+  std::size_t capture_limit = 16U << 20;  ///< bytes of stdout kept when captured
+  std::size_t stderr_tail = 64U << 10;    ///< bytes of stderr kept for messages
+  std::size_t stdin_chunk = 256U << 10;
+
+  /// Defaults with a time limit.
+  static run_options within(std::chrono::milliseconds limit) {
+    run_options options;
+    options.timeout = limit;
+    return options;
+  }
+};
+
+/// What a finished `run` reports.
+struct run_result {
+  exit_status status;
+  bool timed_out = false;
+  std::string out;       ///< captured stdout (when no sink was given)
+  std::string err_tail;  ///< the last run_options::stderr_tail bytes of stderr
+  std::chrono::duration<double> elapsed{};
+
+  bool ok() const noexcept { return !timed_out && status.success(); }
+  /// "exited with status 1" or "timed out after 5s", for messages.
+  std::string describe() const {
+    if (timed_out) return "timed out after " + std::to_string(static_cast<long long>(elapsed.count())) + "s";
+    return status.describe();
+  }
+};
+
+namespace detail {
+
+inline void append_bounded(std::string& kept, std::string_view chunk, std::size_t limit, bool keep_tail) {
+  if (keep_tail) {
+    kept.append(chunk);
+    if (kept.size() > limit) kept.erase(0, kept.size() - limit);
+  } else if (kept.size() < limit) {
+    kept.append(chunk.substr(0, limit - kept.size()));
+  }
+}
+
+// Blocks SIGPIPE for this thread while feeding a child, so a child that quits early shows up as
+// EPIPE; a pending SIGPIPE is consumed before the mask is restored (as libpq does).
+class sigpipe_guard {
+ public:
+  sigpipe_guard() {
+    sigemptyset(&pipe_only_);
+    sigaddset(&pipe_only_, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_only_, &previous_);
+  }
+  ~sigpipe_guard() {
+    timespec zero{0, 0};
+    while (::sigtimedwait(&pipe_only_, nullptr, &zero) > 0) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+
+ private:
+  sigset_t pipe_only_{}, previous_{};
+};
+
+}  // namespace detail
+
+/// Run a command to completion: feed stdin, drain stdout and stderr, kill the whole process group
+/// at the timeout or on an interrupting signal (then throws `interrupted`). Throws process_error
+/// when the program cannot be started; a non-zero exit is a result, not an exception.
+inline run_result run(const command& cmd, const run_options& options = {}) {
+  using clock = std::chrono::steady_clock;
+  detail::sigpipe_guard pipe_guard;
+  const auto started = clock::now();
+  child proc = child::spawn(cmd, {options.stdin_source ? stream_target::pipe() : stream_target::null(),
+                                  stream_target::pipe(), stream_target::pipe()});
+  if (proc.stdin_fd() >= 0) ::fcntl(proc.stdin_fd(), F_SETFL, O_NONBLOCK);
+
+  run_result result;
+  std::vector<char> input(options.stdin_chunk), output(64U << 10);
+  std::size_t input_offset = 0, input_size = 0;
+  std::optional<clock::time_point> exited_at;
+
+  auto read_into = [&](int fd, bool is_stdout) {
+    ssize_t got = ::read(fd, output.data(), output.size());
+    if (got <= 0) {
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
+      is_stdout ? proc.close_stdout() : proc.close_stderr();
+      return;
+    }
+    std::string_view chunk(output.data(), static_cast<std::size_t>(got));
+    if (is_stdout) {
+      if (options.stdout_sink) options.stdout_sink(chunk);
+      else detail::append_bounded(result.out, chunk, options.capture_limit, false);
+    } else {
+      if (options.stderr_sink) options.stderr_sink(chunk);
+      detail::append_bounded(result.err_tail, chunk, options.stderr_tail, true);
+    }
+  };
+  auto feed_stdin = [&] {
+    if (input_offset == input_size) {
+      input_offset = 0;
+      input_size = options.stdin_source(input.data(), input.size());
+      if (input_size == 0) return proc.close_stdin();
+    }
+    ssize_t put = ::write(proc.stdin_fd(), input.data() + input_offset, input_size - input_offset);
+    if (put > 0) input_offset += static_cast<std::size_t>(put);
+    else if (put < 0 && errno != EAGAIN && errno != EINTR) proc.close_stdin();  // the child stopped reading
+  };
+
+  while (true) {
+    if (int number = signals::received()) {
+      proc.kill_and_reap();
+      throw interrupted(number);
+    }
+    if (!exited_at && proc.poll_exit()) exited_at = clock::now();
+    bool streams_open = proc.stdout_fd() >= 0 || proc.stderr_fd() >= 0;
+    // A grandchild may keep the pipes open after the child ended: give them a moment, no more.
+    if (exited_at && (!streams_open || clock::now() - *exited_at > std::chrono::seconds(2))) break;
+    if (options.timeout.count() > 0 && !exited_at && clock::now() - started >= options.timeout) {
+      result.timed_out = true;
+      proc.kill_and_reap();
+      break;
+    }
+    std::vector<pollfd> waits;
+    if (proc.stdout_fd() >= 0) waits.push_back({proc.stdout_fd(), POLLIN, 0});
+    if (proc.stderr_fd() >= 0) waits.push_back({proc.stderr_fd(), POLLIN, 0});
+    if (proc.stdin_fd() >= 0) waits.push_back({proc.stdin_fd(), POLLOUT, 0});
+    if (proc.exit_fd() >= 0 && !exited_at) waits.push_back({proc.exit_fd(), POLLIN, 0});
+    int wait_ms = (proc.exit_fd() < 0 || exited_at) ? 50 : 1000;
+    if (::poll(waits.data(), waits.size(), wait_ms) < 0) continue;  // EINTR: loop checks signals
+    for (const auto& entry : waits) {
+      if (!(entry.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
+      if (entry.fd == proc.stdout_fd()) read_into(entry.fd, true);
+      else if (entry.fd == proc.stderr_fd()) read_into(entry.fd, false);
+      else if (entry.fd == proc.stdin_fd()) {
+        if (entry.revents & POLLERR) proc.close_stdin();
+        else feed_stdin();
+      }
+    }
+  }
+  proc.close_stdin();
+  result.status = proc.wait();
+  proc.kill_and_reap();  // leftovers of the group, if any
+  result.elapsed = clock::now() - started;
+  return result;
+}
+
+}  // namespace pgdrill

@@ -1,0 +1,160 @@
+// The drill's own temp space: private scratch directories named after their owning process, and
+// the sweep that removes those whose owner is gone (a run killed with SIGKILL).
+#pragma once
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <pgdrill/error.hpp>
+#include <pgdrill/process.hpp>
+
+namespace pgdrill {
+
+namespace detail {
+
+// Field 22 of /proc/PID/stat: the process's start time, which tells a live owner from a
+// recycled pid. The command name (field 2) may contain spaces, so count from its closing ')'.
+inline unsigned long long process_start_time(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  for (int index = 3; index <= 22 && (fields >> field); ++index)
+    if (index == 22) return std::stoull(field);
+  return 0;
+}
+
+inline std::string random_suffix() {
+  static thread_local std::mt19937_64 generator{std::random_device{}()};
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string text;
+  for (int index = 0; index < 8; ++index) text += alphabet[generator() % (sizeof alphabet - 1)];
+  return text;
+}
+
+}  // namespace detail
+
+/// Owner tag of this process: "<pid>-<start time>", embedded in the names of what it creates.
+inline std::string owner_tag() {
+  return std::to_string(::getpid()) + "-" + std::to_string(detail::process_start_time(::getpid()));
+}
+
+/// True when the process named by an owner tag ("<pid>-<start time>") is still running.
+inline bool owner_alive(const std::string& tag) {
+  auto dash = tag.find('-');
+  if (dash == std::string::npos) return false;
+  try {
+    pid_t pid = static_cast<pid_t>(std::stol(tag.substr(0, dash)));
+    return pid > 0 && detail::process_start_time(pid) == std::stoull(tag.substr(dash + 1));
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+/// Where scratch directories go: PGDRILL_TMPDIR, TMPDIR, else /tmp.
+inline std::filesystem::path default_temp_root() {
+  for (const char* name : {"PGDRILL_TMPDIR", "TMPDIR"})
+    if (const char* value = std::getenv(name); value && *value) return value;
+  return "/tmp";
+}
+
+constexpr const char* scratch_prefix = "pgdrill-";
+
+/// A private (0700) directory `<root>/pgdrill-<pid>-<start>-<random>`, removed with everything in
+/// it when the handle goes. Move-only.
+class scratch_dir {
+ public:
+  explicit scratch_dir(const std::filesystem::path& root = default_temp_root()) {
+    std::error_code failure;
+    std::filesystem::create_directories(root, failure);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      auto candidate = root / (scratch_prefix + owner_tag() + "-" + detail::random_suffix());
+      if (::mkdir(candidate.c_str(), 0700) == 0) {
+        path_ = candidate;
+        return;
+      }
+      if (errno != EEXIST) break;
+    }
+    throw could_not_verify("cannot create a scratch directory in " + root.string() + ": " +
+                           std::strerror(errno));
+  }
+  scratch_dir(scratch_dir&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  scratch_dir& operator=(scratch_dir&& other) noexcept {
+    if (this != &other) {
+      remove();
+      path_ = std::exchange(other.path_, {});
+    }
+    return *this;
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  ~scratch_dir() { remove(); }
+
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+  /// Give the directory to another account (a dropped-privilege server writes into it).
+  void give_to(const user_identity& user) const {
+    if (::chown(path_.c_str(), user.uid, user.gid) != 0)
+      throw could_not_verify("cannot hand " + path_.string() + " to user " + user.name + ": " + std::strerror(errno));
+  }
+
+  /// Remove now; safe to call twice.
+  void remove() noexcept {
+    if (path_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+    path_.clear();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// What one sweep removed, for `pgdrill gc` and logs.
+struct reaped_item {
+  std::string what;  ///< "directory /tmp/pgdrill-..." or "server pid 1234"
+};
+
+/// Remove scratch directories under `root` whose owning process is gone, first killing a
+/// PostgreSQL server still running from one (a postmaster.pid inside names it).
+inline std::vector<reaped_item> reap_leftovers(const std::filesystem::path& root = default_temp_root()) {
+  std::vector<reaped_item> reaped;
+  std::error_code failure;
+  std::string prefix = scratch_prefix;
+  for (const auto& entry : std::filesystem::directory_iterator(root, failure)) {
+    std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0 || !entry.is_directory(failure)) continue;
+    std::string rest = name.substr(prefix.size());  // "<pid>-<start>-<random>"
+    auto last_dash = rest.rfind('-');
+    if (last_dash == std::string::npos || owner_alive(rest.substr(0, last_dash))) continue;
+    for (const auto& pid_file : {entry.path() / "data" / "postmaster.pid"}) {
+      std::ifstream in(pid_file);
+      long server_pid = 0;
+      if (in >> server_pid && server_pid > 0) {
+        // Only a process whose working directory is that data directory is that server.
+        std::error_code ignored;
+        auto cwd = std::filesystem::read_symlink("/proc/" + std::to_string(server_pid) + "/cwd", ignored);
+        if (!ignored && cwd == std::filesystem::canonical(pid_file.parent_path(), ignored)) {
+          ::kill(static_cast<pid_t>(server_pid), SIGKILL);
+          reaped.push_back({"server pid " + std::to_string(server_pid)});
+        }
+      }
+    }
+    std::filesystem::remove_all(entry.path(), failure);
+    reaped.push_back({"directory " + entry.path().string()});
+  }
+  return reaped;
+}
+
+}  // namespace pgdrill
