@@ -1,0 +1,121 @@
+// Strict reading of one JSON object: typed getters that name the JSON path, and unknown keys as errors.
+#pragma once
+
+#include <initializer_list>
+#include <optional>  // optional keys
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include <pgdrill/error.hpp>
+
+namespace pgdrill::detail {
+
+inline const char* json_type_name(const nlohmann::json& value) {
+  if (value.is_number_integer()) return "an integer";
+  if (value.is_number()) return "a number";
+  if (value.is_string()) return "a string";
+  if (value.is_boolean()) return "a boolean";
+  if (value.is_array()) return "an array";
+  if (value.is_object()) return "an object";
+  return "null";
+}
+
+template <class T>
+struct json_kind;
+template <>
+struct json_kind<std::string> {
+  static bool accepts(const nlohmann::json& v) { return v.is_string(); }
+  static constexpr const char* name = "a string";
+};
+template <>
+struct json_kind<long long> {
+  static bool accepts(const nlohmann::json& v) { return v.is_number_integer(); }
+  static constexpr const char* name = "an integer";
+};
+template <>
+struct json_kind<int> : json_kind<long long> {};
+template <>
+struct json_kind<double> {
+  static bool accepts(const nlohmann::json& v) { return v.is_number(); }
+  static constexpr const char* name = "a number";
+};
+template <>
+struct json_kind<bool> {
+  static bool accepts(const nlohmann::json& v) { return v.is_boolean(); }
+  static constexpr const char* name = "a boolean";
+};
+
+/// Reads the keys of one object; `finish()` rejects whatever was not read. Every error names
+/// the source and the JSON pointer, e.g. "demo.json: at /backup/patern: unknown key".
+class json_reader {
+ public:
+  json_reader(const nlohmann::json& value, std::string pointer, std::string source)
+      : value_(value), pointer_(std::move(pointer)), source_(std::move(source)) {
+    if (!value_.is_object()) fail(pointer_, std::string("expected an object, got ") + json_type_name(value_));
+  }
+
+  bool has(const std::string& key) const { return value_.contains(key); }
+  const std::string& pointer() const { return pointer_; }
+  std::string pointer_of(const std::string& key) const { return pointer_ + "/" + key; }
+
+  template <class T>
+  std::optional<T> optional(const std::string& key) {
+    seen_.insert(key);
+    if (!value_.contains(key)) return std::nullopt;
+    const auto& item = value_.at(key);
+    if (!json_kind<T>::accepts(item))
+      fail(pointer_of(key), std::string("expected ") + json_kind<T>::name + ", got " + json_type_name(item));
+    return item.get<T>();
+  }
+
+  template <class T>
+  T required(const std::string& key) {
+    if (!value_.contains(key)) fail(pointer_of(key), "missing required key");
+    return *optional<T>(key);
+  }
+
+  /// The raw value of a key (marked as read); null when absent.
+  const nlohmann::json& raw(const std::string& key) {
+    seen_.insert(key);
+    static const nlohmann::json absent;
+    return value_.contains(key) ? value_.at(key) : absent;
+  }
+
+  json_reader object(const std::string& key) { return json_reader(raw(key), pointer_of(key), source_); }
+
+  /// Throws usage_error for the first key that was never read, listing the known ones.
+  void finish() const {
+    for (const auto& item : value_.items()) {
+      if (seen_.count(item.key())) continue;
+      std::string known;
+      for (const auto& key : seen_) known += (known.empty() ? "" : ", ") + key;
+      fail(pointer_of(item.key()), "unknown key '" + item.key() + "' (known here: " + known + ")");
+    }
+  }
+
+  /// One of a fixed set of strings.
+  std::string one_of(const std::string& key, std::initializer_list<const char*> choices, std::string fallback) {
+    auto value = optional<std::string>(key);
+    if (!value) return fallback;
+    std::string list;
+    for (const char* choice : choices) {
+      if (*value == choice) return *value;
+      list += (list.empty() ? "" : ", ") + std::string(choice);
+    }
+    fail(pointer_of(key), "'" + *value + "' is not one of: " + list);
+  }
+
+  [[noreturn]] void fail(const std::string& where, const std::string& message) const {
+    throw usage_error(source_ + ": at " + (where.empty() ? "/" : where) + ": " + message);
+  }
+
+ private:
+  const nlohmann::json& value_;
+  std::string pointer_;
+  std::string source_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace pgdrill::detail

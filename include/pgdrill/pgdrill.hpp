@@ -1,0 +1,16 @@
+// pgdrill: prove PostgreSQL backups can be restored. Includes the whole library.
+#pragma once
+
+#include <pgdrill/backup.hpp>
+#include <pgdrill/binaries.hpp>
+#include <pgdrill/checks.hpp>
+#include <pgdrill/drill.hpp>
+#include <pgdrill/error.hpp>
+#include <pgdrill/local.hpp>
+#include <pgdrill/process.hpp>
+#include <pgdrill/provider.hpp>
+#include <pgdrill/report.hpp>
+#include <pgdrill/restore.hpp>
+#include <pgdrill/result.hpp>
+#include <pgdrill/scenario.hpp>
+#include <pgdrill/workspace.hpp>

@@ -1,0 +1,165 @@
+// A drill scenario: which backup, which server, how to restore, what to assert. Parsed strictly.
+#pragma once
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>  // optional bounds and report paths
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pgdrill/detail/json_reader.hpp>
+#include <pgdrill/error.hpp>
+#include <pgdrill/local.hpp>
+
+namespace pgdrill {
+
+/// Where the backup comes from: one file, or the newest file in a directory matching a glob.
+struct backup_source {
+  std::filesystem::path file;       ///< one file (or a directory-format archive)
+  std::filesystem::path directory;  ///< or: the newest match in this directory
+  std::string pattern = "*";
+};
+
+/// How the backup is restored.
+struct restore_spec {
+  int jobs = 0;                        ///< pg_restore -j; 0: the number of cores
+  std::chrono::seconds timeout{0};     ///< 0: no limit
+  bool no_owner = true;                ///< pg_restore --no-owner
+  bool no_privileges = true;           ///< pg_restore --no-privileges
+  bool single_transaction = false;     ///< psql / pg_restore --single-transaction
+};
+
+/// `row_count`: the table's row count, exactly or within bounds.
+struct row_count_assertion {
+  std::string name;   ///< explicit result name; default "row_count <table>"
+  std::string table;  ///< "schema.table" or "table" (public)
+  std::optional<long long> equals, min, max;
+};
+
+using assertion = std::variant<row_count_assertion>;
+
+/// A parsed scenario. Paths are absolute, resolved against the scenario file's directory.
+struct scenario {
+  std::string name;
+  std::string description;
+  std::filesystem::path file;  ///< the scenario file itself (empty when built in code)
+  backup_source backup;
+  std::string provider = "local";
+  setting_list server_settings;  ///< over the restore-tuned defaults
+  restore_spec restore;
+  std::vector<assertion> assertions;
+  std::optional<std::filesystem::path> junit;  ///< report path; the runner has a default
+};
+
+namespace detail {
+
+inline std::filesystem::path resolve_path(const std::filesystem::path& base, const std::string& text) {
+  std::filesystem::path path(text);
+  return (path.is_absolute() ? path : base / path).lexically_normal();
+}
+
+inline assertion parse_assertion(json_reader item) {
+  std::string type = item.one_of("type", {"row_count"}, "");
+  if (type.empty()) item.fail(item.pointer_of("type"), "missing required key");
+  row_count_assertion check;
+  check.name = item.optional<std::string>("name").value_or("");
+  check.table = item.required<std::string>("table");
+  check.equals = item.optional<long long>("equals");
+  check.min = item.optional<long long>("min");
+  check.max = item.optional<long long>("max");
+  if (!check.equals && !check.min && !check.max)
+    item.fail(item.pointer(), "row_count needs at least one of: equals, min, max");
+  if (check.equals && (check.min || check.max))
+    item.fail(item.pointer(), "row_count takes either equals or min/max, not both");
+  if (check.min && check.max && *check.min > *check.max)
+    item.fail(item.pointer(), "min is greater than max");
+  item.finish();
+  return check;
+}
+
+}  // namespace detail
+
+/// Parse a scenario document. `source` names it in errors; relative paths resolve against `base`.
+inline scenario parse_scenario(const nlohmann::json& document, const std::filesystem::path& base,
+                               const std::string& source) {
+  detail::json_reader root(document, "", source);
+  scenario result;
+  root.optional<std::string>("$schema");  // editors' schema reference; allowed, not used
+  result.name = root.required<std::string>("name");
+  if (result.name.empty() || result.name.find_first_of("/\\ \t\n") != std::string::npos)
+    root.fail("/name", "must be non-empty, without spaces or slashes (it names report files)");
+  result.description = root.optional<std::string>("description").value_or("");
+
+  auto backup = root.object("backup");
+  if (auto file = backup.optional<std::string>("file")) result.backup.file = detail::resolve_path(base, *file);
+  if (auto dir = backup.optional<std::string>("directory")) result.backup.directory = detail::resolve_path(base, *dir);
+  result.backup.pattern = backup.optional<std::string>("pattern").value_or("*");
+  if (result.backup.file.empty() == result.backup.directory.empty())
+    backup.fail(backup.pointer(), "give exactly one of 'file' or 'directory'");
+  if (!result.backup.file.empty() && backup.has("pattern"))
+    backup.fail(backup.pointer_of("pattern"), "'pattern' goes with 'directory', not 'file'");
+  backup.finish();
+
+  result.provider = root.one_of("provider", {"local"}, "local");
+  if (root.has("server_settings")) {
+    auto settings = root.object("server_settings");
+    for (const auto& item : root.raw("server_settings").items()) {
+      if (!item.value().is_string() && !item.value().is_number())
+        settings.fail(settings.pointer_of(item.key()), "expected a string or a number");
+      settings.raw(item.key());
+      result.server_settings.emplace_back(item.key(), item.value().is_string() ? item.value().get<std::string>()
+                                                                              : item.value().dump());
+    }
+    settings.finish();
+  }
+
+  if (root.has("restore")) {
+    auto restore = root.object("restore");
+    result.restore.jobs = restore.optional<int>("jobs").value_or(0);
+    if (result.restore.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
+    result.restore.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
+    result.restore.no_owner = restore.optional<bool>("no_owner").value_or(true);
+    result.restore.no_privileges = restore.optional<bool>("no_privileges").value_or(true);
+    result.restore.single_transaction = restore.optional<bool>("single_transaction").value_or(false);
+    restore.finish();
+  }
+
+  const auto& assertions = root.raw("assertions");
+  if (!assertions.is_array() || assertions.empty())
+    root.fail("/assertions", "needs a non-empty array: a drill that asserts nothing proves nothing");
+  for (std::size_t index = 0; index < assertions.size(); ++index)
+    result.assertions.push_back(
+        detail::parse_assertion(detail::json_reader(assertions[index], "/assertions/" + std::to_string(index), source)));
+
+  if (root.has("reports")) {
+    auto reports = root.object("reports");
+    if (auto junit = reports.optional<std::string>("junit")) result.junit = detail::resolve_path(base, *junit);
+    reports.finish();
+  }
+  root.finish();
+  return result;
+}
+
+/// Read and parse a scenario file; a missing file or bad JSON is a usage_error.
+inline scenario load_scenario(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw usage_error("cannot read scenario " + file.string() + ": " + std::strerror(errno));
+  nlohmann::json document;
+  try {
+    document = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::parse_error& failure) {
+    throw usage_error(file.string() + ": not valid JSON: " + failure.what());
+  }
+  auto absolute = std::filesystem::absolute(file).lexically_normal();
+  scenario result = parse_scenario(document, absolute.parent_path(), file.string());
+  result.file = absolute;
+  return result;
+}
+
+}  // namespace pgdrill
