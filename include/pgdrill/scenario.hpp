@@ -64,7 +64,8 @@ inline std::filesystem::path resolve_path(const std::filesystem::path& base, con
   return (path.is_absolute() ? path : base / path).lexically_normal();
 }
 
-inline assertion parse_assertion(json_reader item) {
+inline assertion parse_assertion(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+  json_reader item(value, pointer, source, {"type", "name", "table", "equals", "min", "max"});
   std::string type = item.one_of("type", {"row_count"}, "");
   if (type.empty()) item.fail(item.pointer_of("type"), "missing required key");
   row_count_assertion check;
@@ -79,7 +80,6 @@ inline assertion parse_assertion(json_reader item) {
     item.fail(item.pointer(), "row_count takes either equals or min/max, not both");
   if (check.min && check.max && *check.min > *check.max)
     item.fail(item.pointer(), "min is greater than max");
-  item.finish();
   return check;
 }
 
@@ -88,7 +88,9 @@ inline assertion parse_assertion(json_reader item) {
 /// Parse a scenario document. `source` names it in errors; relative paths resolve against `base`.
 inline scenario parse_scenario(const nlohmann::json& document, const std::filesystem::path& base,
                                const std::string& source) {
-  detail::json_reader root(document, "", source);
+  detail::json_reader root(document, "", source,
+                          {"$schema", "name", "description", "backup", "provider", "server_settings", "restore",
+                           "assertions", "reports"});
   scenario result;
   root.optional<std::string>("$schema");  // editors' schema reference; allowed, not used
   result.name = root.required<std::string>("name");
@@ -96,7 +98,7 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     root.fail("/name", "must be non-empty, without spaces or slashes (it names report files)");
   result.description = root.optional<std::string>("description").value_or("");
 
-  auto backup = root.object("backup");
+  auto backup = root.object("backup", {"file", "directory", "pattern"});
   if (auto file = backup.optional<std::string>("file")) result.backup.file = detail::resolve_path(base, *file);
   if (auto dir = backup.optional<std::string>("directory")) result.backup.directory = detail::resolve_path(base, *dir);
   result.backup.pattern = backup.optional<std::string>("pattern").value_or("*");
@@ -104,45 +106,38 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     backup.fail(backup.pointer(), "give exactly one of 'file' or 'directory'");
   if (!result.backup.file.empty() && backup.has("pattern"))
     backup.fail(backup.pointer_of("pattern"), "'pattern' goes with 'directory', not 'file'");
-  backup.finish();
 
   result.provider = root.one_of("provider", {"local"}, "local");
   if (root.has("server_settings")) {
-    auto settings = root.object("server_settings");
-    for (const auto& item : root.raw("server_settings").items()) {
+    auto settings = root.object("server_settings", {});  // any PostgreSQL setting name
+    for (const auto& item : settings.value().items()) {
       if (!item.value().is_string() && !item.value().is_number())
         settings.fail(settings.pointer_of(item.key()), "expected a string or a number");
-      settings.raw(item.key());
       result.server_settings.emplace_back(item.key(), item.value().is_string() ? item.value().get<std::string>()
                                                                               : item.value().dump());
     }
-    settings.finish();
   }
 
   if (root.has("restore")) {
-    auto restore = root.object("restore");
+    auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction"});
     result.restore.jobs = restore.optional<int>("jobs").value_or(0);
     if (result.restore.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
     result.restore.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
     result.restore.no_owner = restore.optional<bool>("no_owner").value_or(true);
     result.restore.no_privileges = restore.optional<bool>("no_privileges").value_or(true);
     result.restore.single_transaction = restore.optional<bool>("single_transaction").value_or(false);
-    restore.finish();
   }
 
   const auto& assertions = root.raw("assertions");
   if (!assertions.is_array() || assertions.empty())
     root.fail("/assertions", "needs a non-empty array: a drill that asserts nothing proves nothing");
   for (std::size_t index = 0; index < assertions.size(); ++index)
-    result.assertions.push_back(
-        detail::parse_assertion(detail::json_reader(assertions[index], "/assertions/" + std::to_string(index), source)));
+    result.assertions.push_back(detail::parse_assertion(assertions[index], "/assertions/" + std::to_string(index), source));
 
   if (root.has("reports")) {
-    auto reports = root.object("reports");
+    auto reports = root.object("reports", {"junit"});
     if (auto junit = reports.optional<std::string>("junit")) result.junit = detail::resolve_path(base, *junit);
-    reports.finish();
   }
-  root.finish();
   return result;
 }
 

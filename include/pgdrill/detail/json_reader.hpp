@@ -3,7 +3,6 @@
 
 #include <initializer_list>
 #include <optional>  // optional keys
-#include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -47,22 +46,34 @@ struct json_kind<bool> {
   static constexpr const char* name = "a boolean";
 };
 
-/// Reads the keys of one object; `finish()` rejects whatever was not read. Every error names
-/// the source and the JSON pointer, e.g. "demo.json: at /backup/patern: unknown key".
+/// Reads one object whose keys are declared up front: an unknown key is reported before
+/// anything else (so a typo'd required key reads "unknown key", not "missing"). Every error
+/// names the source and the JSON pointer, e.g. "demo.json: at /backup/patern: unknown key".
 class json_reader {
  public:
-  json_reader(const nlohmann::json& value, std::string pointer, std::string source)
+  /// `known` lists the keys allowed here; nullptr (with `any_key`) accepts every key.
+  json_reader(const nlohmann::json& value, std::string pointer, std::string source,
+              std::initializer_list<const char*> known)
       : value_(value), pointer_(std::move(pointer)), source_(std::move(source)) {
     if (!value_.is_object()) fail(pointer_, std::string("expected an object, got ") + json_type_name(value_));
+    if (known.size() == 0) return;  // free-form object (e.g. server settings)
+    std::string list;
+    for (const char* key : known) list += (list.empty() ? "" : ", ") + std::string(key);
+    for (const auto& item : value_.items()) {
+      bool allowed = false;
+      for (const char* key : known) allowed |= item.key() == key;
+      if (!allowed) fail(pointer_of(item.key()), "unknown key '" + item.key() + "' (known here: " + list + ")");
+    }
   }
 
   bool has(const std::string& key) const { return value_.contains(key); }
   const std::string& pointer() const { return pointer_; }
+  const std::string& source() const { return source_; }
+  const nlohmann::json& value() const { return value_; }
   std::string pointer_of(const std::string& key) const { return pointer_ + "/" + key; }
 
   template <class T>
-  std::optional<T> optional(const std::string& key) {
-    seen_.insert(key);
+  std::optional<T> optional(const std::string& key) const {
     if (!value_.contains(key)) return std::nullopt;
     const auto& item = value_.at(key);
     if (!json_kind<T>::accepts(item))
@@ -71,32 +82,24 @@ class json_reader {
   }
 
   template <class T>
-  T required(const std::string& key) {
+  T required(const std::string& key) const {
     if (!value_.contains(key)) fail(pointer_of(key), "missing required key");
     return *optional<T>(key);
   }
 
-  /// The raw value of a key (marked as read); null when absent.
-  const nlohmann::json& raw(const std::string& key) {
-    seen_.insert(key);
+  /// The raw value of a key; null when absent.
+  const nlohmann::json& raw(const std::string& key) const {
     static const nlohmann::json absent;
     return value_.contains(key) ? value_.at(key) : absent;
   }
 
-  json_reader object(const std::string& key) { return json_reader(raw(key), pointer_of(key), source_); }
-
-  /// Throws usage_error for the first key that was never read, listing the known ones.
-  void finish() const {
-    for (const auto& item : value_.items()) {
-      if (seen_.count(item.key())) continue;
-      std::string known;
-      for (const auto& key : seen_) known += (known.empty() ? "" : ", ") + key;
-      fail(pointer_of(item.key()), "unknown key '" + item.key() + "' (known here: " + known + ")");
-    }
+  /// The nested object at `key`, with its own known keys.
+  json_reader object(const std::string& key, std::initializer_list<const char*> known) const {
+    return json_reader(raw(key), pointer_of(key), source_, known);
   }
 
   /// One of a fixed set of strings.
-  std::string one_of(const std::string& key, std::initializer_list<const char*> choices, std::string fallback) {
+  std::string one_of(const std::string& key, std::initializer_list<const char*> choices, std::string fallback) const {
     auto value = optional<std::string>(key);
     if (!value) return fallback;
     std::string list;
@@ -115,7 +118,6 @@ class json_reader {
   const nlohmann::json& value_;
   std::string pointer_;
   std::string source_;
-  std::set<std::string> seen_;
 };
 
 }  // namespace pgdrill::detail

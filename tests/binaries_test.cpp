@@ -1,0 +1,59 @@
+#include "support.hpp"
+
+using namespace pgdrill;
+
+TEST(binaries, finds_the_installed_postgresql) {
+  auto found = find_binaries(binary_search::from_environment());
+  EXPECT_GE(found.major, 10);
+  EXPECT_TRUE(std::filesystem::exists(found.tool("initdb")));
+  EXPECT_EQ(major_of(found.version), found.major);
+}
+
+TEST(binaries, explicit_directory_without_tools_names_it) {
+  binary_search search;
+  search.explicit_dir = "/nonexistent/pg/bin";
+  try {
+    find_binaries(search);
+    FAIL() << "expected could_not_verify";
+  } catch (const could_not_verify& failure) {
+    std::string text = failure.what();
+    EXPECT_NE(text.find("/nonexistent/pg/bin"), std::string::npos) << text;
+    EXPECT_NE(text.find("initdb"), std::string::npos) << text;
+  }
+}
+
+TEST(binaries, nothing_found_lists_every_place_searched) {
+  binary_search search;
+  search.roots = {"/nonexistent/root-a", "/nonexistent/root-b"};
+  search.use_pg_config = false;
+  search.use_path = false;
+  try {
+    find_binaries(search);
+    FAIL() << "expected could_not_verify";
+  } catch (const could_not_verify& failure) {
+    std::string text = failure.what();
+    EXPECT_NE(text.find("/nonexistent/root-a/*/bin"), std::string::npos) << text;
+    EXPECT_NE(text.find("/nonexistent/root-b/*/bin"), std::string::npos) << text;
+    EXPECT_EQ(failure.code(), exit_code::not_verified);
+  }
+}
+
+TEST(binaries, a_too_new_minimum_names_what_is_installed) {
+  auto installed = find_binaries(binary_search::from_environment());
+  try {
+    find_binaries(binary_search::from_environment(), installed.major + 1);
+    FAIL() << "expected could_not_verify";
+  } catch (const could_not_verify& failure) {
+    std::string text = failure.what();
+    EXPECT_NE(text.find(std::to_string(installed.major + 1) + " or newer"), std::string::npos) << text;
+    EXPECT_NE(text.find(installed.version), std::string::npos) << text;
+  }
+}
+
+TEST(binaries, parses_tool_version_lines) {
+  EXPECT_EQ(detail::parse_tool_version("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"), "15.18");
+  EXPECT_EQ(detail::parse_tool_version("pg_restore (PostgreSQL) 9.6.24\n"), "9.6.24");
+  EXPECT_EQ(detail::parse_tool_version("psql (PostgreSQL) 17beta2\n"), "17beta2");
+  EXPECT_FALSE(detail::parse_tool_version("not a postgres tool"));
+  EXPECT_EQ(major_of("9.6.24"), 9);
+}

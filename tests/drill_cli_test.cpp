@@ -1,0 +1,171 @@
+// The runner end to end: real dumps of a real source database, restored by `pgdrill run`.
+#include "support.hpp"
+
+using namespace pgdrill;
+using pgdrill::testkit::run_cli;
+using pgdrill::testkit::write_file;
+
+namespace {
+
+class drill_cli : public ::testing::Test {
+ protected:
+  // One source database and its dumps for the whole suite; each test writes its own scenario.
+  static void SetUpTestSuite() {
+    workspace_ = new scratch_dir();
+    auto source = testkit::start_server();
+    testkit::psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    backups_ = workspace_->path() / "backups";
+    std::filesystem::create_directories(backups_);
+    testkit::pg_dump(*source, {"-Fc", "-f", (backups_ / "demo_20260101_000000.dump").string()});
+    testkit::pg_dump(*source, {"-Fp", "-f", (backups_ / "demo_20260101_000000.sql").string()});
+  }
+  static void TearDownTestSuite() {
+    delete workspace_;
+    workspace_ = nullptr;
+  }
+
+  // Writes a scenario next to the test's files and returns its path.
+  std::filesystem::path scenario(const std::string& body) {
+    auto file = dir_.path() / "scenario.json";
+    write_file(file, body);
+    return file;
+  }
+  std::string backup_key(const std::string& name) { return R"("backup": {"file": ")" + (backups_ / name).string() + R"("})"; }
+
+  // Reads a JUnit file back with python3-junitparser, a real JUnit consumer: one line per case.
+  std::string junit_summary(const std::filesystem::path& file) {
+    auto result = run(command("/usr/bin/python3", {std::string(PGDRILL_SOURCE_DIR) + "/tests/junit_summary.py", file.string()}));
+    EXPECT_TRUE(result.ok()) << result.err_tail;
+    return result.out;
+  }
+
+  static inline scratch_dir* workspace_ = nullptr;
+  static inline std::filesystem::path backups_;
+  scratch_dir dir_;
+};
+
+}  // namespace
+
+TEST_F(drill_cli, passing_drill_exits_0_with_a_junit_report) {
+  auto file = scenario(R"({"name": "pass", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.customers", "equals": 1000},
+                   {"type": "row_count", "table": "orders", "min": 5000}]})");
+  auto junit = dir_.path() / "report.xml";
+  auto result = run_cli({"run", file.string(), "--junit", junit.string()});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("PASS   restore"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("verdict: PASSED (exit 0)"), std::string::npos) << result.output;
+  EXPECT_EQ(junit_summary(junit),
+            "suite pass tests=6 failures=0 errors=0 skipped=0\n"
+            "case stage/locate backup passed\n"
+            "case stage/provision server passed\n"
+            "case stage/restore passed\n"
+            "case stage/teardown passed\n"
+            "case check/row_count public.customers passed\n"
+            "case check/row_count public.orders passed\n");
+}
+
+TEST_F(drill_cli, newest_backup_in_a_directory_is_chosen_and_plain_sql_restores) {
+  auto file = scenario(R"({"name": "dir", "backup": {"directory": ")" + backups_.string() + R"(", "pattern": "*.sql"},
+    "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("demo_20260101_000000.sql (plain"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("psql restored"), std::string::npos) << result.output;
+}
+
+TEST_F(drill_cli, wrong_row_count_fails_the_drill_with_exit_1) {
+  auto file = scenario(R"({"name": "wrong", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.customers", "equals": 999}]})");
+  auto junit = dir_.path() / "report.xml";
+  auto result = run_cli({"run", file.string(), "--junit", junit.string()});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("public.customers: expected = 999 rows, got 1000"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("verdict: FAILED (exit 1)"), std::string::npos) << result.output;
+  EXPECT_NE(junit_summary(junit).find("case check/row_count public.customers failure: public.customers: expected = 999 rows, got 1000"),
+            std::string::npos);
+}
+
+TEST_F(drill_cli, missing_table_fails_naming_it) {
+  auto file = scenario(R"({"name": "missing", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.invoices", "min": 1}]})");
+  auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("table missing from the restored database"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("invoices"), std::string::npos) << result.output;
+}
+
+TEST_F(drill_cli, unknown_scenario_key_exits_3_naming_it) {
+  auto file = scenario(R"({"name": "typo", )" + backup_key("demo_20260101_000000.dump") + R"(, "asertions": []})");
+  auto result = run_cli({"run", file.string()});
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("at /asertions: unknown key 'asertions'"), std::string::npos) << result.output;
+}
+
+TEST_F(drill_cli, no_postgresql_binaries_exits_2_saying_where_it_looked) {
+  auto file = scenario(R"({"name": "nobin", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto junit = dir_.path() / "report.xml";
+  auto result = run_cli({"run", file.string(), "--pg-bin", "/nonexistent/pgsql/bin", "--junit", junit.string()});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("no PostgreSQL binaries found"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("/nonexistent/pgsql/bin"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("verdict: NOT VERIFIED (exit 2)"), std::string::npos) << result.output;
+  auto summary = junit_summary(junit);
+  EXPECT_NE(summary.find("case stage/provision server error: no PostgreSQL binaries found"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("case check/row_count public.customers skipped: not reached: provision server could not run"),
+            std::string::npos)
+      << summary;
+}
+
+TEST_F(drill_cli, missing_backup_exits_2) {
+  auto file = scenario(R"({"name": "nobackup", "backup": {"directory": ")" + (dir_.path() / "empty").string() + R"("},
+    "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("does not exist or is not a directory"), std::string::npos) << result.output;
+}
+
+TEST_F(drill_cli, plain_sql_with_an_error_in_the_middle_fails) {
+  // psql carries on after an error by default; the drill must not.
+  auto broken = dir_.path() / "broken.sql";
+  write_file(broken, "CREATE TABLE before_error (id int);\nINSERT INTO no_such_table VALUES (1);\n"
+                     "CREATE TABLE after_error (id int);\n");
+  auto file = scenario(R"({"name": "broken", "backup": {"file": ")" + broken.string() + R"("},
+    "assertions": [{"type": "row_count", "table": "before_error", "equals": 0}]})");
+  auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("FAIL   restore"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("SQL error"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("no_such_table"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("SKIP   row_count public.before_error"), std::string::npos) << result.output;
+}
+
+TEST_F(drill_cli, not_a_backup_fails_the_drill) {
+  auto junk = dir_.path() / "junk.dump";
+  write_file(junk, std::string("\x00\x01\x02\x03", 4));
+  auto file = scenario(R"({"name": "junk", "backup": {"file": ")" + junk.string() + R"("},
+    "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("is not a pg_dump backup"), std::string::npos) << result.output;
+}
+
+TEST_F(drill_cli, help_lists_commands_and_exit_codes) {
+  auto result = run_cli({"--help"});
+  EXPECT_EQ(result.exit_code, 0);
+  for (const char* text : {"run", "with-server", "Exit codes:", "3  usage or scenario error"})
+    EXPECT_NE(result.output.find(text), std::string::npos) << text << " in:\n" << result.output;
+  auto run_help = run_cli({"run", "--help"});
+  for (const char* text : {"--junit", "--pg-bin", "--temp-dir", "--no-cache", "PGDRILL_PG_BIN"})
+    EXPECT_NE(run_help.output.find(text), std::string::npos) << text << " in:\n" << run_help.output;
+  EXPECT_EQ(run_cli({"run"}).exit_code, 3) << "missing scenario is a usage error";
+  EXPECT_EQ(run_cli({"frobnicate"}).exit_code, 3);
+}
+
+TEST_F(drill_cli, with_server_runs_a_command_against_a_throwaway_server) {
+  auto result = run_cli({"with-server", "--", "psql", "-XAtc", "SELECT current_database()"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("postgres\n"), std::string::npos) << result.output;
+  EXPECT_EQ(run_cli({"with-server", "--", "/bin/sh", "-c", "exit 7"}).exit_code, 7);
+}

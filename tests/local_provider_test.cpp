@@ -1,0 +1,169 @@
+#include <future>
+#include <set>
+#include <thread>
+
+#include "support.hpp"
+
+using namespace pgdrill;
+using pgdrill::testkit::process_running;
+using pgdrill::testkit::psql;
+
+namespace {
+
+// The uid a process runs as, from /proc.
+uid_t process_uid(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (status >> key)
+    if (key == "Uid:") {
+      uid_t uid = 0;
+      status >> uid;
+      return uid;
+    }
+  return static_cast<uid_t>(-1);
+}
+
+}  // namespace
+
+TEST(local_provider, starts_a_ready_server_and_stop_removes_everything) {
+  auto server = testkit::start_server();
+  pid_t pid = server->pid();
+  auto dir = server->directory();
+  EXPECT_TRUE(process_running(pid));
+  EXPECT_EQ(psql(*server, "SELECT 6 * 7"), "42\n");
+  EXPECT_EQ(server->provider(), "local");
+  EXPECT_EQ(server->major_version(), find_binaries(binary_search::from_environment()).major);
+  server->stop();
+  EXPECT_FALSE(process_running(pid));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_NO_THROW(server->stop()) << "stop twice is safe";
+}
+
+TEST(local_provider, destructor_cleans_up_when_an_exception_unwinds) {
+  pid_t pid = 0;
+  std::filesystem::path dir;
+  try {
+    auto server = testkit::start_server();
+    pid = server->pid();
+    dir = server->directory();
+    throw std::runtime_error("test failure mid-drill");
+  } catch (const std::runtime_error&) {
+  }
+  ASSERT_GT(pid, 0);
+  EXPECT_FALSE(process_running(pid));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+}
+
+TEST(local_provider, failed_start_reports_the_server_log_and_leaves_nothing) {
+  local_options options;
+  options.settings = {{"shared_buffers", "not-a-size"}};
+  auto before = testkit::scratch_dirs();
+  try {
+    testkit::start_server(options);
+    FAIL() << "expected provisioning_error";
+  } catch (const provisioning_error& failure) {
+    std::string text = failure.what();
+    EXPECT_NE(text.find("exited before it was ready"), std::string::npos) << text;
+    EXPECT_NE(text.find("shared_buffers"), std::string::npos) << "the server's own log line: " << text;
+    // The scratch dir named in the message is gone.
+    auto start = text.find("server log (");
+    ASSERT_NE(start, std::string::npos) << text;
+    auto log = text.substr(start + 12, text.find(')', start) - start - 12);
+    EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(log).parent_path())) << log;
+  }
+}
+
+TEST(local_provider, four_servers_at_once_do_not_collide) {
+  std::vector<std::future<std::unique_ptr<local_server>>> starting;
+  for (int index = 0; index < 4; ++index)
+    starting.push_back(std::async(std::launch::async, [] { return testkit::start_server(); }));
+  std::vector<std::unique_ptr<local_server>> servers;
+  for (auto& pending : starting) servers.push_back(pending.get());
+  std::set<std::string> dirs;
+  for (std::size_t index = 0; index < servers.size(); ++index) {
+    dirs.insert(servers[index]->directory().string());
+    psql(*servers[index], "CREATE TABLE marker AS SELECT " + std::to_string(index) + " AS id");
+  }
+  EXPECT_EQ(dirs.size(), 4U);
+  for (std::size_t index = 0; index < servers.size(); ++index)
+    EXPECT_EQ(psql(*servers[index], "SELECT id FROM marker"), std::to_string(index) + "\n") << "each its own data";
+}
+
+TEST(local_provider, drops_root_privileges_for_the_server) {
+  if (::geteuid() != 0) GTEST_SKIP() << "runs as an unprivileged user already";
+  auto server = testkit::start_server();
+  auto account = lookup_user("postgres");
+  if (!account) account = lookup_user("nobody");
+  ASSERT_TRUE(account);
+  EXPECT_EQ(process_uid(server->pid()), account->uid);
+  EXPECT_NE(process_uid(server->pid()), 0U);
+}
+
+TEST(local_provider, second_start_copies_the_cached_data_dir) {
+  scratch_dir cache;
+  local_options options;
+  options.cache_dir = cache.path() / "cache";
+  auto first = testkit::start_server(options);
+  EXPECT_FALSE(first->started_from_cache());
+  auto second = testkit::start_server(options);
+  EXPECT_TRUE(second->started_from_cache());
+  EXPECT_EQ(psql(*second, "SELECT 1"), "1\n");
+  options.use_cache = false;
+  auto uncached = testkit::start_server(options);
+  EXPECT_FALSE(uncached->started_from_cache());
+}
+
+TEST(local_provider, restore_friendly_settings_are_in_effect) {
+  auto server = testkit::start_server();
+  for (const auto& [name, value] : restore_settings()) {
+    if (name == "max_wal_size" || name == "shared_buffers" || name == "maintenance_work_mem" ||
+        name == "checkpoint_timeout")
+      continue;  // shown in other units; checked below
+    EXPECT_EQ(psql(*server, "SHOW " + name), value + "\n") << name;
+  }
+  EXPECT_EQ(psql(*server, "SELECT setting FROM pg_settings WHERE name = 'max_wal_size'"), "4096\n");
+  EXPECT_EQ(psql(*server, "SHOW maintenance_work_mem"), "512MB\n");
+  EXPECT_EQ(psql(*server, "SHOW listen_addresses"), "\n") << "no TCP listener";
+}
+
+TEST(local_provider, user_settings_override_the_defaults) {
+  local_options options;
+  options.settings = {{"work_mem", "77MB"}, {"autovacuum", "on"}};
+  auto server = testkit::start_server(options);
+  EXPECT_EQ(psql(*server, "SHOW work_mem"), "77MB\n");
+  EXPECT_EQ(psql(*server, "SHOW autovacuum"), "on\n");
+}
+
+TEST(local_provider, missing_binaries_are_could_not_verify) {
+  local_options options;
+  options.binaries.explicit_dir = "/nonexistent/bin";
+  EXPECT_THROW(testkit::start_server(options), could_not_verify);
+}
+
+TEST(local_provider, a_killed_runner_leaves_a_dir_the_next_run_reaps) {
+  // The runner is SIGKILLed while it holds a server: the kernel's parent-death signal takes the
+  // server down, and the scratch dir it leaves is removed by the next sweep.
+  auto root = default_temp_root() / ("killed-runner-" + detail::random_suffix());
+  std::filesystem::create_directories(root);
+  command cmd(PGDRILL_RUNNER_PATH, {"with-server", "--", "/bin/sleep", "300"});
+  cmd.with_env({{"PGDRILL_TMPDIR", root.string()}});
+  auto runner = child::spawn(cmd, {});
+  std::filesystem::path leftover;
+  for (int attempt = 0; attempt < 600 && leftover.empty(); ++attempt) {
+    for (const auto& entry : std::filesystem::directory_iterator(root))
+      if (std::filesystem::exists(entry.path() / "data" / "postmaster.pid")) leftover = entry.path();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_FALSE(leftover.empty()) << "the runner never started its server";
+  long server_pid = 0;
+  std::ifstream(leftover / "data" / "postmaster.pid") >> server_pid;
+  runner.kill_and_reap();  // SIGKILL: no handler runs, no destructor
+  EXPECT_TRUE(std::filesystem::exists(leftover));
+  for (int attempt = 0; attempt < 200 && process_running(static_cast<pid_t>(server_pid)); ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_FALSE(process_running(static_cast<pid_t>(server_pid)));
+  auto reaped = reap_leftovers(root);
+  EXPECT_FALSE(std::filesystem::exists(leftover));
+  EXPECT_FALSE(reaped.empty());
+  std::filesystem::remove_all(root);
+}

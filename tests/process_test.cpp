@@ -1,0 +1,127 @@
+#include <thread>
+
+#include "support.hpp"
+
+using namespace pgdrill;
+using pgdrill::testkit::process_running;
+
+TEST(process, captures_stdout_and_exit_code) {
+  auto result = run(command("/bin/sh", {"-c", "echo hello; echo oops >&2; exit 3"}));
+  EXPECT_EQ(result.out, "hello\n");
+  EXPECT_EQ(result.err_tail, "oops\n");
+  EXPECT_EQ(result.status.code, 3);
+  EXPECT_FALSE(result.ok());
+  EXPECT_EQ(result.describe(), "exited with status 3");
+}
+
+TEST(process, reports_a_killing_signal) {
+  auto result = run(command("/bin/sh", {"-c", "kill -KILL $$"}));
+  EXPECT_EQ(result.status.signal, SIGKILL);
+  EXPECT_NE(result.describe().find("killed by signal 9"), std::string::npos);
+}
+
+TEST(process, missing_program_is_an_error_naming_it) {
+  try {
+    run(command("/nonexistent/bin/initdb"));
+    FAIL() << "expected process_error";
+  } catch (const process_error& failure) {
+    EXPECT_NE(std::string(failure.what()).find("/nonexistent/bin/initdb"), std::string::npos);
+    EXPECT_NE(std::string(failure.what()).find("No such file"), std::string::npos);
+  }
+}
+
+TEST(process, streams_stdin_through_the_child) {
+  const std::size_t total = 8U << 20;  // larger than any pipe buffer
+  std::size_t fed = 0;
+  run_options options;
+  options.stdin_source = [&](char* buffer, std::size_t capacity) {
+    std::size_t size = std::min(capacity, total - fed);
+    std::fill(buffer, buffer + size, 'x');
+    fed += size;
+    return size;
+  };
+  std::size_t received = 0;
+  options.stdout_sink = [&](std::string_view chunk) { received += chunk.size(); };
+  auto result = run(command("/bin/cat"), options);
+  EXPECT_TRUE(result.ok());
+  EXPECT_EQ(received, total);
+}
+
+TEST(process, child_that_stops_reading_does_not_kill_the_caller) {
+  run_options options;
+  options.stdin_source = [](char* buffer, std::size_t capacity) {
+    std::fill(buffer, buffer + capacity, 'y');
+    return capacity;  // endless input
+  };
+  auto result = run(command("/usr/bin/head", {"-c", "10"}), options);
+  EXPECT_TRUE(result.ok()) << result.describe();
+  EXPECT_EQ(result.out, std::string(10, 'y'));
+}
+
+TEST(process, timeout_kills_the_whole_process_group) {
+  // The shell starts a grandchild and reports its pid; the timeout must take both down.
+  auto result = run(command("/bin/sh", {"-c", "sleep 300 & echo $!; wait"}),
+                    run_options::within(std::chrono::milliseconds(500)));
+  EXPECT_TRUE(result.timed_out);
+  EXPECT_FALSE(result.ok());
+  pid_t grandchild = static_cast<pid_t>(std::stol(result.out));
+  for (int attempt = 0; attempt < 100 && process_running(grandchild); ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(process_running(grandchild));
+}
+
+TEST(process, keeps_only_the_tail_of_stderr) {
+  run_options options;
+  options.stderr_tail = 100;
+  auto result = run(command("/bin/sh", {"-c", "i=0; while [ $i -lt 1000 ]; do echo line $i >&2; i=$((i+1)); done"}),
+                    options);
+  EXPECT_EQ(result.err_tail.size(), 100U);
+  EXPECT_NE(result.err_tail.find("line 999\n"), std::string::npos);
+}
+
+TEST(process, sets_and_removes_environment_variables) {
+  ::setenv("PGDRILL_TEST_REMOVED", "present", 1);
+  command cmd("/bin/sh", {"-c", "echo \"${PGDRILL_TEST_SET}-${PGDRILL_TEST_REMOVED:-gone}\""});
+  cmd.with_env({{"PGDRILL_TEST_SET", "value"}}).without_env({"PGDRILL_TEST_REMOVED"});
+  EXPECT_EQ(run(cmd).out, "value-gone\n");
+  ::unsetenv("PGDRILL_TEST_REMOVED");
+}
+
+TEST(process, runs_as_another_user_when_root) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to change user";
+  auto account = lookup_user("nobody");
+  ASSERT_TRUE(account);
+  command cmd("/usr/bin/id", {"-u"});
+  cmd.as_user(account);
+  EXPECT_EQ(run(cmd).out, std::to_string(account->uid) + "\n");
+}
+
+TEST(process, unknown_user_lookup_is_empty) { EXPECT_FALSE(lookup_user("no-such-user-pgdrill")); }
+
+TEST(process, interrupting_signal_stops_the_child_and_throws) {
+  signals::install_handlers();
+  std::thread sender([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(::getpid(), SIGTERM);
+  });
+  pid_t grandchild = 0;
+  run_options options;
+  options.stdout_sink = [&](std::string_view chunk) { grandchild = static_cast<pid_t>(std::stol(std::string(chunk))); };
+  EXPECT_THROW(run(command("/bin/sh", {"-c", "sleep 300 & echo $!; wait"}), options), interrupted);
+  sender.join();
+  detail::received_signal = 0;  // this process goes on to other tests
+  ASSERT_GT(grandchild, 0);
+  for (int attempt = 0; attempt < 100 && process_running(grandchild); ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(process_running(grandchild));
+}
+
+TEST(process, child_handle_kills_on_destruction) {
+  pid_t pid = 0;
+  {
+    auto running = child::spawn(command("/bin/sleep", {"300"}), {});
+    pid = running.pid();
+    EXPECT_TRUE(process_running(pid));
+  }
+  EXPECT_FALSE(process_running(pid));
+}

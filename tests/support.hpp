@@ -1,0 +1,83 @@
+// Helpers shared by the tests: real servers through the library, the runner binary, temp files.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <pgdrill/pgdrill.hpp>
+
+namespace pgdrill::testkit {
+
+/// A fresh throwaway server with the suite's defaults (temp root and cache from the environment).
+inline std::unique_ptr<local_server> start_server(local_options options = {}) { return local_server::start(options); }
+
+/// Run psql against a server's database; fails the test when psql fails.
+inline std::string psql(const server& target, const std::string& sql, const std::string& database = "postgres") {
+  auto tools = find_binaries(binary_search::from_environment());
+  command cmd(tools.tool("psql"), {"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql});
+  cmd.with_env(target.admin().with_database(database).libpq_env());
+  auto result = run(cmd, run_options::within(std::chrono::minutes(5)));
+  EXPECT_TRUE(result.ok()) << "psql " << result.describe() << ": " << result.err_tail;
+  return result.out;
+}
+
+/// Run pg_dump against a server's database with extra arguments (e.g. {"-Fc", "-f", path}).
+inline void pg_dump(const server& source, const std::vector<std::string>& args, const std::string& database = "postgres") {
+  auto tools = find_binaries(binary_search::from_environment());
+  command cmd(tools.tool("pg_dump"), args);
+  cmd.with_env(source.admin().with_database(database).libpq_env());
+  auto result = run(cmd, run_options::within(std::chrono::minutes(5)));
+  ASSERT_TRUE(result.ok()) << "pg_dump " << result.describe() << ": " << result.err_tail;
+}
+
+/// The runner's exit code and everything it printed (stdout and stderr together).
+struct cli_result {
+  int exit_code = -1;
+  std::string output;
+};
+
+inline cli_result run_cli(const std::vector<std::string>& args,
+                          const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  command cmd(PGDRILL_RUNNER_PATH, args);
+  cmd.with_env(env);
+  run_options options = run_options::within(std::chrono::minutes(10));
+  cli_result result;
+  options.stdout_sink = [&](std::string_view chunk) { result.output.append(chunk); };
+  options.stderr_sink = [&](std::string_view chunk) { result.output.append(chunk); };
+  auto finished = run(cmd, options);
+  result.exit_code = finished.status.signal ? 128 + finished.status.signal : finished.status.code;
+  return result;
+}
+
+inline void write_file(const std::filesystem::path& file, const std::string& text) {
+  std::filesystem::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary);
+  out << text;
+}
+
+inline std::string read_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// True while a process with this pid exists and is not a zombie.
+inline bool process_running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto close = text.rfind(')');
+  return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
+}
+
+/// Scratch directories currently under the suite's temp root.
+inline std::vector<std::filesystem::path> scratch_dirs() {
+  std::vector<std::filesystem::path> found;
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(default_temp_root(), ignored))
+    if (entry.path().filename().string().rfind(scratch_prefix, 0) == 0) found.push_back(entry.path());
+  return found;
+}
+
+}  // namespace pgdrill::testkit
