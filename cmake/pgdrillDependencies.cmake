@@ -4,6 +4,8 @@ include(CMakeFindDependencyMacro)
 find_dependency(Threads)
 find_dependency(nlohmann_json 3.10)
 find_dependency(pugixml)
+find_dependency(LibArchive)  # decompression: gzip, zstd, lz4, bzip2, xz
+find_dependency(OpenSSL)     # SHA-256 of backup files
 
 # libpqxx 7.x ships a CMake package; 6.4 (Debian 12) only a pkg-config file.
 find_package(libpqxx CONFIG QUIET)

@@ -1,5 +1,7 @@
 // The pgdrill runner: parses the command line and calls the library; only main() maps outcomes
 // to exit codes.
+#include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <string>
 
@@ -72,6 +74,117 @@ int with_server_command(const with_server_arguments& args) {
   return status.signal ? 128 + status.signal : status.code;
 }
 
+struct backups_arguments {
+  std::string directory;
+  std::string pattern = "*";
+};
+
+// Lists the backups in a directory, newest first, with totals.
+pgdrill::exit_code backups_command(const backups_arguments& args) {
+  auto found = pgdrill::list_backups(args.directory, args.pattern);
+  std::printf("%-44s %10s %9s  %s\n", "NAME", "SIZE", "AGE", "FORMAT");
+  std::uintmax_t total = 0;
+  for (const auto& backup : found) {
+    total += backup.size;
+    std::string format = pgdrill::to_string(backup.format);
+    if (backup.compressed != pgdrill::compression::none) format += std::string(" (") + pgdrill::to_string(backup.compressed) + ")";
+    std::printf("%-44s %10s %9s  %s\n", backup.path.filename().c_str(), pgdrill::detail::bytes_text(backup.size).c_str(),
+                pgdrill::detail::age_text(std::difftime(std::time(nullptr), backup.taken_at())).c_str(), format.c_str());
+  }
+  if (found.empty()) {
+    std::printf("no backups matching '%s' in %s\n", args.pattern.c_str(), args.directory.c_str());
+    return pgdrill::exit_code::not_verified;
+  }
+  std::printf("%zu backups, %s in total; newest %s (%s), oldest %s (%s); order: %s\n", found.size(),
+              pgdrill::detail::bytes_text(static_cast<double>(total)).c_str(), found.front().path.filename().c_str(),
+              pgdrill::detail::iso8601_utc(found.front().taken_at()).c_str(), found.back().path.filename().c_str(),
+              pgdrill::detail::iso8601_utc(found.back().taken_at()).c_str(), found.front().chosen_because.c_str());
+  return pgdrill::exit_code::passed;
+}
+
+// Shows what a backup is: format, compression, size, dates, versions, table of contents.
+pgdrill::exit_code inspect_command(const std::string& file, const std::string& pg_bin) {
+  auto backup = pgdrill::inspect_file(file);
+  std::cout << "file:         " << backup.path.string() << "\n"
+            << "size:         " << backup.size << " bytes (" << pgdrill::detail::bytes_text(static_cast<double>(backup.size))
+            << ")\n"
+            << "format:       " << pgdrill::to_string(backup.format) << "\n"
+            << "compression:  " << pgdrill::to_string(backup.compressed) << "\n"
+            << "taken at:     " << pgdrill::detail::iso8601_utc(backup.taken_at())
+            << (backup.name_time ? " (from the file name)" : " (modification time)") << "\n";
+  if (backup.format == pgdrill::backup_format::unknown) {
+    std::cout << "verdict:      not a pg_dump backup\n";
+    return pgdrill::exit_code::failed;
+  }
+  auto search = pgdrill::binary_search::from_environment();
+  if (!pg_bin.empty()) search.explicit_dir = pg_bin;
+  auto contents = pgdrill::read_contents(backup, pgdrill::find_binaries(search));
+  std::cout << "dumped from:  PostgreSQL " << (contents.source_version.empty() ? "(unknown)" : contents.source_version) << "\n"
+            << "dumped by:    pg_dump " << (contents.dump_version.empty() ? "(unknown)" : contents.dump_version) << "\n";
+  if (backup.format != pgdrill::backup_format::plain) {
+    std::cout << "toc:          " << contents.toc.size() << " entries: " << contents.toc_summary() << "\n";
+    std::string tables;
+    for (const auto& table : contents.tables()) tables += (tables.empty() ? "" : ", ") + table;
+    std::cout << "tables:       " << (tables.empty() ? "(none)" : tables) << "\n";
+  }
+  return pgdrill::exit_code::passed;
+}
+
+struct verify_arguments {
+  std::string path;
+  std::string pattern = "*";
+  std::string pg_bin;
+  pgdrill::hygiene_spec hygiene;
+  bool require_sha256 = false;
+};
+
+// Hygiene checks and a table-of-contents read, without any server: a fast gate.
+pgdrill::exit_code verify_command(verify_arguments args) {
+  if (args.require_sha256) args.hygiene.sha256_sidecar = "required";
+  std::vector<pgdrill::step_result> steps;
+  auto record = [&](const pgdrill::step_result& step) {
+    steps.push_back(step);
+    std::cout << pgdrill::console_line(step) << std::endl;
+  };
+  pgdrill::backup_info backup;
+  if (std::filesystem::is_directory(args.path) && !std::filesystem::exists(std::filesystem::path(args.path) / "toc.dat")) {
+    auto all = pgdrill::list_backups(args.path, args.pattern);
+    backup = pgdrill::find_latest(args.path, args.pattern);
+    std::cout << "pgdrill: verifying " << backup.path.string() << " (" << backup.chosen_because << ")" << std::endl;
+    for (const auto& step : pgdrill::check_retention(all, args.hygiene.retention)) record(step);
+  } else {
+    backup = pgdrill::inspect_file(args.path);
+    std::cout << "pgdrill: verifying " << backup.path.string() << std::endl;
+  }
+  for (const auto& step : pgdrill::check_backup_file(backup, args.hygiene)) record(step);
+
+  pgdrill::step_result toc{"backup toc", "hygiene", pgdrill::outcome::passed, "", "", "", "", 0};
+  auto started = std::chrono::steady_clock::now();
+  try {
+    if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a pg_dump backup");
+    auto search = pgdrill::binary_search::from_environment();
+    if (!args.pg_bin.empty()) search.explicit_dir = args.pg_bin;
+    auto contents = pgdrill::read_contents(backup, pgdrill::find_binaries(search));
+    toc.message = backup.format == pgdrill::backup_format::plain
+                      ? "plain SQL from PostgreSQL " + contents.source_version + " (no table of contents)"
+                      : std::to_string(contents.toc.size()) + " entries read cleanly: " + contents.toc_summary();
+  } catch (const pgdrill::error& failure) {
+    toc.result = failure.code() == pgdrill::exit_code::failed ? pgdrill::outcome::failed : pgdrill::outcome::error;
+    toc.message = failure.what();
+  }
+  toc.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  record(toc);
+
+  bool failed = false, errored = false;
+  for (const auto& step : steps) {
+    failed |= step.result == pgdrill::outcome::failed;
+    errored |= step.result == pgdrill::outcome::error;
+  }
+  auto code = failed ? pgdrill::exit_code::failed : errored ? pgdrill::exit_code::not_verified : pgdrill::exit_code::passed;
+  std::cout << "verdict: " << pgdrill::describe(code) << " (exit " << static_cast<int>(code) << ")" << std::endl;
+  return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,6 +214,48 @@ int main(int argc, char** argv) {
       ->envname("PGDRILL_PG_BIN");
   with_server->add_option("command", with_args.command_line, "Command and arguments (after --)")->required();
 
+  backups_arguments backups_args;
+  auto* backups = app.add_subcommand("backups", "List the backups in a directory, newest first, with totals");
+  backups->footer("\nExample:\n  pgdrill backups /var/backups/pg --pattern 'mydb_*.dump'");
+  backups->add_option("directory", backups_args.directory, "Directory holding the backups")->required();
+  backups->add_option("--pattern", backups_args.pattern, "Glob the file names must match (default: *)");
+
+  std::string inspect_file, inspect_pg_bin;
+  auto* inspect = app.add_subcommand("inspect", "Show what a backup is: format, compression, versions, table of contents");
+  inspect->footer("\nExample:\n  pgdrill inspect /var/backups/pg/mydb_2025-11-05_14-30-00.dump");
+  inspect->add_option("file", inspect_file, "Backup file (or directory-format archive)")->required();
+  inspect->add_option("--pg-bin", inspect_pg_bin, "PostgreSQL bin directory to use instead of searching")
+      ->envname("PGDRILL_PG_BIN");
+
+  verify_arguments verify_args;
+  double verify_max_age = 0;
+  long long verify_min_size = 1024;
+  int verify_min_count = 0;
+  double verify_min_oldest = 0, verify_max_gap = 0;
+  auto* verify = app.add_subcommand(
+      "verify", "Check a backup without restoring it: size, age, file mode, SHA-256 sidecar, table of contents;\n"
+                "for a directory, also retention (count, oldest, gaps)");
+  verify->footer("\nExamples:\n  pgdrill verify nightly.dump --max-age-hours 26 --private --require-sha256\n"
+                 "  pgdrill verify /var/backups/pg --pattern '*.dump' --min-count 7 --max-gap-hours 26\n\n"
+                 "Exit 0 when every check passed, 1 when one failed, 2 when one could not run.");
+  verify->add_option("path", verify_args.path, "Backup file, or a directory (its newest backup is verified)")->required();
+  verify->add_option("--pattern", verify_args.pattern, "Glob for backups in a directory (default: *)");
+  verify->add_option("--min-size", verify_min_size, "Smallest acceptable size in bytes (default: 1024)");
+  verify->add_option("--max-age-hours", verify_max_age, "The backup must be at most this old");
+  verify->add_flag("--private", verify_args.hygiene.private_mode, "The file must not be readable by group or others");
+  verify->add_flag("--require-sha256", verify_args.require_sha256,
+                   "A FILE.sha256 sidecar must exist and match (it is checked whenever it exists)");
+  verify->add_option("--min-count", verify_min_count, "Directory: at least this many backups");
+  verify->add_option("--min-oldest-days", verify_min_oldest, "Directory: the oldest backup is at least this old");
+  verify->add_option("--max-gap-hours", verify_max_gap, "Directory: no gap between consecutive backups longer than this");
+  verify->add_option("--pg-bin", verify_args.pg_bin, "PostgreSQL bin directory to use instead of searching")
+      ->envname("PGDRILL_PG_BIN");
+
+  std::string validate_file;
+  auto* validate = app.add_subcommand("validate", "Check a scenario file without running it");
+  validate->footer("\nExample:\n  pgdrill validate scenarios/demo.json\n\nExit 0 when valid, 3 with the JSON path of the first error.");
+  validate->add_option("scenario", validate_file, "Scenario JSON file")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& failure) {
@@ -113,6 +268,22 @@ int main(int argc, char** argv) {
     pgdrill::exit_code code = pgdrill::exit_code::usage;
     if (*run) code = run_drill_command(run_args);
     if (*with_server) return with_server_command(with_args);
+    if (*backups) code = backups_command(backups_args);
+    if (*inspect) code = inspect_command(inspect_file, inspect_pg_bin);
+    if (*verify) {
+      verify_args.hygiene.min_size_bytes = static_cast<std::uintmax_t>(std::max(0LL, verify_min_size));
+      if (verify->count("--max-age-hours")) verify_args.hygiene.max_age_hours = verify_max_age;
+      if (verify->count("--min-count")) verify_args.hygiene.retention.min_count = verify_min_count;
+      if (verify->count("--min-oldest-days")) verify_args.hygiene.retention.min_oldest_days = verify_min_oldest;
+      if (verify->count("--max-gap-hours")) verify_args.hygiene.retention.max_gap_hours = verify_max_gap;
+      code = verify_command(verify_args);
+    }
+    if (*validate) {
+      auto plan = pgdrill::load_scenario(validate_file);
+      std::cout << validate_file << ": valid scenario '" << plan.name << "' with " << plan.assertions.size()
+                << " assertions" << std::endl;
+      code = pgdrill::exit_code::passed;
+    }
     return static_cast<int>(code);
   } catch (const pgdrill::error& failure) {
     std::cerr << "pgdrill: " << failure.what() << std::endl;

@@ -13,10 +13,14 @@
 #include <fstream>
 #include <optional>  // optional timestamp from the file name
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include <pgdrill/binaries.hpp>
 #include <pgdrill/error.hpp>
+#include <pgdrill/process.hpp>
+#include <pgdrill/stream.hpp>
 
 namespace pgdrill {
 
@@ -66,6 +70,14 @@ struct backup_info {
 
 namespace detail {
 
+inline std::string iso8601_utc(std::time_t when) {
+  char text[32];
+  std::tm parts{};
+  ::gmtime_r(&when, &parts);
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
+  return text;
+}
+
 inline std::optional<std::time_t> utc_time(int year, int month, int day, int hour, int minute, int second) {
   if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
     return std::nullopt;
@@ -83,6 +95,14 @@ inline bool starts_with_bytes(const std::string& head, std::initializer_list<uns
   if (head.size() < magic.size()) return false;
   return std::equal(magic.begin(), magic.end(), head.begin(),
                     [](unsigned char want, char have) { return want == static_cast<unsigned char>(have); });
+}
+
+// The format the first bytes of an (uncompressed) pg_dump output say.
+inline backup_format format_of(const std::string& head) {
+  if (head.compare(0, 5, "PGDMP") == 0) return backup_format::custom;
+  if (head.size() >= 262 && head.compare(257, 5, "ustar") == 0) return backup_format::tar;
+  if (!head.empty() && head.find('\0') == std::string::npos) return backup_format::plain;  // SQL text
+  return backup_format::unknown;
 }
 
 }  // namespace detail
@@ -130,15 +150,184 @@ inline backup_info inspect_file(const std::filesystem::path& path) {
   else if (starts_with_bytes(head, {0xfd, '7', 'z', 'X', 'Z', 0x00})) info.compressed = compression::xz;
 
   if (info.compressed != compression::none) {
-    info.format = backup_format::unknown;  // known once decompressed (see restore)
-  } else if (head.compare(0, 5, "PGDMP") == 0) {
-    info.format = backup_format::custom;
-  } else if (head.size() >= 262 && head.compare(257, 5, "ustar") == 0) {
-    info.format = backup_format::tar;
-  } else if (!head.empty() && head.find('\0') == std::string::npos) {
-    info.format = backup_format::plain;  // text: pg_dump's plain SQL script
+    // The format is that of the decompressed bytes; a stream too damaged to start is unknown.
+    try {
+      backup_reader reader(path);
+      head.assign(512, '\0');
+      std::size_t got = 0, step;
+      while (got < head.size() && (step = reader.read(head.data() + got, head.size() - got)) > 0) got += step;
+      head.resize(got);
+    } catch (const corrupt_backup&) {
+      head.clear();
+    }
   }
+  info.format = detail::format_of(head);
   return info;
+}
+
+/// The first error a restore tool reported, and what kind of trouble it is.
+struct restore_problem {
+  std::string kind;  ///< "missing role", "missing extension", "truncated or corrupt archive", ...
+  std::string line;  ///< the tool's own line
+};
+
+/// Lines of a restore tool's stderr that report errors, each classified. Notices and warnings
+/// about harmless things are not errors; "errors ignored on restore" is.
+inline std::vector<restore_problem> classify_restore_errors(const std::string& stderr_text) {
+  struct rule {
+    std::regex pattern;
+    const char* kind;
+  };
+  static const std::vector<rule> rules{
+      {std::regex(R"(role "[^"]*" does not exist)"), "missing role"},
+      {std::regex(R"(extension "[^"]*" is not available|could not open extension control file|could not access file "\$libdir)"),
+       "missing extension"},
+      {std::regex(R"(unsupported version \([0-9.]+\) in file header)"), "archive newer than the tools"},
+      {std::regex(R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
+                  R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
+                  R"(could not read from input file|invalid byte sequence|not a valid archive|truncated)"),
+       "truncated or corrupt archive"},
+      {std::regex(R"(ERROR:)"), "SQL error"}};
+  static const std::regex error_line(R"((ERROR|FATAL|PANIC):|pg_restore: error:|psql: error:|errors ignored on restore)");
+  std::vector<restore_problem> problems;
+  std::istringstream lines(stderr_text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!std::regex_search(line, error_line)) continue;
+    std::string kind = "restore tool error";
+    for (const auto& candidate : rules)
+      if (std::regex_search(line, candidate.pattern)) {
+        kind = candidate.kind;
+        break;
+      }
+    problems.push_back({kind, line});
+  }
+  return problems;
+}
+
+/// One line of an archive's table of contents (`pg_restore --list`).
+struct toc_entry {
+  std::string type;    ///< "TABLE", "TABLE DATA", "INDEX", "SEQUENCE SET", ...
+  std::string schema;  ///< "-" for objects outside a schema
+  std::string name;
+};
+
+/// What is inside a backup, as PostgreSQL's own tools read it.
+struct backup_contents {
+  std::string source_version;  ///< server the dump was taken from, e.g. "15.18"; empty when unknown
+  std::string dump_version;    ///< pg_dump that wrote it
+  std::vector<toc_entry> toc;  ///< archives only (plain SQL has no table of contents)
+
+  std::optional<int> source_major() const {
+    if (source_version.empty()) return std::nullopt;
+    return std::atoi(source_version.c_str());
+  }
+  /// "schema.table" of every table in the table of contents.
+  std::vector<std::string> tables() const {
+    std::vector<std::string> names;
+    for (const auto& entry : toc)
+      if (entry.type == "TABLE") names.push_back(entry.schema + "." + entry.name);
+    return names;
+  }
+  /// Entry counts by type, e.g. "2 TABLE, 2 TABLE DATA, 3 INDEX".
+  std::string toc_summary() const {
+    std::vector<std::pair<std::string, int>> counts;
+    for (const auto& entry : toc) {
+      auto found = std::find_if(counts.begin(), counts.end(), [&](const auto& item) { return item.first == entry.type; });
+      if (found == counts.end()) counts.emplace_back(entry.type, 1);
+      else ++found->second;
+    }
+    std::string text;
+    for (const auto& [type, count] : counts) text += (text.empty() ? "" : ", ") + std::to_string(count) + " " + type;
+    return text;
+  }
+};
+
+namespace detail {
+
+// Types in `pg_restore --list` output that are more than one word, longest first.
+inline const std::vector<std::string>& multiword_toc_types() {
+  static const std::vector<std::string> types{
+      "MATERIALIZED VIEW DATA", "SEQUENCE OWNED BY", "TEXT SEARCH CONFIGURATION", "TEXT SEARCH DICTIONARY",
+      "TEXT SEARCH TEMPLATE", "TEXT SEARCH PARSER", "FOREIGN DATA WRAPPER", "DEFAULT ACL", "FK CONSTRAINT",
+      "CHECK CONSTRAINT", "MATERIALIZED VIEW", "SEQUENCE SET", "TABLE DATA", "FOREIGN TABLE", "FOREIGN SERVER",
+      "LARGE OBJECT", "BLOB DATA", "BLOBS", "USER MAPPING", "ACCESS METHOD", "OPERATOR CLASS", "OPERATOR FAMILY",
+      "EVENT TRIGGER", "PUBLICATION TABLE", "PUBLICATION TABLES IN SCHEMA", "ROW SECURITY", "SHELL TYPE",
+      "STATISTICS"};
+  return types;
+}
+
+inline std::optional<toc_entry> parse_toc_line(const std::string& line) {
+  static const std::regex entry_line(R"(^\d+; \d+ \d+ (.*)$)");
+  std::smatch match;
+  if (!std::regex_match(line, match, entry_line)) return std::nullopt;
+  std::string rest = match[1];
+  toc_entry entry;
+  for (const auto& type : multiword_toc_types())
+    if (rest.compare(0, type.size() + 1, type + " ") == 0) {
+      entry.type = type;
+      break;
+    }
+  if (entry.type.empty()) entry.type = rest.substr(0, rest.find(' '));
+  std::istringstream words(rest.substr(std::min(rest.size(), entry.type.size() + 1)));
+  std::vector<std::string> parts;
+  for (std::string word; words >> word;) parts.push_back(word);
+  if (!parts.empty()) entry.schema = parts.front();
+  // Between the schema and the owner: the name (which may contain spaces).
+  for (std::size_t index = 1; index + 1 < parts.size(); ++index) entry.name += (index > 1 ? " " : "") + parts[index];
+  if (parts.size() == 2) entry.name = parts[1];
+  return entry;
+}
+
+inline std::string first_word(const std::string& text) { return text.substr(0, text.find_first_of(" \n")); }
+
+}  // namespace detail
+
+/// Read versions and table of contents with the field's own tools: `pg_restore --list` for
+/// archives (fed the decompressed stream when compressed), the header comments of plain SQL.
+/// Throws corrupt_backup when the table of contents cannot be read, could_not_verify when the
+/// archive is newer than the installed tools.
+inline backup_contents read_contents(const backup_info& backup, const pg_binaries& tools) {
+  backup_contents contents;
+  if (backup.format == backup_format::plain) {
+    backup_reader reader(backup.path);
+    std::string head(64U << 10, '\0');
+    std::size_t got = 0, step;
+    while (got < head.size() && (step = reader.read(head.data() + got, head.size() - got)) > 0) got += step;
+    head.resize(got);
+    static const std::regex from(R"(-- Dumped from database version (\S+))"), by(R"(-- Dumped by pg_dump version (\S+))");
+    std::smatch match;
+    if (std::regex_search(head, match, from)) contents.source_version = match[1];
+    if (std::regex_search(head, match, by)) contents.dump_version = match[1];
+    return contents;
+  }
+
+  command list(tools.tool("pg_restore"), {"--list"});
+  run_options options = run_options::within(std::chrono::minutes(10));
+  std::optional<backup_reader> reader;
+  if (backup.compressed != compression::none) {
+    reader.emplace(backup.path);
+    options.stdin_source = [&](char* buffer, std::size_t capacity) { return reader->read(buffer, capacity); };
+  } else {
+    list.args.push_back(backup.path.string());
+  }
+  auto result = run(list, options);
+  auto problems = classify_restore_errors(result.err_tail);
+  if (!result.ok() || !problems.empty()) {
+    std::string first = problems.empty() ? result.describe() : problems.front().line;
+    if (!problems.empty() && problems.front().kind == "archive newer than the tools")
+      throw could_not_verify("backup " + backup.path.string() + " was written by a newer pg_dump than the installed " +
+                             tools.version + " tools can read (" + first + ")");
+    throw corrupt_backup("table of contents of " + backup.path.string() + " is unreadable: " + first);
+  }
+  static const std::regex from(R"(Dumped from database version: (\S+))"), by(R"(Dumped by pg_dump version: (\S+))");
+  std::smatch match;
+  if (std::regex_search(result.out, match, from)) contents.source_version = match[1];
+  if (std::regex_search(result.out, match, by)) contents.dump_version = match[1];
+  std::istringstream lines(result.out);
+  for (std::string line; std::getline(lines, line);)
+    if (auto entry = detail::parse_toc_line(line)) contents.toc.push_back(*entry);
+  return contents;
 }
 
 /// Files in `directory` whose names match the glob, newest first: by the timestamp in the name

@@ -12,6 +12,7 @@
 
 #include <pgdrill/backup.hpp>
 #include <pgdrill/checks.hpp>
+#include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/restore.hpp>
@@ -32,14 +33,6 @@ struct drill_options {
 constexpr const char* restore_database = "pgdrill_restore";
 
 namespace detail {
-
-inline std::string iso8601_utc(std::time_t when) {
-  char text[32];
-  std::tm parts{};
-  ::gmtime_r(&when, &parts);
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
-}
 
 // Runs one stage: times it, and turns exceptions into outcomes (could not run = error).
 class stage_runner {
@@ -86,6 +79,29 @@ class stage_runner {
 
 }  // namespace detail
 
+namespace detail {
+
+inline std::string join_paths(const std::vector<backup_info>& backups) {
+  std::string text;
+  for (const auto& backup : backups) text += (text.empty() ? "" : ", ") + backup.path.string();
+  return text;
+}
+
+// Roles, extensions and SQL the scenario asks for before the restore.
+inline void prepare_target(const endpoint& admin, const endpoint& target, const restore_spec& spec) {
+  pqxx::connection server_connection(admin.conninfo());
+  pqxx::nontransaction server_tx(server_connection);
+  server_tx.exec(std::string("CREATE DATABASE ") + restore_database);
+  for (const auto& role : spec.roles) server_tx.exec("CREATE ROLE " + server_connection.quote_name(role));
+  pqxx::connection connection(target.conninfo());
+  pqxx::nontransaction tx(connection);
+  for (const auto& extension : spec.extensions)
+    tx.exec("CREATE EXTENSION IF NOT EXISTS " + connection.quote_name(extension));
+  if (!spec.sql_before.empty()) tx.exec(spec.sql_before);
+}
+
+}  // namespace detail
+
 /// Run a whole drill. Never throws for a stage that fails or cannot run: that is in the result
 /// (see drill_result::verdict). The server is gone when this returns, whatever happened.
 inline drill_result run_drill(const scenario& plan, const drill_options& options = {}) {
@@ -95,69 +111,147 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
   auto started = std::chrono::steady_clock::now();
   detail::stage_runner runner(result, options);
 
-  std::optional<backup_info> backup;
+  std::vector<backup_info> backups;  // what is restored, in order
   runner.stage("locate backup", [&](step_result& step) {
-    backup = plan.backup.file.empty() ? find_latest(plan.backup.directory, plan.backup.pattern)
-                                      : inspect_file(plan.backup.file);
-    if (backup->chosen_because.empty()) backup->chosen_because = "named in the scenario";
-    result.properties["backup.file"] = backup->path.string();
-    result.properties["backup.size_bytes"] = std::to_string(backup->size);
-    result.properties["backup.format"] = to_string(backup->format);
-    result.properties["backup.compression"] = to_string(backup->compressed);
-    result.properties["backup.taken_at"] = detail::iso8601_utc(backup->taken_at());
-    result.properties["backup.chosen_because"] = backup->chosen_because;
-    step.message = backup->path.filename().string() + " (" + to_string(backup->format) + ", " +
-                   std::to_string(backup->size) + " bytes): " + backup->chosen_because;
-    if (backup->format == backup_format::unknown && backup->compressed == compression::none) {
-      step.message = backup->path.string() + " is not a pg_dump backup (no known format in its first bytes)";
-      return outcome::failed;
+    std::vector<backup_info> all_in_directory;
+    if (!plan.backup.files.empty()) {
+      for (const auto& file : plan.backup.files) backups.push_back(inspect_file(file));
+      for (auto& backup : backups) backup.chosen_because = "part of the scenario's backup set";
+    } else if (!plan.backup.file.empty()) {
+      backups.push_back(inspect_file(plan.backup.file));
+      backups.back().chosen_because = "named in the scenario";
+    } else {
+      all_in_directory = list_backups(plan.backup.directory, plan.backup.pattern);
+      backups.push_back(find_latest(plan.backup.directory, plan.backup.pattern));
     }
+    const auto& first = backups.front();
+    std::uintmax_t total = 0;
+    for (const auto& backup : backups) total += backup.size;
+    result.properties["backup.file"] = detail::join_paths(backups);
+    result.properties["backup.size_bytes"] = std::to_string(total);
+    result.properties["backup.format"] = to_string(first.format);
+    result.properties["backup.compression"] = to_string(first.compressed);
+    result.properties["backup.taken_at"] = detail::iso8601_utc(first.taken_at());
+    result.properties["backup.chosen_because"] = first.chosen_because;
+    step.message = (backups.size() > 1 ? std::to_string(backups.size()) + " files, " + std::to_string(total) + " bytes: " +
+                                             first.chosen_because
+                                       : first.path.filename().string() + " (" + to_string(first.format) +
+                                             (first.compressed != compression::none ? std::string(", ") + to_string(first.compressed) : "") +
+                                             ", " + std::to_string(first.size) + " bytes): " + first.chosen_because);
+
+    // Hygiene runs before any server: each check its own result.
+    for (const auto& backup : backups)
+      for (auto& check : check_backup_file(backup, plan.hygiene)) {
+        if (backups.size() > 1) check.name += " " + backup.path.filename().string();
+        runner.record(result.checks, check);
+      }
+    for (auto& check : check_retention(all_in_directory, plan.hygiene.retention)) runner.record(result.checks, check);
+
+    for (const auto& backup : backups)
+      if (backup.format == backup_format::unknown) {
+        step.message = backup.path.string() + " is not a pg_dump backup (no known format in its " +
+                       (backup.compressed != compression::none ? "decompressed " : "") + "first bytes)";
+        return outcome::failed;
+      }
+    return outcome::passed;
+  });
+
+  std::optional<int> source_major;
+  runner.stage("inspect backup", [&](step_result& step) {
+    auto tools = find_binaries(options.local.binaries);  // the newest tools read the most archive versions
+    std::size_t toc_entries = 0;
+    for (const auto& backup : backups) {
+      auto contents = read_contents(backup, tools);
+      toc_entries += contents.toc.size();
+      if (auto major = contents.source_major(); major && (!source_major || *major > *source_major)) {
+        source_major = major;
+        result.properties["backup.source_version"] = contents.source_version;
+        result.properties["backup.pg_dump_version"] = contents.dump_version;
+      }
+      step.message = "dumped from PostgreSQL " + (contents.source_version.empty() ? "(unknown)" : contents.source_version) +
+                     " by pg_dump " + (contents.dump_version.empty() ? "(unknown)" : contents.dump_version) +
+                     (contents.toc.empty() ? "" : "; table of contents: " + contents.toc_summary());
+    }
+    result.properties["backup.toc_entries"] = std::to_string(toc_entries);
     return outcome::passed;
   });
 
   std::unique_ptr<local_server> server;
   runner.stage("provision server", [&](step_result& step) {
     local_options local = options.local;
+    local.min_major = source_major;
     local.settings.insert(local.settings.end(), plan.server_settings.begin(), plan.server_settings.end());
     reap_leftovers(local.temp_root);
-    server = local_server::start(local);
+    try {
+      server = local_server::start(local);
+    } catch (const could_not_verify& failure) {
+      if (!source_major) throw;
+      throw could_not_verify("the backup was dumped from PostgreSQL " + result.properties["backup.source_version"] +
+                             " and needs a server at least that new: " + failure.what());
+    }
     result.properties["server.provider"] = server->provider();
     result.properties["server.version"] = server->version();
     step.message = server->describe();
     return outcome::passed;
   });
 
+  std::optional<double> restore_seconds;
   runner.stage("restore", [&](step_result& step) {
-    {
-      pqxx::connection admin(server->admin().conninfo());
-      pqxx::nontransaction tx(admin);
-      tx.exec(std::string("CREATE DATABASE ") + restore_database);
+    auto target = server->admin().with_database(restore_database);
+    scratch_dir scratch(options.local.temp_root);  // decompressed archives, when -j needs one
+    auto restore_started = std::chrono::steady_clock::now();
+    detail::prepare_target(server->admin(), target, plan.restore);
+    std::vector<std::string> summaries;
+    for (const auto& backup : backups) {
+      auto restored = restore_backup(backup, target, server->binaries(), plan.restore, scratch.path());
+      result.properties["restore.tool"] = restored.tool;
+      result.properties["restore.jobs"] = std::to_string(restored.jobs);
+      summaries.push_back(restored.summary());
+      if (!restored.ok) {
+        step.message = (backups.size() > 1 ? backup.path.filename().string() + ": " : "") + restored.summary();
+        step.detail = restored.command_line + "\n" + restored.stderr_tail;
+        return outcome::failed;
+      }
     }
-    auto restored = restore_backup(*backup, server->admin().with_database(restore_database), server->binaries(),
-                                   plan.restore);
-    result.properties["restore.tool"] = restored.tool;
-    result.properties["restore.jobs"] = std::to_string(restored.jobs);
-    result.properties["restore.seconds"] = std::to_string(restored.seconds);
-    step.message = restored.summary();
-    step.detail = restored.ok ? "" : restored.command_line + "\n" + restored.stderr_tail;
-    return restored.ok ? outcome::passed : outcome::failed;
+    if (!plan.restore.sql_after.empty()) {
+      pqxx::connection connection(target.conninfo());
+      pqxx::nontransaction(connection).exec(plan.restore.sql_after);
+    }
+    restore_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count();
+    result.properties["restore.seconds"] = std::to_string(*restore_seconds);
+    step.message = backups.size() > 1 ? "restored " + std::to_string(backups.size()) + " files in order in " +
+                                            detail::seconds_text(*restore_seconds)
+                                      : summaries.front();
+    return outcome::passed;
   });
 
+  if (plan.restore.max_seconds) {
+    step_result rto{"restore time", "rto", outcome::skipped, "not reached: " + runner.stopped_by(), "", "", "", 0};
+    rto.expected = "<= " + detail::seconds_text(*plan.restore.max_seconds);
+    if (restore_seconds) {
+      rto.actual = detail::seconds_text(*restore_seconds);
+      rto.result = *restore_seconds <= *plan.restore.max_seconds ? outcome::passed : outcome::failed;
+      rto.message = "restore took " + rto.actual + " (recovery time objective " + rto.expected + ")";
+    }
+    runner.record(result.checks, rto);
+  }
+
   const auto names = check_names(plan.assertions);
-  auto record_unreached = [&](outcome why, const std::string& message) {
-    for (std::size_t index = result.checks.size(); index < plan.assertions.size(); ++index)
+  auto record_unreached = [&](std::size_t done, outcome why, const std::string& message) {
+    for (std::size_t index = done; index < plan.assertions.size(); ++index)
       runner.record(result.checks, step_result{names[index], "check", why, message, "", "", "", 0});
   };
   if (runner.stopped_by().empty()) {
+    std::size_t done = 0;
     try {
       pqxx::connection target(server->admin().with_database(restore_database).conninfo());
-      for (std::size_t index = 0; index < plan.assertions.size(); ++index)
-        runner.record(result.checks, run_check(target, plan.assertions[index], names[index]));
+      for (; done < plan.assertions.size(); ++done)
+        runner.record(result.checks, run_check(target, plan.assertions[done], names[done]));
     } catch (const std::exception& failure) {
-      record_unreached(outcome::error, std::string("could not connect to the restored database: ") + failure.what());
+      record_unreached(done, outcome::error, std::string("could not connect to the restored database: ") + failure.what());
     }
   } else {
-    record_unreached(outcome::skipped, "not reached: " + runner.stopped_by());
+    record_unreached(0, outcome::skipped, "not reached: " + runner.stopped_by());
   }
 
   // Teardown always runs, whatever stopped the drill.

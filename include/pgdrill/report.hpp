@@ -17,12 +17,6 @@ namespace pgdrill {
 
 namespace detail {
 
-inline std::string seconds_text(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2fs", seconds);
-  return text;
-}
-
 // JUnit wants a plain decimal number of seconds.
 inline std::string junit_seconds(double seconds) {
   char text[32];

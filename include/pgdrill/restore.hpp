@@ -2,6 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <optional>  // stream reader for compressed backups
 #include <regex>
 #include <sstream>
 #include <string>
@@ -13,14 +16,9 @@
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/scenario.hpp>
+#include <pgdrill/stream.hpp>
 
 namespace pgdrill {
-
-/// The first error a restore tool reported, and what kind of trouble it is.
-struct restore_problem {
-  std::string kind;  ///< "missing role", "missing extension", "truncated or corrupt archive", ...
-  std::string line;  ///< the tool's own line
-};
 
 /// What a restore did.
 struct restore_result {
@@ -43,73 +41,103 @@ struct restore_result {
   }
 };
 
-/// Lines of a restore tool's stderr that report errors, each classified. Notices and warnings
-/// about harmless things are not errors; "errors ignored on restore" is.
-inline std::vector<restore_problem> classify_restore_errors(const std::string& stderr_text) {
-  struct rule {
-    std::regex pattern;
-    const char* kind;
-  };
-  static const std::vector<rule> rules{
-      {std::regex(R"(role "[^"]*" does not exist)"), "missing role"},
-      {std::regex(R"(extension "[^"]*" is not available|could not open extension control file|could not access file "\$libdir)"),
-       "missing extension"},
-      {std::regex(R"(unsupported version \([0-9.]+\) in file header)"), "archive newer than the tools"},
-      {std::regex(R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
-                  R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
-                  R"(could not read from input file|invalid byte sequence|not a valid archive|truncated)"),
-       "truncated or corrupt archive"},
-      {std::regex(R"(ERROR:)"), "SQL error"}};
-  static const std::regex error_line(R"((ERROR|FATAL|PANIC):|pg_restore: error:|psql: error:|errors ignored on restore)");
-  std::vector<restore_problem> problems;
-  std::istringstream lines(stderr_text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (!std::regex_search(line, error_line)) continue;
-    std::string kind = "restore tool error";
-    for (const auto& candidate : rules)
-      if (std::regex_search(line, candidate.pattern)) {
-        kind = candidate.kind;
-        break;
-      }
-    problems.push_back({kind, line});
+namespace detail {
+
+constexpr const char* plain_dump_header = "-- PostgreSQL database dump";
+constexpr const char* plain_dump_footer = "-- PostgreSQL database dump complete";
+
+// Keeps the first and last bytes of a stream: enough to see pg_dump's opening and closing lines.
+struct stream_ends {
+  std::string head, tail;
+  void see(const char* data, std::size_t size) {
+    if (head.size() < 64) head.append(data, std::min(size, 64 - head.size()));
+    tail.append(data, size);
+    if (tail.size() > 256) tail.erase(0, tail.size() - 256);
   }
-  return problems;
+  // pg_dump output that lacks its closing line was cut short.
+  bool truncated_plain_dump() const {
+    return head.rfind("--\n" + std::string(plain_dump_header), 0) == 0 || head.rfind(plain_dump_header, 0) == 0
+               ? tail.find(plain_dump_footer) == std::string::npos
+               : false;
+  }
+};
+
+inline stream_ends file_ends(const std::filesystem::path& file) {
+  stream_ends ends;
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  std::streamoff size = in.tellg();
+  auto read_at = [&](std::streamoff offset, std::streamoff length) {
+    std::string bytes(static_cast<std::size_t>(std::max<std::streamoff>(0, std::min(length, size - offset))), '\0');
+    in.seekg(offset);
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return bytes;
+  };
+  ends.head = read_at(0, 64);
+  ends.tail = read_at(std::max<std::streamoff>(0, size - 256), 256);
+  return ends;
 }
 
-/// Restore `backup` into the database `target`: plain SQL through `psql -X -v ON_ERROR_STOP=1`,
-/// archives through `pg_restore` (-j for custom and directory). A zero exit status with errors
-/// on stderr is still a failure. Throws could_not_verify when the format cannot be restored yet.
+}  // namespace detail
+
+/// Restore one backup file into the database `target`: plain SQL through
+/// `psql -X -v ON_ERROR_STOP=1`, archives through `pg_restore` (-j for custom and directory).
+/// Compressed backups are decompressed in-process and streamed into the tool's stdin; only a
+/// compressed custom archive restored with -j (which needs a seekable file) is decompressed into
+/// `scratch` first. A zero exit status with errors on stderr is still a failure, and so is plain
+/// pg_dump output without its closing line (truncated). Throws could_not_verify when the tool
+/// cannot run at all.
 inline restore_result restore_backup(const backup_info& backup, const endpoint& target, const pg_binaries& tools,
-                                     const restore_spec& spec) {
+                                     const restore_spec& spec, const std::filesystem::path& scratch) {
   restore_result result;
   const bool archive = backup.format == backup_format::custom || backup.format == backup_format::directory ||
                        backup.format == backup_format::tar;
-  if (backup.compressed != compression::none)
-    throw could_not_verify(std::string("restoring ") + to_string(backup.compressed) +
-                           "-compressed backups is not supported yet: " + backup.path.string());
   if (!archive && backup.format != backup_format::plain)
     throw could_not_verify("cannot restore " + backup.path.string() + ": format " + to_string(backup.format));
+  const auto started = std::chrono::steady_clock::now();
+
+  int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  result.jobs = archive ? (spec.jobs > 0 ? spec.jobs : cores) : 1;
+  // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
+  if (backup.format == backup_format::tar || spec.single_transaction) result.jobs = 1;
+  const bool compressed = backup.compressed != compression::none;
+  std::filesystem::path input = backup.path;
+  bool via_stdin = compressed;
+  if (compressed && archive && result.jobs > 1) {
+    input = scratch / (backup.path.filename().string() + ".decompressed");
+    backup_reader reader(backup.path);
+    std::ofstream out(input, std::ios::binary);
+    std::vector<char> block(1U << 20);
+    try {
+      for (std::size_t got; (got = reader.read(block.data(), block.size())) > 0;)
+        out.write(block.data(), static_cast<std::streamsize>(got));
+    } catch (const corrupt_backup& damaged) {
+      result.problems.push_back({"truncated or corrupt archive", damaged.what()});
+      result.outcome = "not started: the compressed archive is damaged";
+      result.tool = "pg_restore";
+      return result;
+    }
+    if (!out.flush()) throw could_not_verify("cannot write the decompressed archive to " + input.string());
+    via_stdin = false;
+  } else if (compressed && archive) {
+    result.jobs = 1;
+  }
 
   command cmd(tools.tool(archive ? "pg_restore" : "psql"));
   if (archive) {
-    int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-    result.jobs = spec.jobs > 0 ? spec.jobs : cores;
-    // pg_restore runs tar archives and single transactions serially only.
-    if (backup.format == backup_format::tar || spec.single_transaction) result.jobs = 1;
     cmd.args = {"--dbname", target.dbname};
     if (result.jobs > 1) cmd.args.insert(cmd.args.end(), {"--jobs", std::to_string(result.jobs)});
     if (spec.no_owner) cmd.args.push_back("--no-owner");
     if (spec.no_privileges) cmd.args.push_back("--no-privileges");
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
-    cmd.args.push_back(backup.path.string());
+    if (!via_stdin) cmd.args.push_back(input.string());
   } else {
-    cmd.args = {"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", target.dbname, "--file", backup.path.string()};
+    cmd.args = {"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", target.dbname};
+    if (!via_stdin) cmd.args.insert(cmd.args.end(), {"--file", input.string()});
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
   }
   cmd.with_env(target.libpq_env()).without_env(endpoint::foreign_libpq_env());
   result.tool = cmd.program.filename().string();
-  result.command_line = cmd.display();
+  result.command_line = cmd.display() + (via_stdin ? " < (decompressed " + backup.path.filename().string() + ")" : "");
 
   // Classify stderr line by line as it arrives: the first errors matter most and would be gone
   // from the kept tail of a long, noisy restore.
@@ -119,7 +147,10 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
       if (result.problems.size() < 100) result.problems.push_back(std::move(problem));
   };
   run_options options;
-  options.timeout = spec.timeout;
+  if (spec.timeout.count() > 0)  // what is left of it after any decompression (at least 1 ms: 0 means no limit)
+    options.timeout = std::max(std::chrono::milliseconds(1),
+                               std::chrono::duration_cast<std::chrono::milliseconds>(spec.timeout) -
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started));
   options.stdout_sink = [](std::string_view) {};  // psql echoes query results of the script
   options.stderr_sink = [&](std::string_view chunk) {
     partial_line.append(chunk);
@@ -128,9 +159,32 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     classify(partial_line.substr(0, last_newline));
     partial_line.erase(0, last_newline + 1);
   };
-  auto finished = run(cmd, options);
+  std::optional<backup_reader> reader;
+  detail::stream_ends ends;
+  if (via_stdin) {
+    reader.emplace(backup.path);
+    options.stdin_source = [&](char* buffer, std::size_t capacity) {
+      std::size_t got = reader->read(buffer, capacity);
+      ends.see(buffer, got);
+      return got;
+    };
+  }
+  run_result finished;
+  try {
+    finished = run(cmd, options);
+  } catch (const corrupt_backup& damaged) {
+    result.problems.insert(result.problems.begin(), {"truncated or corrupt archive", damaged.what()});
+    result.outcome = "stopped: the compressed backup is damaged";
+    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    return result;
+  }
   classify(partial_line);
-  result.seconds = finished.elapsed.count();
+  if (!archive && !via_stdin) ends = detail::file_ends(input);
+  if (!archive && finished.ok() && ends.truncated_plain_dump())
+    result.problems.push_back({"truncated or corrupt archive",
+                               "the plain SQL dump ends without pg_dump's closing '" +
+                                   std::string(detail::plain_dump_footer) + "' line: it was cut short"});
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   result.outcome = finished.describe();
   result.stderr_tail = finished.err_tail;
   if (finished.timed_out) result.problems.insert(result.problems.begin(), {"timeout", "restore " + finished.describe()});

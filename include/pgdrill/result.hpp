@@ -1,6 +1,7 @@
 // What a drill found: outcomes of stages and checks, as plain data for the reporters.
 #pragma once
 
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -8,6 +9,38 @@
 #include <pgdrill/error.hpp>
 
 namespace pgdrill {
+
+namespace detail {
+
+/// "1.23s", for people.
+inline std::string seconds_text(double seconds) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2fs", seconds);
+  return text;
+}
+
+/// "48.6 KiB", for people.
+inline std::string bytes_text(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) bytes /= 1024, ++unit;
+  char text[32];
+  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
+  return text;
+}
+
+/// "3d 4h", "5h 12m", "42s": an age, for people.
+inline std::string age_text(double seconds) {
+  long long total = static_cast<long long>(seconds < 0 ? 0 : seconds);
+  char text[32];
+  if (total >= 86400) std::snprintf(text, sizeof text, "%lldd %lldh", total / 86400, total % 86400 / 3600);
+  else if (total >= 3600) std::snprintf(text, sizeof text, "%lldh %lldm", total / 3600, total % 3600 / 60);
+  else if (total >= 60) std::snprintf(text, sizeof text, "%lldm %llds", total / 60, total % 60);
+  else std::snprintf(text, sizeof text, "%llds", total);
+  return text;
+}
+
+}  // namespace detail
 
 /// passed; failed (the backup is at fault); error (could not run); skipped (not reached).
 enum class outcome { passed, failed, error, skipped };

@@ -15,15 +15,18 @@
 
 #include <pgdrill/detail/json_reader.hpp>
 #include <pgdrill/error.hpp>
+#include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 
 namespace pgdrill {
 
-/// Where the backup comes from: one file, or the newest file in a directory matching a glob.
+/// Where the backup comes from: one file, the newest file in a directory matching a glob, or
+/// a set of files restored in order (e.g. one plain dump per table).
 struct backup_source {
   std::filesystem::path file;       ///< one file (or a directory-format archive)
   std::filesystem::path directory;  ///< or: the newest match in this directory
   std::string pattern = "*";
+  std::vector<std::filesystem::path> files;  ///< or: a backup set, restored in this order
 };
 
 /// How the backup is restored.
@@ -33,6 +36,10 @@ struct restore_spec {
   bool no_owner = true;                ///< pg_restore --no-owner
   bool no_privileges = true;           ///< pg_restore --no-privileges
   bool single_transaction = false;     ///< psql / pg_restore --single-transaction
+  std::vector<std::string> roles;      ///< created before the restore (owners and grantees the dump names)
+  std::vector<std::string> extensions; ///< created in the target database before the restore
+  std::string sql_before, sql_after;   ///< run in the target database around the restore
+  std::optional<double> max_seconds;   ///< recovery time objective: the restore must finish within it
 };
 
 /// `row_count`: the table's row count, exactly or within bounds.
@@ -53,6 +60,7 @@ struct scenario {
   std::string provider = "local";
   setting_list server_settings;  ///< over the restore-tuned defaults
   restore_spec restore;
+  hygiene_spec hygiene;
   std::vector<assertion> assertions;
   std::optional<std::filesystem::path> junit;  ///< report path; the runner has a default
 };
@@ -89,8 +97,8 @@ inline assertion parse_assertion(const nlohmann::json& value, const std::string&
 inline scenario parse_scenario(const nlohmann::json& document, const std::filesystem::path& base,
                                const std::string& source) {
   detail::json_reader root(document, "", source,
-                          {"$schema", "name", "description", "backup", "provider", "server_settings", "restore",
-                           "assertions", "reports"});
+                          {"$schema", "name", "description", "backup", "hygiene", "provider", "server_settings",
+                           "restore", "assertions", "reports"});
   scenario result;
   root.optional<std::string>("$schema");  // editors' schema reference; allowed, not used
   result.name = root.required<std::string>("name");
@@ -98,14 +106,35 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     root.fail("/name", "must be non-empty, without spaces or slashes (it names report files)");
   result.description = root.optional<std::string>("description").value_or("");
 
-  auto backup = root.object("backup", {"file", "directory", "pattern"});
+  auto backup = root.object("backup", {"file", "directory", "pattern", "files"});
   if (auto file = backup.optional<std::string>("file")) result.backup.file = detail::resolve_path(base, *file);
   if (auto dir = backup.optional<std::string>("directory")) result.backup.directory = detail::resolve_path(base, *dir);
   result.backup.pattern = backup.optional<std::string>("pattern").value_or("*");
-  if (result.backup.file.empty() == result.backup.directory.empty())
-    backup.fail(backup.pointer(), "give exactly one of 'file' or 'directory'");
-  if (!result.backup.file.empty() && backup.has("pattern"))
-    backup.fail(backup.pointer_of("pattern"), "'pattern' goes with 'directory', not 'file'");
+  for (const auto& file : backup.strings("files")) result.backup.files.push_back(detail::resolve_path(base, file));
+  if (backup.has("files") && result.backup.files.empty()) backup.fail(backup.pointer_of("files"), "needs at least one file");
+  if (!result.backup.file.empty() + !result.backup.directory.empty() + !result.backup.files.empty() != 1)
+    backup.fail(backup.pointer(), "give exactly one of 'file', 'directory' or 'files'");
+  if (result.backup.directory.empty() && backup.has("pattern"))
+    backup.fail(backup.pointer_of("pattern"), "'pattern' goes with 'directory'");
+
+  if (root.has("hygiene")) {
+    auto hygiene = root.object("hygiene", {"min_size_bytes", "max_age_hours", "private_mode", "sha256_sidecar", "retention"});
+    if (auto size = hygiene.optional<long long>("min_size_bytes")) {
+      if (*size < 0) hygiene.fail(hygiene.pointer_of("min_size_bytes"), "must be 0 or more");
+      result.hygiene.min_size_bytes = static_cast<std::uintmax_t>(*size);
+    }
+    result.hygiene.max_age_hours = hygiene.optional<double>("max_age_hours");
+    result.hygiene.private_mode = hygiene.optional<bool>("private_mode").value_or(false);
+    result.hygiene.sha256_sidecar = hygiene.one_of("sha256_sidecar", {"if_present", "required", "ignore"}, "if_present");
+    if (hygiene.has("retention")) {
+      auto retention = hygiene.object("retention", {"min_count", "min_oldest_days", "max_gap_hours"});
+      if (result.backup.directory.empty())
+        retention.fail(retention.pointer(), "retention checks need 'backup.directory'");
+      result.hygiene.retention.min_count = retention.optional<int>("min_count");
+      result.hygiene.retention.min_oldest_days = retention.optional<double>("min_oldest_days");
+      result.hygiene.retention.max_gap_hours = retention.optional<double>("max_gap_hours");
+    }
+  }
 
   result.provider = root.one_of("provider", {"local"}, "local");
   if (root.has("server_settings")) {
@@ -119,13 +148,19 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
   }
 
   if (root.has("restore")) {
-    auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction"});
+    auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction",
+                                           "roles", "extensions", "sql_before", "sql_after", "max_seconds"});
     result.restore.jobs = restore.optional<int>("jobs").value_or(0);
     if (result.restore.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
     result.restore.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
     result.restore.no_owner = restore.optional<bool>("no_owner").value_or(true);
     result.restore.no_privileges = restore.optional<bool>("no_privileges").value_or(true);
     result.restore.single_transaction = restore.optional<bool>("single_transaction").value_or(false);
+    result.restore.roles = restore.strings("roles");
+    result.restore.extensions = restore.strings("extensions");
+    result.restore.sql_before = restore.optional<std::string>("sql_before").value_or("");
+    result.restore.sql_after = restore.optional<std::string>("sql_after").value_or("");
+    result.restore.max_seconds = restore.optional<double>("max_seconds");
   }
 
   const auto& assertions = root.raw("assertions");

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <optional>  // optional keys
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -85,6 +86,21 @@ class json_reader {
   T required(const std::string& key) const {
     if (!value_.contains(key)) fail(pointer_of(key), "missing required key");
     return *optional<T>(key);
+  }
+
+  /// An array of strings (empty when absent).
+  std::vector<std::string> strings(const std::string& key) const {
+    std::vector<std::string> values;
+    const auto& items = raw(key);
+    if (items.is_null()) return values;
+    if (!items.is_array()) fail(pointer_of(key), std::string("expected an array of strings, got ") + json_type_name(items));
+    for (std::size_t index = 0; index < items.size(); ++index) {
+      if (!items[index].is_string())
+        fail(pointer_of(key) + "/" + std::to_string(index),
+             std::string("expected a string, got ") + json_type_name(items[index]));
+      values.push_back(items[index].get<std::string>());
+    }
+    return values;
   }
 
   /// The raw value of a key; null when absent.

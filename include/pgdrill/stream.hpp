@@ -1,0 +1,81 @@
+// Reading a backup file as a stream of its decompressed bytes, in constant memory.
+#pragma once
+
+// Decompression is libarchive's: one well-kept library that decodes gzip, zstd, lz4, bzip2 and
+// xz in-process (Debian builds it against zlib, libzstd, liblz4, libbz2 and liblzma), used with
+// its "raw" format so the payload is streamed as is.
+
+#include <archive.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <pgdrill/error.hpp>
+
+namespace pgdrill {
+
+/// Thrown when a compressed stream is damaged (bad checksum, truncated): the backup is at fault.
+class corrupt_backup : public error {
+ public:
+  using error::error;
+  exit_code code() const noexcept override { return exit_code::failed; }
+};
+
+/// The bytes of a backup file, decompressed when it is compressed. Move-only.
+class backup_reader {
+ public:
+  explicit backup_reader(const std::filesystem::path& file, std::size_t block_size = 256U << 10) : file_(file) {
+    archive_ = archive_read_new();
+    archive_read_support_filter_all(archive_);
+    archive_read_support_format_raw(archive_);
+    if (archive_read_open_filename(archive_, file.c_str(), block_size) != ARCHIVE_OK) fail("cannot open");
+    archive_entry* entry = nullptr;
+    int status = archive_read_next_header(archive_, &entry);
+    if (status == ARCHIVE_EOF) {
+      at_end_ = true;  // an empty file has no entry: zero bytes
+    } else if (status != ARCHIVE_OK) {
+      fail("cannot read");
+    }
+  }
+  backup_reader(backup_reader&& other) noexcept
+      : file_(std::move(other.file_)), archive_(std::exchange(other.archive_, nullptr)), at_end_(other.at_end_) {}
+  backup_reader& operator=(backup_reader&&) = delete;
+  backup_reader(const backup_reader&) = delete;
+  backup_reader& operator=(const backup_reader&) = delete;
+  ~backup_reader() {
+    if (archive_) archive_read_free(archive_);
+  }
+
+  /// Fill `buffer` with the next bytes; 0 at the end. Throws corrupt_backup on damaged input.
+  std::size_t read(char* buffer, std::size_t capacity) {
+    if (at_end_) return 0;
+    la_ssize_t got = archive_read_data(archive_, buffer, capacity);
+    if (got < 0) fail("damaged or truncated");
+    if (got == 0) at_end_ = true;
+    total_ += static_cast<std::size_t>(got);
+    return static_cast<std::size_t>(got);
+  }
+
+  /// Bytes delivered so far (decompressed).
+  std::size_t total() const noexcept { return total_; }
+
+  /// The compression libarchive recognised, e.g. "gzip"; "none" for a plain file.
+  std::string filter_name() const {
+    const char* name = archive_filter_name(archive_, 0);
+    return name && std::string(name) != "none" ? name : "none";
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    std::string reason = archive_ && archive_error_string(archive_) ? archive_error_string(archive_) : "unknown error";
+    throw corrupt_backup("backup " + file_.string() + ": " + what + ": " + reason);
+  }
+
+  std::filesystem::path file_;
+  archive* archive_ = nullptr;
+  bool at_end_ = false;
+  std::size_t total_ = 0;
+};
+
+}  // namespace pgdrill
