@@ -56,11 +56,13 @@ TEST_F(drill_cli, passing_drill_exits_0_with_a_junit_report) {
   EXPECT_NE(result.output.find("PASS   restore"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("verdict: PASSED (exit 0)"), std::string::npos) << result.output;
   EXPECT_EQ(junit_summary(junit),
-            "suite pass tests=6 failures=0 errors=0 skipped=0\n"
+            "suite pass tests=8 failures=0 errors=0 skipped=0\n"
             "case stage/locate backup passed\n"
+            "case stage/inspect backup passed\n"
             "case stage/provision server passed\n"
             "case stage/restore passed\n"
             "case stage/teardown passed\n"
+            "case check/backup size passed\n"
             "case check/row_count public.customers passed\n"
             "case check/row_count public.orders passed\n");
 }
@@ -112,8 +114,8 @@ TEST_F(drill_cli, no_postgresql_binaries_exits_2_saying_where_it_looked) {
   EXPECT_NE(result.output.find("/nonexistent/pgsql/bin"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("verdict: NOT VERIFIED (exit 2)"), std::string::npos) << result.output;
   auto summary = junit_summary(junit);
-  EXPECT_NE(summary.find("case stage/provision server error: no PostgreSQL binaries found"), std::string::npos) << summary;
-  EXPECT_NE(summary.find("case check/row_count public.customers skipped: not reached: provision server could not run"),
+  EXPECT_NE(summary.find("case stage/inspect backup error: no PostgreSQL binaries found"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("case check/row_count public.customers skipped: not reached: inspect backup could not run"),
             std::string::npos)
       << summary;
 }
@@ -131,7 +133,7 @@ TEST_F(drill_cli, plain_sql_with_an_error_in_the_middle_fails) {
   auto broken = dir_.path() / "broken.sql";
   write_file(broken, "CREATE TABLE before_error (id int);\nINSERT INTO no_such_table VALUES (1);\n"
                      "CREATE TABLE after_error (id int);\n");
-  auto file = scenario(R"({"name": "broken", "backup": {"file": ")" + broken.string() + R"("},
+  auto file = scenario(R"({"name": "broken", "backup": {"file": ")" + broken.string() + R"("}, "hygiene": {"min_size_bytes": 0},
     "assertions": [{"type": "row_count", "table": "before_error", "equals": 0}]})");
   auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
   EXPECT_EQ(result.exit_code, 1) << result.output;
@@ -168,4 +170,73 @@ TEST_F(drill_cli, with_server_runs_a_command_against_a_throwaway_server) {
   EXPECT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("postgres\n"), std::string::npos) << result.output;
   EXPECT_EQ(run_cli({"with-server", "--", "/bin/sh", "-c", "exit 7"}).exit_code, 7);
+}
+
+TEST_F(drill_cli, backups_lists_newest_first_with_totals) {
+  auto result = run_cli({"backups", backups_.string(), "--pattern", "demo_*"});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("NAME"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("demo_20260101_000000.dump"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("custom"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("2 backups"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("newest demo_20260101_000000"), std::string::npos) << result.output;
+  EXPECT_EQ(run_cli({"backups", backups_.string(), "--pattern", "nothing*"}).exit_code, 2);
+}
+
+TEST_F(drill_cli, inspect_shows_format_versions_and_tables) {
+  auto result = run_cli({"inspect", (backups_ / "demo_20260101_000000.dump").string()});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  auto version = find_binaries(binary_search::from_environment()).version;
+  for (const std::string& text : std::vector<std::string>{"format:       custom", "compression:  none", "dumped from:  PostgreSQL " + version,
+                                 "dumped by:    pg_dump " + version, "2 TABLE", "tables:       public.customers, public.orders"})
+    EXPECT_NE(result.output.find(text), std::string::npos) << text << " in:\n" << result.output;
+  auto plain = run_cli({"inspect", (backups_ / "demo_20260101_000000.sql").string()});
+  EXPECT_NE(plain.output.find("format:       plain"), std::string::npos) << plain.output;
+}
+
+TEST_F(drill_cli, verify_passes_a_good_backup_and_fails_a_bad_one) {
+  auto good = run_cli({"verify", (backups_ / "demo_20260101_000000.dump").string()});
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_NE(good.output.find("PASS   backup toc"), std::string::npos) << good.output;
+
+  auto copy = dir_.path() / "copy_2026-01-01.dump";  // old by its name
+  std::filesystem::copy_file(backups_ / "demo_20260101_000000.dump", copy);
+  std::filesystem::permissions(copy, std::filesystem::perms::owner_read | std::filesystem::perms::others_read);
+  auto exposed = run_cli({"verify", copy.string(), "--private", "--require-sha256", "--max-age-hours", "1"});
+  EXPECT_EQ(exposed.exit_code, 1) << exposed.output;
+  for (const char* text : {"FAIL   backup file mode", "lets group or others read", "FAIL   backup sha256",
+                           "no SHA-256 sidecar", "FAIL   backup age", "verdict: FAILED (exit 1)"})
+    EXPECT_NE(exposed.output.find(text), std::string::npos) << text << " in:\n" << exposed.output;
+
+  write_file(dir_.path() / "empty.dump", "");
+  auto empty = run_cli({"verify", (dir_.path() / "empty.dump").string()});
+  EXPECT_EQ(empty.exit_code, 1) << empty.output;
+  EXPECT_NE(empty.output.find("under the minimum of 1024"), std::string::npos) << empty.output;
+}
+
+TEST_F(drill_cli, verify_a_directory_checks_retention) {
+  auto dir = dir_.path() / "nightly";
+  for (const char* day : {"01", "02", "03", "07"})
+    std::filesystem::copy_file(backups_ / "demo_20260101_000000.dump", dir_.path() / ("nightly_2026-01-" + std::string(day) + ".dump"));
+  std::filesystem::create_directories(dir);
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path()))
+    if (entry.path().filename().string().rfind("nightly_", 0) == 0) std::filesystem::rename(entry.path(), dir / entry.path().filename());
+  auto gap = run_cli({"verify", dir.string(), "--min-count", "4", "--max-gap-hours", "26", "--min-oldest-days", "30"});
+  EXPECT_EQ(gap.exit_code, 1) << gap.output;
+  EXPECT_NE(gap.output.find("PASS   retention count"), std::string::npos) << gap.output;
+  EXPECT_NE(gap.output.find("a gap of 96.0h before the backup of 2026-01-07T00:00:00Z"), std::string::npos) << gap.output;
+  EXPECT_NE(gap.output.find("PASS   retention oldest"), std::string::npos) << gap.output;
+  auto count = run_cli({"verify", dir.string(), "--min-count", "5"});
+  EXPECT_EQ(count.exit_code, 1) << count.output;
+  EXPECT_NE(count.output.find("FAIL   retention count"), std::string::npos) << count.output;
+}
+
+TEST_F(drill_cli, validate_checks_a_scenario_without_running_it) {
+  auto good = run_cli({"validate", std::string(PGDRILL_SOURCE_DIR) + "/scenarios/demo.json"});
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_NE(good.output.find("valid scenario 'demo'"), std::string::npos) << good.output;
+  auto bad = scenario(R"({"name": "x", "backup": {"file": "f"}, "assertions": [{"type": "row_count", "table": 5, "equals": 1}]})");
+  auto result = run_cli({"validate", bad.string()});
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("at /assertions/0/table: expected a string, got an integer"), std::string::npos) << result.output;
 }

@@ -64,7 +64,7 @@ TEST(scenario, rejects_what_cannot_be_a_drill) {
   EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": []})").find("at /assertions"),
             std::string::npos);
   EXPECT_NE(error_of(std::string(R"({"name": "n", "backup": {"file": "f", "directory": "d"}, )") + minimal_assertions + "}")
-                .find("exactly one of 'file' or 'directory'"),
+                .find("exactly one of 'file', 'directory' or 'files'"),
             std::string::npos);
   EXPECT_NE(error_of(std::string(R"({"backup": {"file": "f"}, )") + minimal_assertions + "}").find("at /name: missing"),
             std::string::npos);

@@ -185,7 +185,8 @@ inline std::vector<restore_problem> classify_restore_errors(const std::string& s
       {std::regex(R"(unsupported version \([0-9.]+\) in file header)"), "archive newer than the tools"},
       {std::regex(R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
                   R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
-                  R"(could not read from input file|invalid byte sequence|not a valid archive|truncated)"),
+                  R"(could not read from input file|invalid byte sequence|not a valid archive|truncated|)"
+                  R"(could not close data file|could not open input file)"),
        "truncated or corrupt archive"},
       {std::regex(R"(ERROR:)"), "SQL error"}};
   static const std::regex error_line(R"((ERROR|FATAL|PANIC):|pg_restore: error:|psql: error:|errors ignored on restore)");
@@ -302,6 +303,7 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
     return contents;
   }
 
+  if (backup.format == backup_format::tar) check_tar_complete(backup.path);
   command list(tools.tool("pg_restore"), {"--list"});
   run_options options = run_options::within(std::chrono::minutes(10));
   std::optional<backup_reader> reader;

@@ -53,8 +53,10 @@ class stage_runner {
     try {
       step.result = body(step);
     } catch (const std::exception& failure) {
-      step.result = outcome::error;
-      std::string text = failure.what();
+      // A damaged backup is the backup's fault (failed); anything else means the stage could not run.
+      bool damaged = dynamic_cast<const corrupt_backup*>(&failure) != nullptr;
+      step.result = damaged ? outcome::failed : outcome::error;
+      std::string text = (damaged ? "truncated or corrupt archive: " : "") + std::string(failure.what());
       auto newline = text.find('\n');
       step.message = text.substr(0, newline);
       if (newline != std::string::npos) step.detail = text;

@@ -78,4 +78,25 @@ class backup_reader {
   std::size_t total_ = 0;
 };
 
+/// Read a tar archive's every member to its end (libarchive's tar reader): a truncated or
+/// damaged archive throws corrupt_backup. pg_dump's tar format needs this before pg_restore,
+/// which can loop forever on a truncated member instead of failing.
+inline void check_tar_complete(const std::filesystem::path& file) {
+  archive* reader = archive_read_new();
+  archive_read_support_filter_all(reader);
+  archive_read_support_format_tar(reader);
+  auto fail = [&](const std::string& what) {
+    std::string reason = archive_error_string(reader) ? archive_error_string(reader) : "unknown error";
+    archive_read_free(reader);
+    throw corrupt_backup("tar archive " + file.string() + ": " + what + ": " + reason);
+  };
+  if (archive_read_open_filename(reader, file.c_str(), 256U << 10) != ARCHIVE_OK) fail("cannot open");
+  archive_entry* entry = nullptr;
+  int status;
+  while ((status = archive_read_next_header(reader, &entry)) == ARCHIVE_OK)
+    if (archive_read_data_skip(reader) != ARCHIVE_OK) fail("truncated member");
+  if (status != ARCHIVE_EOF) fail("damaged or truncated");
+  archive_read_free(reader);
+}
+
 }  // namespace pgdrill

@@ -1,0 +1,337 @@
+// Every pg_dump format and compression, restored for real and compared with the source; and
+// damaged copies of each, which must fail the drill with a classified message.
+#include <fcntl.h>
+#include <sys/file.h>
+
+#include <set>
+
+#include "support.hpp"
+
+using namespace pgdrill;
+
+namespace {
+
+const std::vector<std::string> fixture_tables{"public.customers", "public.orders", "public.events"};
+
+// The fixture source's dumps and row counts. CTest runs every test in its own process, so they
+// are made once per build tree: the first process builds them under an flock, the rest reuse them.
+struct fixture {
+  std::filesystem::path root = std::filesystem::path(PGDRILL_BINARY_DIR) / "test-fixtures" / "restore-v1";
+  std::map<std::string, long long> counts;
+
+  std::filesystem::path file(const std::string& name) const { return root / name; }
+
+  fixture() {
+    std::filesystem::create_directories(root.parent_path());
+    int lock = ::open((root.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    ::flock(lock, LOCK_EX);
+    if (!std::filesystem::exists(root / "complete")) {
+      std::filesystem::remove_all(root);
+      std::filesystem::create_directories(root);
+      build();
+      testkit::write_file(root / "complete", "");
+    }
+    auto stored = nlohmann::json::parse(testkit::read_file(root / "counts.json"));
+    for (const auto& item : stored.items()) counts[item.key()] = item.value().get<long long>();
+    ::close(lock);
+  }
+
+  void build() {
+    auto source = testkit::start_server();
+    testkit::psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    testkit::psql(*source, R"(
+      CREATE TABLE events (id bigserial PRIMARY KEY, customer_id bigint REFERENCES customers (id),
+                           payload jsonb, raw bytea, happened_at timestamptz DEFAULT now());
+      INSERT INTO events (customer_id, payload, raw)
+      SELECT 1 + i % 1000, jsonb_build_object('n', i, 'text', E'tab\tand ''quote'''), decode(md5(i::text), 'hex')
+      FROM generate_series(1, 3000) AS i;
+      CREATE INDEX ON events (happened_at);)");
+    nlohmann::json source_counts;
+    for (const auto& table : fixture_tables)
+      source_counts[table] = std::stoll(testkit::psql(*source, "SELECT count(*) FROM " + table));
+    testkit::write_file(root / "counts.json", source_counts.dump());
+
+    auto dump = [&](std::vector<std::string> args, const std::string& name) {
+      args.insert(args.end(), {"-f", file(name).string()});
+      testkit::pg_dump(*source, args);
+    };
+    dump({"-Fp"}, "plain.sql");
+    dump({"-Fc"}, "custom.dump");
+    dump({"-Fc", "-Z", "9"}, "custom_z9.dump");
+    dump({"-Fc", "-Z", "0"}, "custom_z0.dump");
+    dump({"-Fd", "-j", "2"}, "directory.dir");
+    dump({"-Ft"}, "archive.tar");
+    dump({"-Fp", "-t", "customers", "-t", "orders"}, "allow_list.sql");
+    dump({"-Fp", "-s"}, "schema_only.sql");
+    dump({"-Fp", "-t", "customers"}, "customers_backup.sql");
+    dump({"-Fp", "-t", "orders"}, "orders_backup.sql");
+    dump({"-Fp", "-t", "events", "-t", "events_id_seq"}, "events_backup.sql");
+    // Compressed with the real command-line compressors, as users' cron jobs do.
+    for (const auto& [tool, extension] : std::vector<std::pair<std::string, std::string>>{
+             {"gzip", "gz"}, {"zstd", "zst"}, {"lz4", "lz4"}, {"bzip2", "bz2"}, {"xz", "xz"}}) {
+      shell(tool + " -c < " + file("plain.sql").string() + " > " + file("plain.sql." + extension).string());
+      shell(tool + " -c < " + file("custom_z0.dump").string() + " > " + file("custom_z0.dump." + extension).string());
+    }
+  }
+
+  static void shell(const std::string& script) {
+    auto result = run(command("/bin/sh", {"-c", script}));
+    if (!result.ok()) throw std::runtime_error(script + ": " + result.err_tail);
+  }
+};
+
+fixture& shared_fixture() {
+  static fixture instance;
+  return instance;
+}
+
+scenario plan_for(std::vector<std::filesystem::path> files, const std::vector<std::string>& tables) {
+  scenario plan;
+  plan.name = "restore_test";
+  if (files.size() == 1) plan.backup.file = files.front();
+  else plan.backup.files = files;
+  for (const auto& table : tables) {
+    row_count_assertion count;
+    count.table = table;
+    count.equals = shared_fixture().counts.at(table);
+    plan.assertions.push_back(count);
+  }
+  return plan;
+}
+
+std::string report(const drill_result& result) {
+  std::string text;
+  for (const auto* list : {&result.stages, &result.checks})
+    for (const auto& step : *list) text += console_line(step) + "\n" + step.detail;
+  return text;
+}
+
+const step_result* find_step(const drill_result& result, const std::string& name) {
+  for (const auto* list : {&result.stages, &result.checks})
+    for (const auto& step : *list)
+      if (step.name == name) return &step;
+  return nullptr;
+}
+
+// Damaged copies: cut at 60% of the size, or 64 bytes overwritten with 0xFF in the middle.
+std::filesystem::path truncated_copy(const std::filesystem::path& original, const std::filesystem::path& dir) {
+  auto copy = dir / ("truncated-" + original.filename().string());
+  std::filesystem::copy_file(original, copy);
+  std::filesystem::resize_file(copy, std::filesystem::file_size(copy) * 6 / 10);
+  return copy;
+}
+
+std::filesystem::path flipped_copy(const std::filesystem::path& original, const std::filesystem::path& dir) {
+  auto copy = dir / ("flipped-" + original.filename().string());
+  std::filesystem::copy_file(original, copy);
+  std::fstream file(copy, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>(std::filesystem::file_size(copy) / 2));
+  file.write(std::string(64, '\xff').data(), 64);
+  return copy;
+}
+
+}  // namespace
+
+class every_format : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(every_format, restores_with_the_source_row_counts) {
+  auto backup = shared_fixture().file(GetParam());
+  auto result = run_drill(plan_for({backup}, fixture_tables));
+  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+}
+
+INSTANTIATE_TEST_SUITE_P(restore, every_format,
+                         ::testing::Values("plain.sql", "plain.sql.gz", "plain.sql.zst", "plain.sql.lz4", "plain.sql.bz2",
+                                           "plain.sql.xz", "custom.dump", "custom_z9.dump", "custom_z0.dump",
+                                           "custom_z0.dump.gz", "custom_z0.dump.zst", "custom_z0.dump.lz4",
+                                           "custom_z0.dump.bz2", "custom_z0.dump.xz", "directory.dir", "archive.tar"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return name;
+                         });
+
+TEST(restore, detects_the_format_inside_compression) {
+  auto gz = inspect_file(shared_fixture().file("custom_z0.dump.gz"));
+  EXPECT_EQ(gz.compressed, compression::gzip);
+  EXPECT_EQ(gz.format, backup_format::custom);
+  auto xz = inspect_file(shared_fixture().file("plain.sql.xz"));
+  EXPECT_EQ(xz.compressed, compression::xz);
+  EXPECT_EQ(xz.format, backup_format::plain);
+  EXPECT_EQ(inspect_file(shared_fixture().file("directory.dir")).format, backup_format::directory);
+  EXPECT_EQ(inspect_file(shared_fixture().file("archive.tar")).format, backup_format::tar);
+}
+
+TEST(restore, reads_versions_and_the_table_of_contents) {
+  auto tools = find_binaries(binary_search::from_environment());
+  for (const char* name : {"custom.dump", "custom_z0.dump.zst", "directory.dir", "archive.tar"}) {
+    auto contents = read_contents(inspect_file(shared_fixture().file(name)), tools);
+    EXPECT_EQ(contents.source_version, tools.version) << name;
+    EXPECT_EQ(contents.dump_version, tools.version) << name;
+    auto tables = contents.tables();
+    EXPECT_EQ(std::set<std::string>(tables.begin(), tables.end()), std::set<std::string>(fixture_tables.begin(), fixture_tables.end()))
+        << name;
+  }
+  auto plain = read_contents(inspect_file(shared_fixture().file("plain.sql.bz2")), tools);
+  EXPECT_EQ(plain.source_version, tools.version);
+}
+
+TEST(restore, allow_list_dump_restores_only_its_tables) {
+  auto result = run_drill(plan_for({shared_fixture().file("allow_list.sql")}, {"public.customers", "public.orders"}));
+  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  auto missing = run_drill(plan_for({shared_fixture().file("allow_list.sql")}, {"public.events"}));
+  EXPECT_EQ(missing.verdict(), exit_code::failed);
+  EXPECT_NE(report(missing).find("events"), std::string::npos) << report(missing);
+}
+
+TEST(restore, a_backup_set_restores_in_order) {
+  auto& data = shared_fixture();
+  auto result = run_drill(plan_for(
+      {data.file("customers_backup.sql"), data.file("orders_backup.sql"), data.file("events_backup.sql")}, fixture_tables));
+  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_NE(find_step(result, "restore")->message.find("restored 3 files in order"), std::string::npos);
+}
+
+TEST(restore, schema_only_dump_restores_empty_tables) {
+  auto plan = plan_for({shared_fixture().file("schema_only.sql")}, {});
+  row_count_assertion empty;
+  empty.table = "events";
+  empty.equals = 0;
+  plan.assertions.push_back(empty);
+  auto result = run_drill(plan);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+}
+
+class damaged : public ::testing::TestWithParam<std::string> {
+ protected:
+  scratch_dir dir_;
+};
+
+TEST_P(damaged, truncated_copy_fails_the_drill_with_a_classified_message) {
+  auto result = run_drill(plan_for({truncated_copy(shared_fixture().file(GetParam()), dir_.path())}, fixture_tables));
+  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
+  EXPECT_NE(report(result).find("truncated or corrupt archive"), std::string::npos) << report(result);
+}
+
+TEST_P(damaged, copy_with_flipped_bytes_fails_the_drill) {
+  auto result = run_drill(plan_for({flipped_copy(shared_fixture().file(GetParam()), dir_.path())}, fixture_tables));
+  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
+  auto text = report(result);
+  EXPECT_TRUE(text.find("truncated or corrupt archive") != std::string::npos || text.find("SQL error") != std::string::npos)
+      << text;
+}
+
+INSTANTIATE_TEST_SUITE_P(restore, damaged,
+                         ::testing::Values("plain.sql", "plain.sql.gz", "plain.sql.zst", "custom.dump", "custom_z0.dump.xz",
+                                           "archive.tar"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           for (char& c : name)
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return name;
+                         });
+
+TEST(restore, damaged_directory_archive_fails) {
+  scratch_dir dir;
+  auto copy = dir.path() / "directory.dir";
+  std::filesystem::copy(shared_fixture().file("directory.dir"), copy, std::filesystem::copy_options::recursive);
+  for (const auto& entry : std::filesystem::directory_iterator(copy))
+    if (entry.path().filename() != "toc.dat")
+      std::filesystem::resize_file(entry.path(), std::filesystem::file_size(entry.path()) / 2);
+  auto result = run_drill(plan_for({copy}, fixture_tables));
+  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
+  EXPECT_NE(report(result).find("truncated or corrupt archive"), std::string::npos) << report(result);
+}
+
+TEST(restore, empty_file_fails_the_size_check) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "empty.sql", "");
+  auto result = run_drill(plan_for({dir.path() / "empty.sql"}, {"public.customers"}));
+  EXPECT_EQ(result.verdict(), exit_code::failed);
+  auto size = find_step(result, "backup size");
+  ASSERT_NE(size, nullptr);
+  EXPECT_EQ(size->result, outcome::failed);
+  EXPECT_NE(size->message.find("0 bytes, under the minimum of 1024"), std::string::npos) << size->message;
+}
+
+TEST(restore, plain_dump_from_a_newer_server_cannot_be_verified) {
+  scratch_dir dir;
+  auto text = testkit::read_file(shared_fixture().file("plain.sql"));
+  auto at = text.find("-- Dumped from database version ");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at + 32, 2, "99");
+  testkit::write_file(dir.path() / "newer.sql", text);
+  auto result = run_drill(plan_for({dir.path() / "newer.sql"}, {"public.customers"}));
+  EXPECT_EQ(result.verdict(), exit_code::not_verified) << report(result);
+  auto provision = find_step(result, "provision server");
+  EXPECT_NE(provision->message.find("dumped from PostgreSQL 99"), std::string::npos) << provision->message;
+  EXPECT_NE(provision->message.find("no PostgreSQL 99 or newer installed"), std::string::npos) << provision->message;
+  EXPECT_NE(provision->detail.find(find_binaries(binary_search::from_environment()).version), std::string::npos)
+      << "names what is installed: " << provision->detail;
+}
+
+TEST(restore, archive_format_newer_than_the_tools_cannot_be_verified) {
+  scratch_dir dir;
+  auto copy = dir.path() / "future.dump";
+  std::filesystem::copy_file(shared_fixture().file("custom.dump"), copy);
+  std::fstream file(copy, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(6);  // "PGDMP", major, minor: claim archive version 1.99
+  file.put(static_cast<char>(99));
+  file.close();
+  auto result = run_drill(plan_for({copy}, {"public.customers"}));
+  EXPECT_EQ(result.verdict(), exit_code::not_verified) << report(result);
+  EXPECT_NE(find_step(result, "inspect backup")->message.find("newer pg_dump"), std::string::npos) << report(result);
+}
+
+TEST(restore, restore_friendly_options_roles_extensions_and_sql_hooks) {
+  auto plan = plan_for({shared_fixture().file("custom.dump")}, {"public.customers"});
+  plan.restore.roles = {"app_owner"};
+  plan.restore.extensions = {"pg_trgm"};
+  plan.restore.sql_before = "CREATE TABLE before_marker (id int)";
+  plan.restore.sql_after = "CREATE TABLE after_marker AS SELECT count(*) AS n FROM customers";
+  plan.restore.max_seconds = 600;
+  row_count_assertion after;
+  after.table = "after_marker";
+  after.equals = 1;
+  plan.assertions.push_back(after);
+  auto result = run_drill(plan);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_EQ(find_step(result, "restore time")->result, outcome::passed);
+}
+
+TEST(restore, restore_over_its_rto_fails) {
+  auto plan = plan_for({shared_fixture().file("custom.dump")}, {"public.customers"});
+  plan.restore.max_seconds = 0.000001;
+  auto result = run_drill(plan);
+  EXPECT_EQ(result.verdict(), exit_code::failed);
+  EXPECT_NE(find_step(result, "restore time")->message.find("recovery time objective"), std::string::npos);
+}
+
+TEST(restore, restore_timeout_fails_the_drill) {
+  auto plan = plan_for({shared_fixture().file("plain.sql")}, {"public.customers"});
+  plan.restore.sql_before = "";
+  plan.restore.timeout = std::chrono::seconds(1);
+  // A plain script that sleeps past the timeout: pg_dump output plus a long pg_sleep.
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "slow.sql", "SELECT pg_sleep(120);\n");
+  plan.backup.file = dir.path() / "slow.sql";
+  plan.hygiene.min_size_bytes = 0;
+  auto result = run_drill(plan);
+  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
+  EXPECT_NE(find_step(result, "restore")->message.find("timed out"), std::string::npos) << report(result);
+}
+
+TEST(restore, sha256_sidecar_mismatch_fails_and_match_passes) {
+  scratch_dir dir;
+  auto copy = dir.path() / "custom.dump";
+  std::filesystem::copy_file(shared_fixture().file("custom.dump"), copy);
+  testkit::write_file(dir.path() / "custom.dump.sha256", sha256_file(copy) + "  custom.dump\n");
+  auto good = run_drill(plan_for({copy}, {"public.customers"}));
+  EXPECT_EQ(good.verdict(), exit_code::passed) << report(good);
+  EXPECT_EQ(find_step(good, "backup sha256")->result, outcome::passed);
+  testkit::write_file(dir.path() / "custom.dump.sha256", std::string(64, '0') + "  custom.dump\n");
+  auto bad = run_drill(plan_for({copy}, {"public.customers"}));
+  EXPECT_EQ(bad.verdict(), exit_code::failed);
+  EXPECT_NE(find_step(bad, "backup sha256")->message.find("does not match"), std::string::npos);
+}
