@@ -11,6 +11,14 @@
 
 namespace pgdrill::testkit {
 
+// Every test's servers and scratch dirs go under one temp root, which the suite's last test checks
+// is empty; the data-dir cache stays inside the build tree.
+inline const bool test_environment_ready = [] {
+  ::setenv("PGDRILL_TMPDIR", PGDRILL_TEST_TMPDIR, 1);
+  ::setenv("PGDRILL_CACHE_DIR", PGDRILL_TEST_CACHE_DIR, 1);
+  return true;
+}();
+
 /// A fresh throwaway server with the suite's defaults (temp root and cache from the environment).
 inline std::unique_ptr<local_server> start_server(local_options options = {}) { return local_server::start(options); }
 
