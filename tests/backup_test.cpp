@@ -17,6 +17,8 @@ TEST(backup, newest_by_name_timestamp_beats_mtime) {
   testkit::write_file(dir.path() / "db_20250102_000000.sql", "-- newer by name\n");
   testkit::write_file(dir.path() / "db_20250101_000000.sql", "-- older by name, newer mtime\n");
   testkit::write_file(dir.path() / "notes.txt", "not a match\n");
+  testkit::write_file(dir.path() / "db_20250103_000000.sql.sha256", "sidecars are never backups\n");
+  testkit::write_file(dir.path() / "db_20250103_000000.sql.manifest.json", "{}\n");
   auto latest = find_latest(dir.path(), "db_*.sql");
   EXPECT_EQ(latest.path.filename(), "db_20250102_000000.sql");
   EXPECT_NE(latest.chosen_because.find("timestamp in its name"), std::string::npos);

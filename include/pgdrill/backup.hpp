@@ -332,7 +332,15 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
   return contents;
 }
 
-/// Files in `directory` whose names match the glob, newest first: by the timestamp in the name
+/// Files that describe a backup rather than being one: checksums and pgdrill manifests.
+inline bool is_sidecar(const std::string& name) {
+  for (const char* suffix : {".sha256", ".md5", ".manifest.json"})
+    if (name.size() > std::strlen(suffix) && name.compare(name.size() - std::strlen(suffix), std::string::npos, suffix) == 0)
+      return true;
+  return false;
+}
+
+/// Files in `directory` whose names match the glob (sidecars excluded), newest first: by the timestamp in the name
 /// when every candidate has one, else by modification time.
 inline std::vector<backup_info> list_backups(const std::filesystem::path& directory, const std::string& pattern = "*") {
   std::error_code failure;
@@ -341,7 +349,7 @@ inline std::vector<backup_info> list_backups(const std::filesystem::path& direct
   std::vector<backup_info> found;
   for (const auto& entry : std::filesystem::directory_iterator(directory, failure)) {
     std::string name = entry.path().filename().string();
-    if (name.empty() || name[0] == '.' || ::fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
+    if (name.empty() || name[0] == '.' || is_sidecar(name) || ::fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
     found.push_back(inspect_file(entry.path()));
   }
   bool all_named = std::all_of(found.begin(), found.end(), [](const backup_info& b) { return b.name_time.has_value(); });

@@ -6,6 +6,7 @@
 #include <pgdrill/checks.hpp>
 #include <pgdrill/drill.hpp>
 #include <pgdrill/error.hpp>
+#include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
@@ -13,4 +14,5 @@
 #include <pgdrill/restore.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
+#include <pgdrill/stream.hpp>
 #include <pgdrill/workspace.hpp>
