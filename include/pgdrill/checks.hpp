@@ -2,6 +2,8 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
+#include <ctime>
 #include <map>
 #include <string>
 #include <variant>
@@ -9,40 +11,132 @@
 
 #include <pqxx/pqxx>
 
+#include <pgdrill/checksum.hpp>
+#include <pgdrill/detail/sql.hpp>
+#include <pgdrill/manifest.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
 
 namespace pgdrill {
 
-/// A table name as "schema.table" or "table" (schema public), quoted for SQL.
-inline std::string quoted_table(pqxx::connection& connection, const std::string& table) {
-  auto dot = table.find('.');
-  std::string schema = dot == std::string::npos ? "public" : table.substr(0, dot);
-  std::string name = dot == std::string::npos ? table : table.substr(dot + 1);
-  return connection.quote_name(schema) + "." + connection.quote_name(name);
+/// One assertion ready to run: manifest-wide assertions are expanded into one per table, and
+/// every name is unique. A non-empty `problem` means it cannot run (reported as an error).
+struct planned_check {
+  std::string name;
+  std::string kind;
+  assertion check;
+  std::string problem;
+};
+
+/// What checks need besides the database: the backup's own time and its manifest, if any.
+struct check_context {
+  std::time_t backup_time = 0;
+  const manifest* expected = nullptr;
+};
+
+namespace detail {
+
+template <class... Ts>
+struct overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+overloaded(Ts...) -> overloaded<Ts...>;
+
+inline std::string kind_of(const assertion& check) {
+  static const char* names[] = {"row_count", "tables_present", "checksum", "sql", "sequences", "extensions_present",
+                                "freshness"};
+  return names[check.index()];
 }
 
-/// The stable name of an assertion's result: its `name`, else e.g. "row_count public.orders".
-inline std::string check_name(const assertion& check) {
+inline std::string default_name(const assertion& check) {
   return std::visit(
-      [](const row_count_assertion& count) {
-        if (!count.name.empty()) return count.name;
-        return "row_count " + (count.table.find('.') == std::string::npos ? "public." + count.table : count.table);
-      },
+      overloaded{[](const row_count_assertion& c) { return "row_count " + qualified_table(c.table); },
+                 [](const tables_present_assertion&) { return std::string("tables_present"); },
+                 [](const checksum_assertion& c) { return "checksum " + qualified_table(c.table); },
+                 [](const sql_assertion& c) {
+                   std::string text = c.query.substr(0, 60);
+                   for (char& ch : text)
+                     if (ch == '\n' || ch == '\t') ch = ' ';
+                   return "sql " + text;
+                 },
+                 [](const sequences_assertion&) { return std::string("sequences"); },
+                 [](const extensions_present_assertion&) { return std::string("extensions_present"); },
+                 [](const freshness_assertion& c) { return "freshness " + qualified_table(c.table) + "." + c.column; }},
       check);
 }
 
-/// Result names for all of a scenario's assertions, made unique ("... #2") so that reports and
-/// CI trend views can tell them apart.
-inline std::vector<std::string> check_names(const std::vector<assertion>& checks) {
-  std::vector<std::string> names;
-  std::map<std::string, int> seen;
-  for (const auto& check : checks) {
-    std::string name = check_name(check);
-    int count = ++seen[name];
-    names.push_back(count == 1 ? name : name + " #" + std::to_string(count));
+inline std::string explicit_name(const assertion& check) {
+  return std::visit([](const auto& c) { return c.name; }, check);
+}
+
+inline bool excluded(const std::vector<std::string>& except, const std::string& table) {
+  for (const auto& name : except)
+    if (qualified_table(name) == table) return true;
+  return false;
+}
+
+}  // namespace detail
+
+/// Expand and name a scenario's assertions. `expected` is the backup's manifest (may be null:
+/// assertions that need it are planned with a problem).
+inline std::vector<planned_check> plan_checks(const std::vector<assertion>& assertions, const manifest* expected) {
+  std::vector<planned_check> planned;
+  auto add = [&](assertion check, std::string problem = {}) {
+    std::string name = detail::explicit_name(check);
+    planned.push_back({name.empty() ? detail::default_name(check) : name, detail::kind_of(check), std::move(check),
+                       std::move(problem)});
+  };
+  const std::string no_manifest = "\"expect\": \"manifest\" but no manifest was found beside the backup";
+  for (const auto& original : assertions) {
+    std::visit(detail::overloaded{
+                   [&](const row_count_assertion& c) {
+                     if (!c.from_manifest) return add(c);
+                     if (!expected) return add(c, no_manifest);
+                     for (const auto& table : expected->tables) {
+                       if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) ||
+                           detail::excluded(c.except, table.table))
+                         continue;
+                       row_count_assertion one = c;
+                       one.table = table.table;
+                       one.equals = table.rows;
+                       if (!c.table.empty() && !c.name.empty()) one.name = c.name;
+                       else one.name.clear();
+                       add(one);
+                     }
+                     if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
+                   },
+                   [&](const checksum_assertion& c) {
+                     if (!c.from_manifest) return add(c);
+                     if (!expected) return add(c, no_manifest);
+                     for (const auto& table : expected->tables) {
+                       if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) ||
+                           detail::excluded(c.except, table.table))
+                         continue;
+                       checksum_assertion one = c;
+                       one.table = table.table;
+                       one.equals = table.digest;
+                       one.columns = table.columns;
+                       if (c.table.empty()) one.name.clear();
+                       add(one);
+                     }
+                     if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
+                   },
+                   [&](const tables_present_assertion& c) {
+                     if (!c.from_manifest) return add(c);
+                     if (!expected) return add(c, no_manifest);
+                     tables_present_assertion all = c;
+                     for (const auto& table : expected->tables)
+                       if (!detail::excluded(c.except, table.table)) all.tables.push_back(table.table);
+                     add(all);
+                   },
+                   [&](const auto& c) { add(c); }},
+               original);
   }
-  return names;
+  std::map<std::string, int> seen;
+  for (auto& check : planned)
+    if (int count = ++seen[check.name]; count > 1) check.name += " #" + std::to_string(count);
+  return planned;
 }
 
 namespace detail {
@@ -54,32 +148,194 @@ inline std::string describe_bounds(const row_count_assertion& count) {
   return "<= " + std::to_string(*count.max);
 }
 
+inline void pass_or_fail(step_result& step, bool ok, const std::string& passed, const std::string& failed) {
+  step.result = ok ? outcome::passed : outcome::failed;
+  step.message = ok ? passed : failed;
+}
+
 inline void check_row_count(pqxx::connection& connection, const row_count_assertion& count, step_result& step) {
   step.expected = describe_bounds(count);
   pqxx::nontransaction tx(connection);
-  long long rows = tx.exec("SELECT count(*) FROM " + quoted_table(connection, count.table))[0][0].as<long long>();
+  long long rows = tx.exec("SELECT count(*) FROM " + quoted_table(count.table))[0][0].as<long long>();
   step.actual = std::to_string(rows);
   bool within = (!count.equals || rows == *count.equals) && (!count.min || rows >= *count.min) &&
                 (!count.max || rows <= *count.max);
-  step.result = within ? outcome::passed : outcome::failed;
-  step.message = within ? std::to_string(rows) + " rows (expected " + step.expected + ")"
-                        : count.table + ": expected " + step.expected + " rows, got " + step.actual;
+  pass_or_fail(step, within, std::to_string(rows) + " rows (expected " + step.expected + ")",
+               qualified_table(count.table) + ": expected " + step.expected + " rows, got " + step.actual);
+}
+
+inline void check_tables_present(pqxx::connection& connection, const tables_present_assertion& check, step_result& step) {
+  pqxx::nontransaction tx(connection);
+  std::string missing, empty;
+  for (const auto& table : check.tables) {
+    bool exists = !tx.exec("SELECT to_regclass(" + tx.quote(quoted_table(table)) + ")")[0][0].is_null();
+    if (!exists) {
+      missing += (missing.empty() ? "" : ", ") + qualified_table(table);
+    } else if (check.non_empty &&
+               !tx.exec("SELECT EXISTS (SELECT 1 FROM " + quoted_table(table) + ")")[0][0].as<bool>()) {
+      empty += (empty.empty() ? "" : ", ") + qualified_table(table);
+    }
+  }
+  step.expected = std::to_string(check.tables.size()) + " tables" + (check.non_empty ? ", none empty" : "");
+  step.actual = missing.empty() && empty.empty() ? step.expected : "missing: " + missing + "; empty: " + empty;
+  std::string problems = (missing.empty() ? "" : "missing from the restore: " + missing) +
+                         (!missing.empty() && !empty.empty() ? "; " : "") + (empty.empty() ? "" : "restored empty: " + empty);
+  pass_or_fail(step, problems.empty(), "all " + std::to_string(check.tables.size()) + " tables present" +
+                                           (check.non_empty ? " and non-empty" : ""),
+               problems);
+}
+
+// Compares a query's text result with the expected JSON value under an operator.
+inline bool compare_sql_value(const pqxx::field& actual, const nlohmann::json& expected, const std::string& op) {
+  if (expected.is_null() || actual.is_null()) {
+    bool same = expected.is_null() == actual.is_null();
+    return op == "=" ? same : op == "!=" ? !same : false;
+  }
+  int order;
+  if (expected.is_number()) {
+    long double have = std::stold(actual.c_str()), want = expected.get<long double>();
+    order = have < want ? -1 : have > want ? 1 : 0;
+  } else if (expected.is_boolean()) {
+    bool have = actual.as<bool>();
+    order = have == expected.get<bool>() ? 0 : have ? 1 : -1;
+  } else {
+    int raw = std::string(actual.c_str()).compare(expected.get<std::string>());
+    order = raw < 0 ? -1 : raw > 0 ? 1 : 0;
+  }
+  if (op == "=") return order == 0;
+  if (op == "!=") return order != 0;
+  if (op == "<") return order < 0;
+  if (op == "<=") return order <= 0;
+  if (op == ">") return order > 0;
+  return order >= 0;
+}
+
+inline void check_sql(pqxx::connection& connection, const sql_assertion& check, step_result& step) {
+  pqxx::read_transaction tx(connection);
+  tx.exec("SET LOCAL statement_timeout = " + std::to_string(static_cast<long long>(check.timeout_seconds * 1000)));
+  auto rows = tx.exec(check.query);
+  if (check.expect_no_rows) {
+    step.expected = "no rows";
+    step.actual = std::to_string(rows.size()) + " rows";
+    std::string first;
+    if (!rows.empty())
+      for (const auto& field : rows[0]) first += (first.empty() ? "" : ", ") + std::string(field.is_null() ? "NULL" : field.c_str());
+    return pass_or_fail(step, rows.empty(), "no rows, as expected",
+                        "expected no rows, got " + std::to_string(rows.size()) + " (first: " + first + ")");
+  }
+  step.expected = check.op + " " + check.expected.dump();
+  if (rows.empty() || rows[0].empty()) {
+    step.actual = "no rows";
+    return pass_or_fail(step, false, "", "expected a value " + step.expected + ", the query returned no rows");
+  }
+  step.actual = rows[0][0].is_null() ? "NULL" : rows[0][0].c_str();
+  pass_or_fail(step, compare_sql_value(rows[0][0], check.expected, check.op), step.actual + " " + step.expected.substr(0, step.expected.find(' ')) + " " + check.expected.dump(),
+               "expected " + step.expected + ", got " + step.actual);
+}
+
+inline void check_sequences(pqxx::connection& connection, step_result& step) {
+  pqxx::nontransaction tx(connection);
+  // Sequences owned by a column (serial, identity) and sequences a column default calls.
+  auto links = tx.exec(R"(
+    SELECT DISTINCT s.oid::regclass::text, t.oid::regclass::text, a.attname, seq.seqincrement
+    FROM (SELECT d.objid AS seq, d.refobjid AS tbl, d.refobjsubid AS col FROM pg_depend d
+          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+            AND d.refobjsubid > 0 AND d.deptype IN ('a', 'i')
+          UNION
+          SELECT d.refobjid, ad.adrelid, ad.adnum FROM pg_depend d JOIN pg_attrdef ad ON ad.oid = d.objid
+          WHERE d.classid = 'pg_attrdef'::regclass AND d.refclassid = 'pg_class'::regclass) l
+    JOIN pg_class s ON s.oid = l.seq AND s.relkind = 'S'
+    JOIN pg_sequence seq ON seq.seqrelid = s.oid
+    JOIN pg_class t ON t.oid = l.tbl
+    JOIN pg_attribute a ON a.attrelid = l.tbl AND a.attnum = l.col
+    ORDER BY 1, 2, 3)");
+  std::string behind;
+  for (const auto& link : links) {
+    std::string sequence = link[0].c_str(), table = link[1].c_str(), column = link[2].c_str();
+    bool ascending = link[3].as<long long>() > 0;
+    auto column_edge = tx.exec(std::string("SELECT ") + (ascending ? "max(" : "min(") + quote_ident(column) + ")::text FROM " + table)[0][0];
+    if (column_edge.is_null()) continue;
+    auto state = tx.exec("SELECT last_value::text, is_called FROM " + sequence)[0];
+    // The last value handed out; before the first nextval, one step before last_value.
+    long double last = std::stold(state[0].c_str()) - (state[1].as<bool>() ? 0 : link[3].as<long double>());
+    long double edge = std::stold(column_edge.c_str());
+    if (ascending ? last < edge : last > edge)
+      behind += (behind.empty() ? "" : "; ") + sequence + " is at " + state[0].c_str() + " but " + table + "." + column +
+                " reaches " + column_edge.c_str() + ": the next insert collides";
+  }
+  step.expected = "every sequence at or past its column";
+  step.actual = behind.empty() ? step.expected : behind;
+  pass_or_fail(step, behind.empty(), std::to_string(links.size()) + " sequences at or past their columns", behind);
+}
+
+inline void check_extensions(pqxx::connection& connection, const extensions_present_assertion& check, step_result& step) {
+  pqxx::nontransaction tx(connection);
+  std::string missing;
+  for (const auto& extension : check.extensions)
+    if (tx.exec("SELECT 1 FROM pg_extension WHERE extname = " + tx.quote(extension)).empty())
+      missing += (missing.empty() ? "" : ", ") + extension;
+  step.expected = std::to_string(check.extensions.size()) + " extensions";
+  step.actual = missing.empty() ? step.expected : "missing: " + missing;
+  pass_or_fail(step, missing.empty(), "all present", "extensions missing from the restore: " + missing);
+}
+
+inline void check_freshness(pqxx::connection& connection, const freshness_assertion& check, const check_context& context,
+                            step_result& step) {
+  pqxx::nontransaction tx(connection);
+  auto newest = tx.exec("SELECT extract(epoch FROM max(" + quote_ident(check.column) + "))::float8 FROM " +
+                        quoted_table(check.table))[0][0];
+  step.expected = "within " + hours_text(check.max_age_hours) + " of the backup (" + iso8601_utc(context.backup_time) + ")";
+  if (newest.is_null()) {
+    step.actual = "no rows";
+    return pass_or_fail(step, false, "", qualified_table(check.table) + " has no rows: nothing is fresh");
+  }
+  auto newest_time = static_cast<std::time_t>(newest.as<double>());
+  double lag = std::difftime(context.backup_time, newest_time) / 3600.0;
+  step.actual = iso8601_utc(newest_time) + " (" + hours_text(lag) + " before the backup)";
+  pass_or_fail(step, lag <= check.max_age_hours, "newest " + step.actual,
+               qualified_table(check.table) + "." + check.column + ": newest " + step.actual + ", more than " +
+                   hours_text(check.max_age_hours) + ": the data is stale");
+}
+
+// Reports want one-line messages: the rest of a multi-line one goes into the detail.
+inline void keep_first_line(step_result& step) {
+  if (auto newline = step.message.find('\n'); newline != std::string::npos) {
+    step.detail = step.message;
+    step.message.erase(newline);
+  }
 }
 
 }  // namespace detail
 
-/// Run one assertion. A failed assertion is a result; a missing table is the backup's fault
-/// (failed); any other database error means the check could not run (error).
-inline step_result run_check(pqxx::connection& connection, const assertion& check, std::string name = {}) {
+/// Run one planned check (checksums go through run_checksums). A failed assertion is a result;
+/// a missing table is the backup's fault (failed); any other database error means the check
+/// could not run (error).
+inline step_result run_check(pqxx::connection& connection, const planned_check& planned, const check_context& context) {
   step_result step;
-  step.name = name.empty() ? check_name(check) : std::move(name);
-  step.kind = "row_count";
+  step.name = planned.name;
+  step.kind = planned.kind;
   auto started = std::chrono::steady_clock::now();
+  if (!planned.problem.empty()) {
+    step.result = outcome::error;
+    step.message = planned.problem;
+    return step;
+  }
   try {
-    std::visit([&](const row_count_assertion& count) { detail::check_row_count(connection, count, step); }, check);
+    std::visit(detail::overloaded{
+                   [&](const row_count_assertion& c) { detail::check_row_count(connection, c, step); },
+                   [&](const tables_present_assertion& c) { detail::check_tables_present(connection, c, step); },
+                   [&](const checksum_assertion&) { throw std::logic_error("checksums run through run_checksums"); },
+                   [&](const sql_assertion& c) { detail::check_sql(connection, c, step); },
+                   [&](const sequences_assertion&) { detail::check_sequences(connection, step); },
+                   [&](const extensions_present_assertion& c) { detail::check_extensions(connection, c, step); },
+                   [&](const freshness_assertion& c) { detail::check_freshness(connection, c, context, step); }},
+               planned.check);
   } catch (const pqxx::undefined_table& missing) {
     step.result = outcome::failed;
     step.message = "table missing from the restored database: " + std::string(missing.what());
+  } catch (const pqxx::undefined_column& missing) {
+    step.result = outcome::failed;
+    step.message = "column missing from the restored database: " + std::string(missing.what());
   } catch (const pqxx::sql_error& failure) {
     step.result = outcome::error;
     step.message = "could not run (SQLSTATE " + failure.sqlstate() + "): " + failure.what();
@@ -88,11 +344,52 @@ inline step_result run_check(pqxx::connection& connection, const assertion& chec
     step.message = std::string("could not run: ") + failure.what();
   }
   step.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  if (auto newline = step.message.find('\n'); newline != std::string::npos) {
-    step.detail = step.message;
-    step.message.erase(newline);
-  }
+  detail::keep_first_line(step);
   return step;
+}
+
+/// Run every checksum check among `planned` over parallel connections; results by index into
+/// `planned` (other kinds are absent).
+inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, const std::vector<planned_check>& planned,
+                                                        int parallel = 0) {
+  std::vector<std::size_t> indexes;
+  std::vector<std::string> tables;
+  std::vector<std::vector<std::string>> columns;
+  for (std::size_t index = 0; index < planned.size(); ++index)
+    if (auto check = std::get_if<checksum_assertion>(&planned[index].check); check && planned[index].problem.empty()) {
+      indexes.push_back(index);
+      tables.push_back(check->table);
+      columns.push_back(check->columns);
+    }
+  auto started = std::chrono::steady_clock::now();
+  auto batch = checksum_tables(target, tables, columns, parallel);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::map<std::size_t, step_result> results;
+  for (std::size_t position = 0; position < indexes.size(); ++position) {
+    const auto& planned_one = planned[indexes[position]];
+    const auto& check = std::get<checksum_assertion>(planned_one.check);
+    step_result step;
+    step.name = planned_one.name;
+    step.kind = "checksum";
+    step.seconds = seconds / static_cast<double>(indexes.size());  // the batch runs in parallel
+    step.expected = check.equals;
+    if (!batch.failures[position].empty()) {
+      bool missing = batch.failures[position].find("does not exist") != std::string::npos;
+      step.result = missing ? outcome::failed : outcome::error;
+      step.message = missing ? "table missing from the restored database: " + batch.failures[position]
+                             : "could not run: " + batch.failures[position];
+    } else {
+      const auto& sum = batch.sums[position];
+      step.actual = sum.digest;
+      detail::pass_or_fail(step, sum.digest == check.equals,
+                           sum.digest + " over " + std::to_string(sum.rows) + " rows",
+                           sum.table + ": content differs from the expected checksum (" + std::to_string(sum.rows) +
+                               " rows, checksum " + sum.digest + ", expected " + check.equals + ")");
+    }
+    detail::keep_first_line(step);
+    results.emplace(indexes[position], step);
+  }
+  return results;
 }
 
 }  // namespace pgdrill

@@ -14,6 +14,7 @@
 #include <pgdrill/checks.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
+#include <pgdrill/manifest.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/restore.hpp>
 #include <pgdrill/result.hpp>
@@ -114,6 +115,7 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
   detail::stage_runner runner(result, options);
 
   std::vector<backup_info> backups;  // what is restored, in order
+  std::optional<manifest> expected;  // the manifest beside the (first) backup, when there is one
   runner.stage("locate backup", [&](step_result& step) {
     std::vector<backup_info> all_in_directory;
     if (!plan.backup.files.empty()) {
@@ -148,6 +150,11 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
         runner.record(result.checks, check);
       }
     for (auto& check : check_retention(all_in_directory, plan.hygiene.retention)) runner.record(result.checks, check);
+    if (auto file = manifest_path_for(first.path); std::filesystem::exists(file)) {
+      expected = load_manifest(file);
+      result.properties["backup.manifest"] = file.string();
+      step.message += "; manifest " + file.filename().string() + " (" + std::to_string(expected->tables.size()) + " tables)";
+    }
 
     for (const auto& backup : backups)
       if (backup.format == backup_format::unknown) {
@@ -238,22 +245,32 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
     runner.record(result.checks, rto);
   }
 
-  const auto names = check_names(plan.assertions);
-  auto record_unreached = [&](std::size_t done, outcome why, const std::string& message) {
-    for (std::size_t index = done; index < plan.assertions.size(); ++index)
-      runner.record(result.checks, step_result{names[index], "check", why, message, "", "", "", 0});
-  };
+  auto planned = plan_checks(plan.assertions, expected ? &*expected : nullptr);
+  check_context context;
+  context.expected = expected ? &*expected : nullptr;
+  if (!backups.empty()) context.backup_time = backups.front().taken_at();
+  if (expected)
+    if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
   if (runner.stopped_by().empty()) {
+    auto target = server->admin().with_database(restore_database);
+    auto checksums = run_checksums(target, planned);  // all tables at once, over parallel connections
     std::size_t done = 0;
     try {
-      pqxx::connection target(server->admin().with_database(restore_database).conninfo());
-      for (; done < plan.assertions.size(); ++done)
-        runner.record(result.checks, run_check(target, plan.assertions[done], names[done]));
+      pqxx::connection connection(target.conninfo());
+      for (; done < planned.size(); ++done) {
+        auto checksum = checksums.find(done);
+        runner.record(result.checks, checksum != checksums.end() ? checksum->second : run_check(connection, planned[done], context));
+      }
     } catch (const std::exception& failure) {
-      record_unreached(done, outcome::error, std::string("could not connect to the restored database: ") + failure.what());
+      for (; done < planned.size(); ++done)
+        runner.record(result.checks, step_result{planned[done].name, planned[done].kind, outcome::error,
+                                                 std::string("could not connect to the restored database: ") + failure.what(),
+                                                 "", "", "", 0});
     }
   } else {
-    record_unreached(0, outcome::skipped, "not reached: " + runner.stopped_by());
+    for (const auto& check : planned)
+      runner.record(result.checks, step_result{check.name, check.kind, outcome::skipped, "not reached: " + runner.stopped_by(),
+                                               "", "", "", 0});
   }
 
   // Teardown always runs, whatever stopped the drill.

@@ -1,0 +1,167 @@
+// Table content checksums: independent of row order, streaming, stable across servers.
+#pragma once
+
+// The definition is a file format (manifests store it), version 1:
+//   1. the session pins DateStyle=ISO, YMD; IntervalStyle=postgres; extra_float_digits=3;
+//      TimeZone=UTC; bytea_output=hex; client_encoding=UTF8 (see pinned_session_settings);
+//   2. the table is read with COPY "schema"."table" ("col", ...) TO STDOUT in text format, the
+//      columns named explicitly in attribute order (dropped columns excluded);
+//   3. each row's line, without its newline, is hashed with XXH3-128 (seed 0);
+//   4. the digest is the sum of the row hashes modulo 2^128, as 32 lowercase hex digits
+//      (high 64 bits first), reported together with the row count.
+// A sum, never XOR, so duplicated rows change the digest; row order does not.
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <pgdrill/detail/sql.hpp>
+#include <pgdrill/error.hpp>
+#include <pgdrill/provider.hpp>
+
+namespace pgdrill {
+
+constexpr int checksum_version = 1;
+
+/// The session settings every checksum connection pins, so that text output does not depend
+/// on the server's or the user's defaults.
+inline const std::vector<std::pair<std::string, std::string>>& pinned_session_settings() {
+  static const std::vector<std::pair<std::string, std::string>> settings{
+      {"DateStyle", "ISO, YMD"}, {"IntervalStyle", "postgres"}, {"extra_float_digits", "3"},
+      {"TimeZone", "UTC"},       {"bytea_output", "hex"},       {"client_encoding", "UTF8"}};
+  return settings;
+}
+
+/// One table's checksum.
+struct table_checksum {
+  std::string table;  ///< "schema.table"
+  std::vector<std::string> columns;
+  long long rows = 0;
+  std::string digest;  ///< 32 lowercase hex digits
+};
+
+/// A libpq connection with the checksum session settings pinned. Move-only.
+class checksum_connection {
+ public:
+  explicit checksum_connection(const endpoint& target) : connection_(PQconnectdb(target.conninfo().c_str()), PQfinish) {
+    if (PQstatus(connection_.get()) != CONNECTION_OK)
+      throw could_not_verify("cannot connect to " + target.describe() + ": " + PQerrorMessage(connection_.get()));
+    for (const auto& [name, value] : pinned_session_settings())
+      execute("SET " + name + " = " + detail::quote_literal(value));
+  }
+
+  /// Join another transaction's exported snapshot (manifests read what pg_dump reads).
+  void use_snapshot(const std::string& snapshot) {
+    execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    execute("SET TRANSACTION SNAPSHOT " + detail::quote_literal(snapshot));
+  }
+
+  /// Run a statement; throws could_not_verify with the server's message.
+  std::unique_ptr<PGresult, decltype(&PQclear)> execute(const std::string& sql) {
+    std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection_.get(), sql.c_str()), PQclear);
+    auto status = PQresultStatus(result.get());
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_COPY_OUT)
+      throw could_not_verify(std::string("query failed: ") + PQerrorMessage(connection_.get()));
+    return result;
+  }
+
+  /// Column names of a table in attribute order; throws could_not_verify when it does not exist.
+  std::vector<std::string> columns_of(const std::string& table) {
+    auto result = execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(" +
+                          detail::quote_literal(detail::quoted_table(table)) +
+                          ") AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+    std::vector<std::string> names;
+    for (int row = 0; row < PQntuples(result.get()); ++row) names.emplace_back(PQgetvalue(result.get(), row, 0));
+    if (names.empty()) throw could_not_verify("table " + detail::qualified_table(table) + " does not exist");
+    return names;
+  }
+
+  /// Stream the table through COPY and hash it (see the definition at the top of this header).
+  table_checksum checksum(const std::string& table, std::vector<std::string> columns = {}) {
+    table_checksum sum;
+    sum.table = detail::qualified_table(table);
+    sum.columns = columns.empty() ? columns_of(table) : std::move(columns);
+    std::string list;
+    for (const auto& column : sum.columns) list += (list.empty() ? "" : ", ") + detail::quote_ident(column);
+    execute("COPY " + detail::quoted_table(table) + " (" + list + ") TO STDOUT");
+    std::uint64_t high = 0, low = 0;  // the running sum, modulo 2^128
+    char* line = nullptr;
+    int size;
+    while ((size = PQgetCopyData(connection_.get(), &line, 0)) > 0) {
+      std::size_t length = static_cast<std::size_t>(size);
+      if (length > 0 && line[length - 1] == '\n') --length;
+      XXH128_hash_t hash = XXH3_128bits(line, length);
+      low += hash.low64;
+      high += hash.high64 + (low < hash.low64 ? 1 : 0);
+      ++sum.rows;
+      PQfreemem(line);
+    }
+    if (size == -2) throw could_not_verify(std::string("COPY failed: ") + PQerrorMessage(connection_.get()));
+    std::unique_ptr<PGresult, decltype(&PQclear)> end(PQgetResult(connection_.get()), PQclear);
+    if (PQresultStatus(end.get()) != PGRES_COMMAND_OK)
+      throw could_not_verify("COPY of " + sum.table + " failed: " + PQerrorMessage(connection_.get()));
+    while (PGresult* rest = PQgetResult(connection_.get())) PQclear(rest);
+    char hex[33];
+    std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(high),
+                  static_cast<unsigned long long>(low));
+    sum.digest = hex;
+    return sum;
+  }
+
+ private:
+  std::unique_ptr<PGconn, decltype(&PQfinish)> connection_;
+};
+
+/// Checksums of several tables over up to `parallel` connections (each in `snapshot` when one is
+/// given); results in the order of `tables`. A table that fails carries its error in `failures`.
+struct checksum_batch {
+  std::vector<table_checksum> sums;
+  std::vector<std::string> failures;  ///< empty string where the table succeeded
+};
+
+inline checksum_batch checksum_tables(const endpoint& target, const std::vector<std::string>& tables,
+                                      const std::vector<std::vector<std::string>>& columns = {}, int parallel = 0,
+                                      const std::string& snapshot = "") {
+  checksum_batch batch;
+  batch.sums.resize(tables.size());
+  batch.failures.resize(tables.size());
+  if (tables.empty()) return batch;
+  if (parallel <= 0) parallel = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(parallel), tables.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    std::unique_ptr<checksum_connection> connection;
+    for (std::size_t index; (index = next++) < tables.size();) {
+      try {
+        if (!connection) {
+          connection = std::make_unique<checksum_connection>(target);
+          if (!snapshot.empty()) connection->use_snapshot(snapshot);
+        }
+        batch.sums[index] = connection->checksum(tables[index], index < columns.size() ? columns[index] : std::vector<std::string>{});
+      } catch (const std::exception& failure) {
+        batch.failures[index] = failure.what();
+        batch.sums[index].table = detail::qualified_table(tables[index]);
+        connection.reset();  // its transaction may be aborted: the next table gets a fresh one
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t index = 1; index < workers; ++index) threads.emplace_back(work);
+  work();
+  for (auto& thread : threads) thread.join();
+  return batch;
+}
+
+}  // namespace pgdrill

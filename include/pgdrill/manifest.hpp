@@ -1,0 +1,249 @@
+// Manifests: every table's row count and checksum, taken in the same snapshot as the dump.
+#pragma once
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <optional>  // optional snapshot
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pgdrill/backup.hpp>
+#include <pgdrill/binaries.hpp>
+#include <pgdrill/checksum.hpp>
+#include <pgdrill/detail/json_reader.hpp>
+#include <pgdrill/hygiene.hpp>
+#include <pgdrill/process.hpp>
+#include <pgdrill/provider.hpp>
+
+namespace pgdrill {
+
+constexpr int manifest_format = 1;
+
+/// What a source database held at the moment of a backup.
+struct manifest {
+  std::string created_at;      ///< ISO 8601 UTC
+  std::string server_version;  ///< e.g. "15.18"
+  std::string database;
+  std::string snapshot;        ///< the exported snapshot the counts and the dump share
+  std::string dump_command;    ///< pg_dump argv (no secrets: connection details travel in PG* env)
+  std::string dump_version;
+  std::string backup_file;     ///< file name, beside the manifest
+  std::string backup_sha256;   ///< empty for directory archives
+  std::uintmax_t backup_size = 0;
+  std::vector<table_checksum> tables;
+
+  const table_checksum* find(const std::string& table) const {
+    auto name = detail::qualified_table(table);
+    for (const auto& entry : tables)
+      if (entry.table == name) return &entry;
+    return nullptr;
+  }
+
+  nlohmann::json to_json() const {
+    nlohmann::json tables_json = nlohmann::json::object();
+    for (const auto& entry : tables)
+      tables_json[entry.table] = {{"rows", entry.rows}, {"checksum", entry.digest}, {"columns", entry.columns}};
+    nlohmann::json document = {{"pgdrill_manifest", manifest_format},
+                               {"created_at", created_at},
+                               {"server_version", server_version},
+                               {"database", database},
+                               {"snapshot", snapshot},
+                               {"checksum", {{"algorithm", "xxh3-128-sum"}, {"version", checksum_version}}},
+                               {"tables", tables_json}};
+    if (!backup_file.empty())
+      document["backup"] = {{"file", backup_file}, {"sha256", backup_sha256}, {"size_bytes", backup_size},
+                            {"pg_dump_command", dump_command}, {"pg_dump_version", dump_version}};
+    return document;
+  }
+
+  static manifest from_json(const nlohmann::json& document, const std::string& source) {
+    detail::json_reader root(document, "", source,
+                             {"pgdrill_manifest", "created_at", "server_version", "database", "snapshot", "checksum",
+                              "tables", "backup"});
+    if (root.required<int>("pgdrill_manifest") != manifest_format)
+      root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads " + std::to_string(manifest_format) + ")");
+    manifest result;
+    result.created_at = root.required<std::string>("created_at");
+    result.server_version = root.optional<std::string>("server_version").value_or("");
+    result.database = root.optional<std::string>("database").value_or("");
+    result.snapshot = root.optional<std::string>("snapshot").value_or("");
+    auto checksum = root.object("checksum", {"algorithm", "version"});
+    if (checksum.required<std::string>("algorithm") != "xxh3-128-sum" || checksum.required<int>("version") != checksum_version)
+      checksum.fail(checksum.pointer(), "unsupported checksum definition");
+    if (root.has("backup")) {
+      auto backup = root.object("backup", {"file", "sha256", "size_bytes", "pg_dump_command", "pg_dump_version"});
+      result.backup_file = backup.optional<std::string>("file").value_or("");
+      result.backup_sha256 = backup.optional<std::string>("sha256").value_or("");
+      result.backup_size = static_cast<std::uintmax_t>(backup.optional<long long>("size_bytes").value_or(0));
+      result.dump_command = backup.optional<std::string>("pg_dump_command").value_or("");
+      result.dump_version = backup.optional<std::string>("pg_dump_version").value_or("");
+    }
+    auto tables = root.object("tables", {});
+    for (const auto& item : tables.value().items()) {
+      detail::json_reader entry(item.value(), tables.pointer_of(item.key()), source, {"rows", "checksum", "columns"});
+      result.tables.push_back({item.key(), entry.strings("columns"), entry.required<long long>("rows"),
+                               entry.required<std::string>("checksum")});
+    }
+    return result;
+  }
+};
+
+/// Where a backup's manifest lives: beside it, `FILE.manifest.json`.
+inline std::filesystem::path manifest_path_for(const std::filesystem::path& backup) {
+  return backup.string() + ".manifest.json";
+}
+
+/// Read a manifest; could_not_verify when missing, usage_error when malformed.
+inline manifest load_manifest(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw could_not_verify("no manifest " + file.string());
+  try {
+    return manifest::from_json(nlohmann::json::parse(in), file.string());
+  } catch (const nlohmann::json::parse_error& failure) {
+    throw usage_error(file.string() + ": not valid JSON: " + failure.what());
+  }
+}
+
+inline void save_manifest(const manifest& data, const std::filesystem::path& file) {
+  std::ofstream out(file);
+  out << data.to_json().dump(2) << "\n";
+  if (!out.flush()) throw could_not_verify("cannot write manifest " + file.string());
+}
+
+namespace detail {
+
+// User tables (partitions included, partitioned parents and extension-owned tables not).
+inline std::vector<std::string> user_tables(checksum_connection& connection) {
+  auto result = connection.execute(R"(
+    SELECT n.nspname || '.' || c.relname
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                      WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+    ORDER BY 1)");
+  std::vector<std::string> tables;
+  for (int row = 0; row < PQntuples(result.get()); ++row) tables.emplace_back(PQgetvalue(result.get(), row, 0));
+  return tables;
+}
+
+inline std::string single_value(checksum_connection& connection, const std::string& sql) {
+  auto result = connection.execute(sql);
+  return PQntuples(result.get()) > 0 ? PQgetvalue(result.get(), 0, 0) : "";
+}
+
+}  // namespace detail
+
+/// A source database held open in one exported snapshot: the manifest's tables and, with
+/// dump_with_manifest, pg_dump read exactly the same data, whatever other sessions write.
+class snapshot_session {
+ public:
+  explicit snapshot_session(const endpoint& source) : connection_(source) {
+    connection_.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+    snapshot_ = detail::single_value(connection_, "SELECT pg_export_snapshot()");
+    server_version_ = detail::single_value(connection_, "SHOW server_version");
+    database_ = detail::single_value(connection_, "SELECT current_database()");
+    tables_ = detail::user_tables(connection_);
+  }
+  const std::string& snapshot() const { return snapshot_; }
+  const std::string& server_version() const { return server_version_; }
+  const std::string& database() const { return database_; }
+  const std::vector<std::string>& tables() const { return tables_; }
+
+ private:
+  checksum_connection connection_;
+  std::string snapshot_, server_version_, database_;
+  std::vector<std::string> tables_;
+};
+
+/// The manifest of a live database, every table checksummed over `parallel` connections in
+/// `session`'s snapshot.
+inline manifest take_manifest(const endpoint& source, const snapshot_session& session, int parallel = 0) {
+  manifest result;
+  result.created_at = detail::iso8601_utc(std::time(nullptr));
+  result.server_version = session.server_version();
+  result.database = session.database();
+  result.snapshot = session.snapshot();
+  auto batch = checksum_tables(source, session.tables(), {}, parallel, session.snapshot());
+  for (std::size_t index = 0; index < batch.sums.size(); ++index)
+    if (!batch.failures[index].empty())
+      throw could_not_verify("checksum of " + batch.sums[index].table + " failed: " + batch.failures[index]);
+  result.tables = std::move(batch.sums);
+  return result;
+}
+
+/// How `dump_with_manifest` runs pg_dump.
+struct dump_options {
+  std::filesystem::path out_dir;
+  std::string format = "custom";          ///< custom, plain, directory, tar
+  std::vector<std::string> pg_dump_args;  ///< passed through (e.g. -t, -Z 9, --no-owner)
+  std::string name;                       ///< file name stem; default: the database name
+  binary_search binaries = binary_search::from_environment();
+  int parallel = 0;                       ///< checksum connections; 0: the number of cores
+};
+
+/// What `dump_with_manifest` wrote.
+struct dump_result {
+  std::filesystem::path backup;
+  std::filesystem::path manifest_file;
+  manifest data;
+  double seconds = 0;
+};
+
+/// Take a backup with pg_dump and, in the very same snapshot, every table's row count and
+/// checksum; write the backup, `BACKUP.manifest.json` and a `BACKUP.sha256` sidecar into out_dir.
+inline dump_result dump_with_manifest(const endpoint& source, const dump_options& options) {
+  auto started = std::chrono::steady_clock::now();
+  snapshot_session session(source);
+  auto tools = find_binaries(options.binaries, major_of(session.server_version()));
+
+  static const std::vector<std::pair<std::string, std::pair<std::string, std::string>>> formats{
+      {"custom", {"c", ".dump"}}, {"plain", {"p", ".sql"}}, {"directory", {"d", ".dir"}}, {"tar", {"t", ".tar"}}};
+  auto format = std::find_if(formats.begin(), formats.end(), [&](const auto& item) { return item.first == options.format; });
+  if (format == formats.end()) throw usage_error("unknown dump format '" + options.format + "' (custom, plain, directory, tar)");
+  std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::tm parts{};
+  ::gmtime_r(&now, &parts);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d_%H%M%S", &parts);
+  std::filesystem::create_directories(options.out_dir);
+  std::string stem = (options.name.empty() ? session.database() : options.name) + "_" + stamp;
+  dump_result result;
+  result.backup = options.out_dir / (stem + format->second.second);
+
+  // Checksums run on their own connections while pg_dump reads the same snapshot.
+  auto sums = std::async(std::launch::async, [&] { return take_manifest(source, session, options.parallel); });
+  command dump(tools.tool("pg_dump"), {"--snapshot", session.snapshot(), "--format", format->second.first,
+                                       "--file", result.backup.string()});
+  dump.args.insert(dump.args.end(), options.pg_dump_args.begin(), options.pg_dump_args.end());
+  dump.args.push_back(session.database());
+  dump.with_env(source.libpq_env()).without_env(endpoint::foreign_libpq_env());
+  auto dumped = run(dump);
+  result.data = sums.get();
+  if (!dumped.ok()) {
+    std::error_code ignored;
+    std::filesystem::remove_all(result.backup, ignored);
+    throw could_not_verify("pg_dump " + dumped.describe() + ":\n" + dumped.err_tail);
+  }
+
+  result.data.dump_command = dump.display();
+  result.data.dump_version = tools.version;
+  result.data.backup_file = result.backup.filename().string();
+  auto written = inspect_file(result.backup);
+  result.data.backup_size = written.size;
+  if (!std::filesystem::is_directory(result.backup)) {
+    result.data.backup_sha256 = sha256_file(result.backup);
+    std::ofstream(result.backup.string() + ".sha256") << result.data.backup_sha256 << "  " << result.data.backup_file << "\n";
+  }
+  result.manifest_file = manifest_path_for(result.backup);
+  save_manifest(result.data, result.manifest_file);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace pgdrill
