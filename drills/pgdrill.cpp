@@ -185,6 +185,71 @@ pgdrill::exit_code verify_command(verify_arguments args) {
   return code;
 }
 
+struct source_arguments {
+  std::string source;  // libpq conninfo or URL; empty: libpq environment / DATABASE_URL
+  std::string out;
+  std::string format = "custom";
+  std::string name;
+  std::string pg_bin;
+  int parallel = 0;
+  std::vector<std::string> extra;  // pg_dump arguments, or table names for checksum
+};
+
+// pg_dump plus a manifest (row counts and checksums) from the same snapshot.
+pgdrill::exit_code dump_command(const source_arguments& args) {
+  pgdrill::dump_options options;
+  options.out_dir = args.out;
+  options.format = args.format;
+  options.name = args.name;
+  options.parallel = args.parallel;
+  options.pg_dump_args = args.extra;
+  if (!args.pg_bin.empty()) options.binaries.explicit_dir = args.pg_bin;
+  auto source = pgdrill::endpoint_from_conninfo(args.source);
+  std::cout << "pgdrill: dumping " << source.describe() << std::endl;
+  auto result = pgdrill::dump_with_manifest(source, options);
+  long long rows = 0;
+  for (const auto& table : result.data.tables) rows += table.rows;
+  std::cout << "backup:   " << result.backup.string() << " (" << pgdrill::detail::bytes_text(static_cast<double>(result.data.backup_size))
+            << ")\nmanifest: " << result.manifest_file.string() << " (" << result.data.tables.size() << " tables, " << rows
+            << " rows, snapshot " << result.data.snapshot << ")\n"
+            << (result.data.backup_sha256.empty() ? "" : "sha256:   " + result.data.backup_sha256 + "\n")
+            << "took " << pgdrill::detail::seconds_text(result.seconds) << std::endl;
+  return pgdrill::exit_code::passed;
+}
+
+// A manifest of a live database, without dumping it.
+pgdrill::exit_code manifest_command(const source_arguments& args) {
+  auto source = pgdrill::endpoint_from_conninfo(args.source);
+  pgdrill::snapshot_session session(source);
+  auto data = pgdrill::take_manifest(source, session, args.parallel);
+  if (args.out.empty()) {
+    std::cout << data.to_json().dump(2) << std::endl;
+  } else {
+    pgdrill::save_manifest(data, args.out);
+    std::cout << "manifest: " << args.out << " (" << data.tables.size() << " tables)" << std::endl;
+  }
+  return pgdrill::exit_code::passed;
+}
+
+// Checksums of named tables (all user tables when none is named), one line each.
+pgdrill::exit_code checksum_command(const source_arguments& args) {
+  auto source = pgdrill::endpoint_from_conninfo(args.source);
+  std::vector<std::string> tables = args.extra;
+  if (tables.empty()) tables = pgdrill::snapshot_session(source).tables();
+  auto batch = pgdrill::checksum_tables(source, tables, {}, args.parallel);
+  bool failed = false;
+  for (std::size_t index = 0; index < tables.size(); ++index) {
+    if (!batch.failures[index].empty()) {
+      std::cerr << batch.sums[index].table << ": " << batch.failures[index] << std::endl;
+      failed = true;
+    } else {
+      std::cout << batch.sums[index].table << " rows=" << batch.sums[index].rows << " checksum=" << batch.sums[index].digest
+                << std::endl;
+    }
+  }
+  return failed ? pgdrill::exit_code::not_verified : pgdrill::exit_code::passed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -256,6 +321,38 @@ int main(int argc, char** argv) {
   validate->footer("\nExample:\n  pgdrill validate scenarios/demo.json\n\nExit 0 when valid, 3 with the JSON path of the first error.");
   validate->add_option("scenario", validate_file, "Scenario JSON file")->required();
 
+  source_arguments dump_args;
+  auto* dump = app.add_subcommand(
+      "dump", "Back up a database with pg_dump and write a manifest (row counts, checksums) from the same snapshot");
+  dump->footer("\nExample:\n  PGPASSWORD=... pgdrill dump --source 'host=db user=app dbname=shop' --out /backups -- -Z 9\n\n"
+               "Writes NAME_YYYYMMDD_HHMMSS.EXT, EXT.manifest.json and EXT.sha256. Passwords belong in PGPASSWORD or\n"
+               "~/.pgpass, not in --source: command lines are visible to every user of the machine.");
+  dump->add_option("--source", dump_args.source, "libpq connection string or URL (default: PG* variables, DATABASE_URL)")
+      ->envname("PGDRILL_SOURCE");
+  dump->add_option("--out", dump_args.out, "Directory for the backup, manifest and checksum")->required();
+  dump->add_option("--format", dump_args.format, "custom (default), plain, directory or tar");
+  dump->add_option("--name", dump_args.name, "File name stem (default: the database name)");
+  dump->add_option("--parallel", dump_args.parallel, "Connections for checksums (default: the number of cores)");
+  dump->add_option("--pg-bin", dump_args.pg_bin, "PostgreSQL bin directory to use instead of searching")->envname("PGDRILL_PG_BIN");
+  dump->add_option("pg_dump_args", dump_args.extra, "Further pg_dump options, after --");
+
+  source_arguments manifest_args;
+  auto* manifest = app.add_subcommand("manifest", "Write the manifest (row counts, checksums) of a live database");
+  manifest->footer("\nExample:\n  pgdrill manifest --source postgresql://app@db/shop --out shop.manifest.json");
+  manifest->add_option("--source", manifest_args.source, "libpq connection string or URL (default: PG* variables, DATABASE_URL)")
+      ->envname("PGDRILL_SOURCE");
+  manifest->add_option("--out", manifest_args.out, "Manifest file (default: print it)");
+  manifest->add_option("--parallel", manifest_args.parallel, "Connections for checksums (default: the number of cores)");
+
+  source_arguments checksum_args;
+  auto* checksum = app.add_subcommand("checksum", "Print tables' row counts and content checksums");
+  checksum->footer("\nExample:\n  pgdrill checksum --source 'dbname=shop' public.orders public.customers\n\n"
+                   "The checksum: XXH3-128 of each row's COPY text, summed modulo 2^128 (see README).");
+  checksum->add_option("--source", checksum_args.source, "libpq connection string or URL (default: PG* variables, DATABASE_URL)")
+      ->envname("PGDRILL_SOURCE");
+  checksum->add_option("--parallel", checksum_args.parallel, "Connections (default: the number of cores)");
+  checksum->add_option("tables", checksum_args.extra, "Tables as schema.table (default: every user table)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& failure) {
@@ -278,6 +375,9 @@ int main(int argc, char** argv) {
       if (verify->count("--max-gap-hours")) verify_args.hygiene.retention.max_gap_hours = verify_max_gap;
       code = verify_command(verify_args);
     }
+    if (*dump) code = dump_command(dump_args);
+    if (*manifest) code = manifest_command(manifest_args);
+    if (*checksum) code = checksum_command(checksum_args);
     if (*validate) {
       auto plan = pgdrill::load_scenario(validate_file);
       std::cout << validate_file << ": valid scenario '" << plan.name << "' with " << plan.assertions.size()

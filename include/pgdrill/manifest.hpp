@@ -146,7 +146,7 @@ class snapshot_session {
   explicit snapshot_session(const endpoint& source) : connection_(source) {
     connection_.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
     snapshot_ = detail::single_value(connection_, "SELECT pg_export_snapshot()");
-    server_version_ = detail::single_value(connection_, "SHOW server_version");
+    server_version_ = detail::first_word(detail::single_value(connection_, "SHOW server_version"));
     database_ = detail::single_value(connection_, "SELECT current_database()");
     tables_ = detail::user_tables(connection_);
   }

@@ -4,10 +4,12 @@
 #include <pgdrill/backup.hpp>
 #include <pgdrill/binaries.hpp>
 #include <pgdrill/checks.hpp>
+#include <pgdrill/checksum.hpp>
 #include <pgdrill/drill.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
+#include <pgdrill/manifest.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/report.hpp>

@@ -4,6 +4,8 @@
 #include <libpq-fe.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <memory>
 #include <functional>
 #include <string>
 #include <thread>
@@ -70,6 +72,41 @@ struct endpoint {
     return text + "'";
   }
 };
+
+/// An endpoint from a libpq connection string or URL ("host=db user=app", "postgresql://..."),
+/// with libpq's own defaults (PGHOST, PGUSER, PGPASSWORD, ~/.pgpass is left to libpq) filling
+/// what it leaves out; an empty string means the environment alone (DATABASE_URL when set).
+/// Throws usage_error for a malformed string, quoting libpq's reason but never the string.
+inline endpoint endpoint_from_conninfo(std::string conninfo) {
+  if (conninfo.empty())
+    if (const char* url = std::getenv("DATABASE_URL"); url && *url) conninfo = url;
+  char* problem = nullptr;
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> given(PQconninfoParse(conninfo.c_str(), &problem),
+                                                                     PQconninfoFree);
+  if (!given) {
+    std::string reason = problem ? problem : "cannot parse";
+    PQfreemem(problem);
+    throw usage_error("invalid connection string: " + reason);
+  }
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> defaults(PQconndefaults(), PQconninfoFree);
+  auto value = [&](const char* keyword) -> std::string {
+    for (auto* options : {given.get(), defaults.get()})
+      for (auto* option = options; option && option->keyword; ++option)
+        if (std::string(option->keyword) == keyword && option->val && *option->val) return option->val;
+    return "";
+  };
+  endpoint result;
+  result.host = value("host");
+  if (result.host.empty()) result.host = value("hostaddr");
+  if (result.host.empty()) result.host = "/var/run/postgresql";
+  std::string port = value("port");
+  result.port = port.empty() ? 5432 : std::atoi(port.c_str());
+  result.user = value("user");
+  result.dbname = value("dbname");
+  if (result.dbname.empty()) result.dbname = result.user;
+  result.password = value("password");
+  return result;
+}
 
 /// A throwaway (or borrowed) server. Move-only through unique_ptr; the destructor tears down
 /// without throwing, `stop()` does the same but reports what went wrong and is safe to call twice.
