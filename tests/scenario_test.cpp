@@ -98,3 +98,79 @@ TEST(scenario, shipped_example_scenarios_parse) {
     EXPECT_NO_THROW(load_scenario(entry.path())) << entry.path();
   }
 }
+
+// The JSON Schema shipped for editors agrees with the parser on the examples and on typos.
+TEST(scenario, schema_accepts_the_examples_and_rejects_unknown_keys) {
+  auto dir = std::filesystem::path(PGDRILL_SOURCE_DIR) / "scenarios";
+  scratch_dir work;
+  testkit::write_file(work.path() / "typo.json", R"({"name": "n", "backup": {"file": "f"},
+    "assertions": [{"type": "row_count", "table": "t", "equal": 1}]})");
+  std::vector<std::string> args{std::string(PGDRILL_SOURCE_DIR) + "/tests/schema_check.py",
+                                (dir / "pgdrill-scenario.schema.json").string(), (work.path() / "typo.json").string()};
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    if (entry.path().extension() == ".json" && entry.path().filename() != "pgdrill-scenario.schema.json")
+      args.push_back(entry.path().string());
+  auto result = run(command("/usr/bin/python3", args));
+  ASSERT_TRUE(result.ok()) << result.err_tail;
+  EXPECT_NE(result.out.find("invalid " + (work.path() / "typo.json").string()), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("valid " + (dir / "demo.json").string()), std::string::npos) << result.out;
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), static_cast<long>(args.size()) - 2);
+  EXPECT_EQ(result.out.find("invalid " + dir.string()), std::string::npos) << "every example is valid: " << result.out;
+}
+
+TEST(scenario, parses_every_assertion_kind) {
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [
+    {"type": "row_count", "expect": "manifest", "except": ["public.log"]},
+    {"type": "tables_present", "tables": ["a", "b"], "non_empty": true},
+    {"type": "checksum", "table": "a", "columns": ["id"], "equals": "0123456789abcdef0123456789abcdef"},
+    {"type": "sql", "query": "SELECT 1", "op": ">=", "expected": 1, "timeout_seconds": 5},
+    {"type": "sql", "query": "SELECT 1 WHERE false", "expect_no_rows": true},
+    {"type": "sequences"},
+    {"type": "extensions_present", "extensions": ["pgcrypto"]},
+    {"type": "freshness", "table": "t", "column": "at", "max_age_hours": 26}]})");
+  ASSERT_EQ(plan.assertions.size(), 8U);
+  EXPECT_TRUE(std::get<row_count_assertion>(plan.assertions[0]).from_manifest);
+  EXPECT_EQ(std::get<checksum_assertion>(plan.assertions[2]).columns, std::vector<std::string>{"id"});
+  EXPECT_EQ(std::get<sql_assertion>(plan.assertions[3]).op, ">=");
+  EXPECT_TRUE(std::get<sql_assertion>(plan.assertions[4]).expect_no_rows);
+  EXPECT_EQ(std::get<freshness_assertion>(plan.assertions[7]).max_age_hours, 26);
+}
+
+TEST(scenario, rejects_contradictory_assertions) {
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "checksum", "table": "t", "equals": "xyz"}]})")
+                .find("32 lowercase hex digits"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "sql", "query": "SELECT 1"}]})")
+                .find("exactly one of: expected"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "row_count", "expect": "manifest", "equals": 1}]})")
+                .find("takes the count from the manifest"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "row_count", "table": "t", "equals": 1, "except": ["x"]}]})")
+                .find("'except' goes with"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": [1]}]})")
+                .find("at /assertions/0/expected"),
+            std::string::npos);
+}
+
+TEST(scenario, plans_manifest_assertions_one_per_table) {
+  manifest expected;
+  expected.tables = {{"public.a", {"id"}, 10, std::string(32, '1')}, {"public.b", {"id"}, 20, std::string(32, '2')},
+                     {"public.log", {"id"}, 30, std::string(32, '3')}};
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [
+    {"type": "row_count", "expect": "manifest", "except": ["log"]},
+    {"type": "checksum", "table": "b", "expect": "manifest"},
+    {"type": "tables_present", "expect": "manifest"},
+    {"type": "row_count", "table": "public.a", "equals": 10}]})");
+  auto planned = plan_checks(plan.assertions, &expected);
+  std::vector<std::string> names;
+  for (const auto& check : planned) names.push_back(check.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"row_count public.a", "row_count public.b", "checksum public.b", "tables_present",
+                                             "row_count public.a #2"}));
+  EXPECT_EQ(std::get<row_count_assertion>(planned[1].check).equals, 20);
+  EXPECT_EQ(std::get<checksum_assertion>(planned[2].check).equals, std::string(32, '2'));
+  EXPECT_EQ(std::get<tables_present_assertion>(planned[3].check).tables.size(), 3U);
+  auto without = plan_checks(plan.assertions, nullptr);
+  EXPECT_NE(without[0].problem.find("no manifest"), std::string::npos);
+}
