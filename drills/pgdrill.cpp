@@ -1,7 +1,9 @@
 // The pgdrill runner: parses the command line and calls the library; only main() maps outcomes
 // to exit codes.
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -20,10 +22,12 @@ constexpr const char* exit_codes_help = R"(Exit codes:
 
 struct run_arguments {
   std::string scenario_file;
-  std::string junit;
+  std::string junit, json, history;
   std::string pg_bin;
   std::string temp_dir;
   bool no_cache = false;
+  bool quiet = false;
+  std::string log_format = "text";
 };
 
 pgdrill::exit_code run_drill_command(const run_arguments& args) {
@@ -32,16 +36,26 @@ pgdrill::exit_code run_drill_command(const run_arguments& args) {
   if (!args.pg_bin.empty()) options.local.binaries.explicit_dir = args.pg_bin;
   if (!args.temp_dir.empty()) options.local.temp_root = args.temp_dir;
   options.local.use_cache = !args.no_cache;
-  options.on_step = [](const pgdrill::step_result& step) { std::cout << pgdrill::console_line(step) << std::endl; };
+  pgdrill::console_reporter console(pgdrill::console_options::detect(args.quiet, args.log_format == "json"));
+  options.on_step = [&](const pgdrill::step_result& step) { console.step(step); };
+  options.on_progress = [&](std::uint64_t done, std::uint64_t total, double seconds) { console.progress(done, total, seconds); };
 
-  std::filesystem::path junit = !args.junit.empty() ? std::filesystem::path(args.junit)
-                                : plan.junit         ? *plan.junit
-                                                     : std::filesystem::path("pgdrill-reports") / (plan.name + ".junit.xml");
-  std::cout << "pgdrill: drill '" << plan.name << "' (" << args.scenario_file << ")" << std::endl;
+  auto choose = [](const std::string& given, const std::optional<std::filesystem::path>& from_scenario,
+                   const std::filesystem::path& fallback) {
+    return !given.empty() ? std::filesystem::path(given) : from_scenario ? *from_scenario : fallback;
+  };
+  auto junit = choose(args.junit, plan.junit, std::filesystem::path("pgdrill-reports") / (plan.name + ".junit.xml"));
+  auto json = choose(args.json, plan.json_report, {});
+  auto history = choose(args.history, plan.history, {});
+
+  auto lock = pgdrill::drill_lock::acquire(plan.file.string(), options.local.temp_root);
+  console.start(plan.name, args.scenario_file);
   pgdrill::drill_result result = pgdrill::run_drill(plan, options);
+  std::vector<std::string> written{junit.string()};
   pgdrill::write_junit(result, junit);
-  pgdrill::print_verdict(std::cout, result);
-  std::cout << "JUnit report: " << junit.string() << std::endl;
+  if (!json.empty()) pgdrill::write_json_report(result, json), written.push_back(json.string());
+  if (!history.empty()) pgdrill::append_history(history, pgdrill::history_entry_from(result)), written.push_back(history.string());
+  console.verdict(result, written);
   return result.verdict();
 }
 
@@ -250,6 +264,52 @@ pgdrill::exit_code checksum_command(const source_arguments& args) {
   return failed ? pgdrill::exit_code::not_verified : pgdrill::exit_code::passed;
 }
 
+// The history as a table, oldest first.
+pgdrill::exit_code history_command(const std::string& file, const std::string& scenario) {
+  auto entries = pgdrill::read_history(file, scenario);
+  std::printf("%-22s %-20s %-13s %10s %11s  %s\n", "WHEN", "SCENARIO", "OUTCOME", "RESTORE", "BACKUP", "ROWS");
+  for (const auto& entry : entries) {
+    long long rows = 0;
+    for (const auto& [table, count] : entry.tables) rows += count;
+    std::printf("%-22s %-20s %-13s %10s %11s  %lld\n", entry.at.c_str(), entry.scenario.c_str(), entry.outcome.c_str(),
+                entry.restore_seconds ? pgdrill::detail::seconds_text(*entry.restore_seconds).c_str() : "-",
+                pgdrill::detail::bytes_text(static_cast<double>(entry.backup_size)).c_str(), rows);
+  }
+  int passed = static_cast<int>(std::count_if(entries.begin(), entries.end(), [](const auto& e) { return e.passed(); }));
+  std::printf("%zu drills, %d passed\n", entries.size(), passed);
+  return pgdrill::exit_code::passed;
+}
+
+// Exit non-zero when the backups are not proven: a pipeline's question before it deploys.
+pgdrill::exit_code gate_command(const std::string& file, const std::string& scenario, const pgdrill::gate_spec& spec) {
+  auto steps = pgdrill::evaluate_gate(pgdrill::read_history(file, scenario), spec);
+  bool failed = false;
+  for (const auto& step : steps) {
+    std::cout << pgdrill::console_line(step) << std::endl;
+    failed |= step.result != pgdrill::outcome::passed;
+  }
+  auto code = failed ? pgdrill::exit_code::failed : pgdrill::exit_code::passed;
+  std::cout << "gate: " << (failed ? "CLOSED" : "OPEN") << " (exit " << static_cast<int>(code) << ")" << std::endl;
+  return code;
+}
+
+// A self-contained HTML page from a history (and the latest JSON report, for its checks).
+pgdrill::exit_code report_command(const std::string& html, const std::string& history, const std::string& json,
+                                  const std::string& scenario) {
+  nlohmann::json latest;
+  if (!json.empty()) {
+    std::ifstream in(json);
+    if (!in) throw pgdrill::usage_error("cannot read JSON report " + json);
+    latest = nlohmann::json::parse(in, nullptr, false);
+    if (latest.is_discarded()) throw pgdrill::usage_error(json + ": not valid JSON");
+  }
+  std::ofstream out(html);
+  out << pgdrill::render_html(pgdrill::read_history(history, scenario), latest);
+  if (!out.flush()) throw pgdrill::could_not_verify("cannot write " + html);
+  std::cout << "report: " << html << std::endl;
+  return pgdrill::exit_code::passed;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -264,6 +324,12 @@ int main(int argc, char** argv) {
   run->add_option("scenario", run_args.scenario_file, "Scenario JSON file")->required();
   run->add_option("--junit", run_args.junit,
                   "JUnit XML report path (default: the scenario's reports.junit, else pgdrill-reports/NAME.junit.xml)");
+  run->add_option("--json", run_args.json, "Also write the JSON report here (default: the scenario's reports.json)");
+  run->add_option("--history", run_args.history, "Append a line to this JSON-lines history (default: reports.history)")
+      ->envname("PGDRILL_HISTORY");
+  run->add_flag("--quiet", run_args.quiet, "Print only the verdict");
+  run->add_option("--log-format", run_args.log_format, "text (default) or json: JSON lines with UTC timestamps")
+      ->check(CLI::IsMember({"text", "json"}));
   run->add_option("--pg-bin", run_args.pg_bin, "PostgreSQL bin directory to use instead of searching")
       ->envname("PGDRILL_PG_BIN");
   run->add_option("--temp-dir", run_args.temp_dir, "Where throwaway servers live (default: TMPDIR, /tmp)")
@@ -353,6 +419,33 @@ int main(int argc, char** argv) {
   checksum->add_option("--parallel", checksum_args.parallel, "Connections (default: the number of cores)");
   checksum->add_option("tables", checksum_args.extra, "Tables as schema.table (default: every user table)");
 
+  std::string history_file, history_scenario;
+  auto* history = app.add_subcommand("history", "Show a drill history file as a table");
+  history->footer("\nExample:\n  pgdrill history drills.jsonl --scenario nightly");
+  history->add_option("file", history_file, "History file (JSON lines, written by run --history)")->required();
+  history->add_option("--scenario", history_scenario, "Only this scenario's drills");
+
+  std::string gate_file, gate_scenario;
+  pgdrill::gate_spec gate_spec;
+  double gate_row_drop = 0, gate_restore_seconds = 0, gate_growth = 0;
+  auto* gate = app.add_subcommand("gate", "Exit non-zero unless the history proves the backups restorable");
+  gate->footer("\nExample:\n  pgdrill gate drills.jsonl --scenario nightly --max-age-days 35 --max-row-drop 0.1\n\n"
+               "Exit 0 (open) when every limit holds, 1 (closed) otherwise, 2 when the history cannot be read.");
+  gate->add_option("file", gate_file, "History file")->required();
+  gate->add_option("--scenario", gate_scenario, "Only this scenario's drills");
+  gate->add_option("--max-age-days", gate_spec.max_age_days, "The last passing drill is at most this old (default: 35)");
+  gate->add_option("--max-row-drop", gate_row_drop, "No table lost more than this fraction of its rows since the drill before");
+  gate->add_option("--max-restore-seconds", gate_restore_seconds, "The last restore took at most this long");
+  gate->add_option("--max-restore-growth", gate_growth, "Nor more than this many times the previous restore's time");
+
+  std::string report_html, report_history, report_json, report_scenario;
+  auto* report = app.add_subcommand("report", "Write a self-contained HTML page: the latest drill and trends");
+  report->footer("\nExample:\n  pgdrill report --html drills.html --history drills.jsonl --json reports/nightly.json");
+  report->add_option("--html", report_html, "HTML file to write")->required();
+  report->add_option("--history", report_history, "History file")->required();
+  report->add_option("--json", report_json, "The latest drill's JSON report, for its checks");
+  report->add_option("--scenario", report_scenario, "Only this scenario's drills");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& failure) {
@@ -375,6 +468,14 @@ int main(int argc, char** argv) {
       if (verify->count("--max-gap-hours")) verify_args.hygiene.retention.max_gap_hours = verify_max_gap;
       code = verify_command(verify_args);
     }
+    if (*history) code = history_command(history_file, history_scenario);
+    if (*gate) {
+      if (gate->count("--max-row-drop")) gate_spec.max_row_drop = gate_row_drop;
+      if (gate->count("--max-restore-seconds")) gate_spec.max_restore_seconds = gate_restore_seconds;
+      if (gate->count("--max-restore-growth")) gate_spec.max_restore_growth = gate_growth;
+      code = gate_command(gate_file, gate_scenario, gate_spec);
+    }
+    if (*report) code = report_command(report_html, report_history, report_json, report_scenario);
     if (*dump) code = dump_command(dump_args);
     if (*manifest) code = manifest_command(manifest_args);
     if (*checksum) code = checksum_command(checksum_args);

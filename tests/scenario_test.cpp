@@ -174,3 +174,23 @@ TEST(scenario, plans_manifest_assertions_one_per_table) {
   auto without = plan_checks(plan.assertions, nullptr);
   EXPECT_NE(without[0].problem.find("no manifest"), std::string::npos);
 }
+
+// The CI templates users copy are valid YAML with the parts they rely on.
+TEST(ci_templates, parse_and_carry_schedule_reports_and_artifacts) {
+  auto dir = std::string(PGDRILL_SOURCE_DIR) + "/ci/templates/";
+  auto check = [&](const std::string& file, const std::string& python_assertions) {
+    auto result = run(command("/usr/bin/python3", {"-c", "import sys, yaml\nd = yaml.safe_load(open(sys.argv[1]))\n" +
+                                                           python_assertions + "\nprint('ok')",
+                                                   dir + file}));
+    EXPECT_EQ(result.out, "ok\n") << file << ": " << result.err_tail;
+  };
+  check("github-actions.yml",
+        "on = d[True] if True in d else d['on']\nassert on['schedule'][0]['cron']\nassert 'workflow_dispatch' in on\n"
+        "steps = d['jobs']['drill']['steps']\nassert any('upload-artifact' in s.get('uses', '') for s in steps)\n"
+        "assert any('junit' in s.get('uses', '') for s in steps)");
+  check("gitlab-ci.yml", "job = d['restore-drill']\nassert job['artifacts']['reports']['junit']\n"
+                         "assert any('schedule' in r['if'] for r in job['rules'])");
+  check("k8s-cronjob.yaml", "assert d['kind'] == 'CronJob' and d['spec']['concurrencyPolicy'] == 'Forbid'\n"
+                            "c = d['spec']['jobTemplate']['spec']['template']['spec']['containers'][0]\nassert c['args'][0] == 'run'");
+  EXPECT_NE(testkit::read_file(dir + "Dockerfile").find("ENTRYPOINT [\"pgdrill\"]"), std::string::npos);
+}

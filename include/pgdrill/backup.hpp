@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <pgdrill/binaries.hpp>
+#include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/stream.hpp>
@@ -59,6 +60,7 @@ struct backup_info {
   std::filesystem::file_time_type modified{};
   std::optional<std::time_t> name_time;  ///< timestamp found in the file name (UTC)
   std::string chosen_because;            ///< why it was picked, for the report
+  std::string sha256;                    ///< of the file, once computed (empty for directories)
 
   /// When the backup was taken, as far as we can tell: the name's timestamp, else the mtime.
   std::time_t taken_at() const {
@@ -69,14 +71,6 @@ struct backup_info {
 };
 
 namespace detail {
-
-inline std::string iso8601_utc(std::time_t when) {
-  char text[32];
-  std::tm parts{};
-  ::gmtime_r(&when, &parts);
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &parts);
-  return text;
-}
 
 inline std::optional<std::time_t> utc_time(int year, int month, int day, int hour, int minute, int second) {
   if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)

@@ -28,6 +28,8 @@ struct drill_options {
   local_options local;  ///< binaries, temp space and cache of the local provider
   /// Called as each stage or check finishes (console progress).
   std::function<void(const step_result&)> on_step;
+  /// Called while a restore runs, about four times a second (a progress bar).
+  restore_progress on_progress;
 };
 
 /// The name of the database the backup is restored into on a throwaway server.
@@ -143,6 +145,11 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
                                              (first.compressed != compression::none ? std::string(", ") + to_string(first.compressed) : "") +
                                              ", " + std::to_string(first.size) + " bytes): " + first.chosen_because);
 
+    // Every report names the exact bytes drilled; hygiene reuses the hash for the sidecar check.
+    for (auto& backup : backups)
+      if (std::filesystem::is_regular_file(backup.path)) backup.sha256 = sha256_file(backup.path);
+    result.properties["backup.sha256"] = first.sha256;
+
     // Hygiene runs before any server: each check its own result.
     for (const auto& backup : backups)
       for (auto& check : check_backup_file(backup, plan.hygiene)) {
@@ -212,7 +219,7 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
     detail::prepare_target(server->admin(), target, plan.restore);
     std::vector<std::string> summaries;
     for (const auto& backup : backups) {
-      auto restored = restore_backup(backup, target, server->binaries(), plan.restore, scratch.path());
+      auto restored = restore_backup(backup, target, server->binaries(), plan.restore, scratch.path(), options.on_progress);
       result.properties["restore.tool"] = restored.tool;
       result.properties["restore.jobs"] = std::to_string(restored.jobs);
       summaries.push_back(restored.summary());

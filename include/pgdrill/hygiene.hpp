@@ -124,7 +124,7 @@ inline std::vector<step_result> check_backup_file(const backup_info& backup, con
     std::string expected;
     in >> expected;  // "HEX" or sha256sum's "HEX  NAME"
     std::transform(expected.begin(), expected.end(), expected.begin(), [](unsigned char c) { return std::tolower(c); });
-    std::string actual = sha256_file(backup.path);
+    std::string actual = backup.sha256.empty() ? sha256_file(backup.path) : backup.sha256;
     steps.push_back(detail::hygiene_step("backup sha256", actual == expected, expected, actual,
                                          actual == expected ? "matches " + std::filesystem::path(sidecar).filename().string()
                                                             : "SHA-256 " + actual + " does not match the sidecar's " + expected +

@@ -7,6 +7,7 @@
 #include <pgdrill/checksum.hpp>
 #include <pgdrill/drill.hpp>
 #include <pgdrill/error.hpp>
+#include <pgdrill/history.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/manifest.hpp>

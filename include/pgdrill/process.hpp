@@ -432,6 +432,9 @@ struct run_options {
   std::size_t capture_limit = 16U << 20;  ///< bytes of stdout kept when captured
   std::size_t stderr_tail = 64U << 10;    ///< bytes of stderr kept for messages
   std::size_t stdin_chunk = 256U << 10;
+  /// Called about every tick_interval while the child runs, with its pid (progress displays).
+  std::function<void(pid_t)> on_tick;
+  std::chrono::milliseconds tick_interval{250};
 
   /// Defaults with a time limit.
   static run_options within(std::chrono::milliseconds limit) {
@@ -505,6 +508,7 @@ inline run_result run(const command& cmd, const run_options& options = {}) {
   std::vector<char> input(options.stdin_chunk), output(64U << 10);
   std::size_t input_offset = 0, input_size = 0;
   std::optional<clock::time_point> exited_at;
+  clock::time_point last_tick = started;
 
   auto read_into = [&](int fd, bool is_stdout) {
     ssize_t got = ::read(fd, output.data(), output.size());
@@ -552,7 +556,11 @@ inline run_result run(const command& cmd, const run_options& options = {}) {
     if (proc.stderr_fd() >= 0) waits.push_back({proc.stderr_fd(), POLLIN, 0});
     if (proc.stdin_fd() >= 0) waits.push_back({proc.stdin_fd(), POLLOUT, 0});
     if (proc.exit_fd() >= 0 && !exited_at) waits.push_back({proc.exit_fd(), POLLIN, 0});
-    int wait_ms = (proc.exit_fd() < 0 || exited_at) ? 50 : 1000;
+    if (options.on_tick && clock::now() - last_tick >= options.tick_interval) {
+      last_tick = clock::now();
+      options.on_tick(proc.pid());
+    }
+    int wait_ms = (proc.exit_fd() < 0 || exited_at) ? 50 : options.on_tick ? static_cast<int>(options.tick_interval.count()) : 1000;
     if (::poll(waits.data(), waits.size(), wait_ms) < 0) continue;  // EINTR: loop checks signals
     for (const auto& entry : waits) {
       if (!(entry.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;

@@ -1,15 +1,23 @@
-// Reports of a drill: a readable console summary and JUnit XML for CI.
+// Reports of a drill: the console (text, colour, progress, JSON logs), JUnit XML and JSON.
 #pragma once
 
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 #include <ostream>
 #include <string>
 
+#include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
+#include <pgdrill/backup.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/result.hpp>
 
@@ -137,5 +145,144 @@ inline void write_junit(const drill_result& result, const std::filesystem::path&
   if (!document.save_file(file.c_str(), "  "))
     throw could_not_verify("cannot write JUnit report " + file.string());
 }
+
+constexpr int json_report_version = 1;
+
+namespace detail {
+
+inline nlohmann::json step_json(const step_result& step) {
+  nlohmann::json item = {{"name", step.name}, {"kind", step.kind},   {"result", to_string(step.result)},
+                         {"message", step.message}, {"seconds", step.seconds}};
+  if (!step.expected.empty() || !step.actual.empty()) {
+    item["expected"] = step.expected;
+    item["actual"] = step.actual;
+  }
+  if (!step.detail.empty()) item["detail"] = step.detail;
+  return item;
+}
+
+}  // namespace detail
+
+/// The JSON report: everything the console shows and more, in a versioned shape
+/// (`pgdrill_report` is the version; fields are only ever added within a version).
+inline nlohmann::json to_json(const drill_result& result) {
+  nlohmann::json stages = nlohmann::json::array(), checks = nlohmann::json::array();
+  for (const auto& step : result.stages) stages.push_back(detail::step_json(step));
+  for (const auto& step : result.checks) checks.push_back(detail::step_json(step));
+  exit_code code = result.verdict();
+  return {{"pgdrill_report", json_report_version},
+          {"scenario", result.scenario},
+          {"started_at", result.started_at},
+          {"seconds", result.seconds},
+          {"verdict", {{"exit_code", static_cast<int>(code)}, {"outcome", describe(code)}}},
+          {"properties", result.properties},
+          {"stages", stages},
+          {"checks", checks}};
+}
+
+inline void write_json_report(const drill_result& result, const std::filesystem::path& file) {
+  std::error_code ignored;
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ignored);
+  std::ofstream out(file);
+  out << to_json(result).dump(2) << "\n";
+  if (!out.flush()) throw could_not_verify("cannot write JSON report " + file.string());
+}
+
+/// How the runner talks to people and log collectors.
+struct console_options {
+  bool color = false;     ///< ANSI colours (a terminal, and no NO_COLOR)
+  bool progress = false;  ///< a live progress line on stderr (a terminal)
+  bool quiet = false;     ///< only the verdict
+  bool json_logs = false; ///< JSON lines with UTC timestamps instead of text
+
+  /// Colour and progress only on a terminal; never colour with NO_COLOR or TERM=dumb.
+  static console_options detect(bool quiet, bool json_logs) {
+    console_options options;
+    const char* term = std::getenv("TERM");
+    bool no_color = std::getenv("NO_COLOR") && *std::getenv("NO_COLOR");
+    options.color = !json_logs && !no_color && ::isatty(STDOUT_FILENO) && !(term && std::string(term) == "dumb");
+    options.progress = !quiet && !json_logs && ::isatty(STDERR_FILENO);
+    options.quiet = quiet;
+    options.json_logs = json_logs;
+    return options;
+  }
+};
+
+/// The console reporter: step lines, a progress line while a restore runs, the verdict.
+class console_reporter {
+ public:
+  explicit console_reporter(console_options options, std::ostream& out = std::cout, std::ostream& err = std::cerr)
+      : options_(options), out_(out), err_(err) {}
+
+  void log(const std::string& level, const std::string& event, nlohmann::json fields) {
+    fields["ts"] = detail::iso8601_utc_millis();
+    fields["level"] = level;
+    fields["event"] = event;
+    out_ << fields.dump() << std::endl;
+  }
+
+  void start(const std::string& scenario, const std::string& file) {
+    if (options_.json_logs) return log("info", "drill_started", {{"scenario", scenario}, {"file", file}});
+    if (!options_.quiet) out_ << "pgdrill: drill '" << scenario << "' (" << file << ")" << std::endl;
+  }
+
+  void step(const step_result& step) {
+    clear_progress();
+    if (options_.json_logs) {
+      auto fields = detail::step_json(step);
+      return log(step.result == outcome::error || step.result == outcome::failed ? "error" : "info", "step", fields);
+    }
+    if (options_.quiet) return;
+    std::string line = console_line(step);
+    if (options_.color) {
+      static const char* colors[] = {"\033[32m", "\033[31m", "\033[35m", "\033[33m"};  // passed failed error skipped
+      line.replace(2, 5, std::string(colors[static_cast<int>(step.result)]) + line.substr(2, 5) + "\033[0m");
+    }
+    out_ << line << std::endl;
+  }
+
+  /// Progress of a restore: bytes read of the backup so far.
+  void progress(std::uint64_t done, std::uint64_t total, double seconds) {
+    if (!options_.progress) return;
+    double fraction = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 0;
+    int filled = static_cast<int>(fraction * 30);
+    char line[160];
+    std::snprintf(line, sizeof line, "\r  restoring [%s%s] %5.1f%% %s / %s  %s/s ", std::string(filled, '#').c_str(),
+                  std::string(30 - filled, '.').c_str(), fraction * 100, detail::bytes_text(static_cast<double>(done)).c_str(),
+                  detail::bytes_text(static_cast<double>(total)).c_str(),
+                  detail::bytes_text(seconds > 0 ? static_cast<double>(done) / seconds : 0).c_str());
+    err_ << line << std::flush;
+    progress_shown_ = true;
+  }
+
+  void verdict(const drill_result& result, const std::vector<std::string>& reports) {
+    clear_progress();
+    if (options_.json_logs) {
+      exit_code code = result.verdict();
+      return log(code == exit_code::passed ? "info" : "error", "drill_finished",
+                 {{"scenario", result.scenario}, {"exit_code", static_cast<int>(code)}, {"outcome", describe(code)},
+                  {"seconds", result.seconds}, {"reports", reports}});
+    }
+    std::ostringstream text;
+    print_verdict(text, result);
+    std::string verdict = text.str();
+    if (options_.quiet) verdict = verdict.substr(verdict.rfind("verdict:"));
+    out_ << verdict;
+    if (!options_.quiet)
+      for (const auto& report : reports) out_ << "report: " << report << "\n";
+    out_ << std::flush;
+  }
+
+ private:
+  void clear_progress() {
+    if (progress_shown_) err_ << "\r\033[K" << std::flush;
+    progress_shown_ = false;
+  }
+
+  console_options options_;
+  std::ostream& out_;
+  std::ostream& err_;
+  bool progress_shown_ = false;
+};
 
 }  // namespace pgdrill

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <optional>  // stream reader for compressed backups
@@ -77,7 +79,40 @@ inline stream_ends file_ends(const std::filesystem::path& file) {
   return ends;
 }
 
+// How far the processes of a group have read into `path` (a file, or files under a directory
+// archive), from /proc/PID/fdinfo: progress for tools that read the backup themselves.
+inline std::uint64_t bytes_read_by_group(pid_t group, const std::filesystem::path& path) {
+  std::error_code ignored;
+  std::string target = std::filesystem::canonical(path, ignored).string();
+  std::uint64_t total = 0;
+  for (const auto& process : std::filesystem::directory_iterator("/proc", ignored)) {
+    std::string pid = process.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(process.path() / "stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    auto close = text.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(text.substr(close + 2));
+    std::string state, parent, process_group;
+    if (!(fields >> state >> parent >> process_group) || process_group != std::to_string(group)) continue;
+    for (const auto& fd : std::filesystem::directory_iterator(process.path() / "fd", ignored)) {
+      auto link = std::filesystem::read_symlink(fd.path(), ignored).string();
+      if (ignored || link.compare(0, target.size(), target) != 0) continue;
+      std::ifstream info(process.path() / "fdinfo" / fd.path().filename());
+      std::string key;
+      std::uint64_t position = 0;
+      while (info >> key)
+        if (key == "pos:" && info >> position) break;
+      total += position;
+    }
+  }
+  return total;
+}
+
 }  // namespace detail
+
+/// Progress of a restore: bytes of the backup read so far, its size, seconds since the start.
+using restore_progress = std::function<void(std::uint64_t done, std::uint64_t total, double seconds)>;
 
 /// Restore one backup file into the database `target`: plain SQL through
 /// `psql -X -v ON_ERROR_STOP=1`, archives through `pg_restore` (-j for custom and directory).
@@ -87,7 +122,8 @@ inline stream_ends file_ends(const std::filesystem::path& file) {
 /// pg_dump output without its closing line (truncated). Throws could_not_verify when the tool
 /// cannot run at all.
 inline restore_result restore_backup(const backup_info& backup, const endpoint& target, const pg_binaries& tools,
-                                     const restore_spec& spec, const std::filesystem::path& scratch) {
+                                     const restore_spec& spec, const std::filesystem::path& scratch,
+                                     const restore_progress& progress = {}) {
   restore_result result;
   const bool archive = backup.format == backup_format::custom || backup.format == backup_format::directory ||
                        backup.format == backup_format::tar;
@@ -169,6 +205,16 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
       return got;
     };
   }
+  if (progress) {
+    auto report = [&, started](std::uint64_t done) {
+      progress(std::min<std::uint64_t>(done, backup.size), backup.size,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+    };
+    options.on_tick = [&, report](pid_t pid) {
+      report(reader ? reader->file_bytes_read() : detail::bytes_read_by_group(pid, input));
+    };
+    report(0);
+  }
   run_result finished;
   try {
     finished = run(cmd, options);
@@ -189,6 +235,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   result.stderr_tail = finished.err_tail;
   if (finished.timed_out) result.problems.insert(result.problems.begin(), {"timeout", "restore " + finished.describe()});
   result.ok = finished.ok() && result.problems.empty();
+  if (progress && result.ok) progress(backup.size, backup.size, result.seconds);
   return result;
 }
 

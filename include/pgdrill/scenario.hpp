@@ -116,7 +116,9 @@ struct scenario {
   restore_spec restore;
   hygiene_spec hygiene;
   std::vector<assertion> assertions;
-  std::optional<std::filesystem::path> junit;  ///< report path; the runner has a default
+  std::optional<std::filesystem::path> junit;        ///< report path; the runner has a default
+  std::optional<std::filesystem::path> json_report;  ///< JSON report path
+  std::optional<std::filesystem::path> history;      ///< history file a line is appended to
 };
 
 namespace detail {
@@ -300,8 +302,10 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     result.assertions.push_back(detail::parse_assertion(assertions[index], "/assertions/" + std::to_string(index), source));
 
   if (root.has("reports")) {
-    auto reports = root.object("reports", {"junit"});
+    auto reports = root.object("reports", {"junit", "json", "history"});
     if (auto junit = reports.optional<std::string>("junit")) result.junit = detail::resolve_path(base, *junit);
+    if (auto json = reports.optional<std::string>("json")) result.json_report = detail::resolve_path(base, *json);
+    if (auto history = reports.optional<std::string>("history")) result.history = detail::resolve_path(base, *history);
   }
   return result;
 }

@@ -7,6 +7,7 @@
 
 #include <archive.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -55,6 +56,12 @@ class backup_reader {
     if (got == 0) at_end_ = true;
     total_ += static_cast<std::size_t>(got);
     return static_cast<std::size_t>(got);
+  }
+
+  /// Bytes of the file consumed so far (compressed bytes, for progress against the file size).
+  std::uint64_t file_bytes_read() const {
+    la_int64_t bytes = archive_ ? archive_filter_bytes(archive_, -1) : 0;
+    return bytes > 0 ? static_cast<std::uint64_t>(bytes) : 0;
   }
 
   /// Bytes delivered so far (decompressed).

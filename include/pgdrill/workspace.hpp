@@ -2,11 +2,16 @@
 // the sweep that removes those whose owner is gone (a run killed with SIGKILL).
 #pragma once
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -14,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 
@@ -156,5 +162,47 @@ inline std::vector<reaped_item> reap_leftovers(const std::filesystem::path& root
   }
   return reaped;
 }
+
+/// One drill at a time per scenario: an flock on `<temp root>/pgdrill.lock.<hash of key>`,
+/// held for the handle's lifetime (the kernel drops it if the process dies, however it dies).
+/// The file names its holder, for the message the second drill prints.
+class drill_lock {
+ public:
+  /// Take the lock or throw lock_error naming who holds it.
+  static drill_lock acquire(const std::string& key, const std::filesystem::path& root = default_temp_root()) {
+    std::uint64_t hash = 14695981039346656037ULL;
+    for (unsigned char c : key) hash = (hash ^ c) * 1099511628211ULL;
+    char name[40];
+    std::snprintf(name, sizeof name, "pgdrill.lock.%016llx", static_cast<unsigned long long>(hash));
+    std::error_code ignored;
+    std::filesystem::create_directories(root, ignored);
+    auto file = root / name;
+    drill_lock lock;
+    lock.fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock.fd_ < 0) throw could_not_verify("cannot open lock file " + file.string() + ": " + std::strerror(errno));
+    if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+      std::ifstream in(file);
+      std::string holder((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      throw lock_error("another drill of " + key + " is running (" + (holder.empty() ? "holder unknown" : holder) +
+                       "); lock " + file.string());
+    }
+    std::string holder = "pid " + std::to_string(::getpid()) + " since " + detail::iso8601_utc(std::time(nullptr));
+    [[maybe_unused]] int truncated = ::ftruncate(lock.fd_, 0);
+    [[maybe_unused]] auto written = ::pwrite(lock.fd_, holder.data(), holder.size(), 0);
+    return lock;
+  }
+
+  drill_lock(drill_lock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  drill_lock& operator=(drill_lock&&) = delete;
+  drill_lock(const drill_lock&) = delete;
+  drill_lock& operator=(const drill_lock&) = delete;
+  ~drill_lock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the flock
+  }
+
+ private:
+  drill_lock() = default;
+  int fd_ = -1;
+};
 
 }  // namespace pgdrill

@@ -1,0 +1,327 @@
+// Drill history (JSON lines), the gate a pipeline asks before trusting backups, and the HTML page.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>  // optional gate limits
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pgdrill/backup.hpp>
+#include <pgdrill/detail/json_reader.hpp>
+#include <pgdrill/hygiene.hpp>
+#include <pgdrill/result.hpp>
+
+namespace pgdrill {
+
+constexpr int history_version = 1;
+
+/// One drill, as one line of a history file.
+struct history_entry {
+  std::string at;        ///< when the drill started, ISO 8601 UTC
+  std::string scenario;
+  int exit_code = 2;
+  std::string outcome;   ///< PASSED, FAILED, NOT VERIFIED
+  std::string backup;
+  std::uintmax_t backup_size = 0;
+  std::string backup_taken_at;
+  std::optional<double> restore_seconds;  ///< absent when the restore did not complete
+  double drill_seconds = 0;
+  std::map<std::string, long long> tables;  ///< row counts the drill measured
+
+  bool passed() const { return exit_code == 0; }
+
+  nlohmann::json to_json() const {
+    nlohmann::json line = {{"pgdrill_history", history_version}, {"at", at}, {"scenario", scenario},
+                           {"exit_code", exit_code}, {"outcome", outcome}, {"backup", backup},
+                           {"backup_size_bytes", backup_size}, {"backup_taken_at", backup_taken_at},
+                           {"drill_seconds", drill_seconds}, {"tables", tables}};
+    line["restore_seconds"] = restore_seconds ? nlohmann::json(*restore_seconds) : nlohmann::json();
+    return line;
+  }
+};
+
+/// The history line for a finished drill.
+inline history_entry history_entry_from(const drill_result& result) {
+  history_entry entry;
+  entry.at = result.started_at;
+  entry.scenario = result.scenario;
+  exit_code code = result.verdict();
+  entry.exit_code = static_cast<int>(code);
+  entry.outcome = describe(code);
+  auto property = [&](const std::string& name) {
+    auto found = result.properties.find(name);
+    return found == result.properties.end() ? std::string() : found->second;
+  };
+  entry.backup = property("backup.file");
+  entry.backup_size = property("backup.size_bytes").empty() ? 0 : std::stoull(property("backup.size_bytes"));
+  entry.backup_taken_at = property("backup.taken_at");
+  if (!property("restore.seconds").empty()) entry.restore_seconds = std::stod(property("restore.seconds"));
+  entry.drill_seconds = result.seconds;
+  // Row counts by table, from row_count results under their default names ("row_count schema.table",
+  // repeats suffixed " #2"): a count measured twice is one table.
+  for (const auto& check : result.checks)
+    if (check.kind == "row_count" && !check.actual.empty() && check.name.rfind("row_count ", 0) == 0)
+      entry.tables[check.name.substr(10, check.name.find(" #") == std::string::npos ? std::string::npos
+                                                                                  : check.name.find(" #") - 10)] =
+          std::stoll(check.actual);
+  return entry;
+}
+
+/// Append one line, in a single write to a file opened for appending, so concurrent drills of
+/// different scenarios never interleave their lines.
+inline void append_history(const std::filesystem::path& file, const history_entry& entry) {
+  std::error_code ignored;
+  if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ignored);
+  std::string line = entry.to_json().dump() + "\n";
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  if (fd >= 0) ::close(fd);
+  if (!written) throw could_not_verify("cannot append to history " + file.string() + ": " + std::strerror(errno));
+}
+
+/// Every entry of a history file (of one scenario when `scenario` is given), oldest first.
+/// A line that is not a history entry is a usage_error naming its line number.
+inline std::vector<history_entry> read_history(const std::filesystem::path& file, const std::string& scenario = "") {
+  std::ifstream in(file);
+  if (!in) throw could_not_verify("cannot read history " + file.string());
+  std::vector<history_entry> entries;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    std::string source = file.string() + ":" + std::to_string(number);
+    nlohmann::json document;
+    try {
+      document = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::parse_error& failure) {
+      throw usage_error(source + ": not valid JSON: " + failure.what());
+    }
+    detail::json_reader item(document, "", source,
+                             {"pgdrill_history", "at", "scenario", "exit_code", "outcome", "backup", "backup_size_bytes",
+                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables"});
+    if (item.required<int>("pgdrill_history") != history_version) item.fail("/pgdrill_history", "unsupported version");
+    history_entry entry;
+    entry.at = item.required<std::string>("at");
+    entry.scenario = item.required<std::string>("scenario");
+    entry.exit_code = item.required<int>("exit_code");
+    entry.outcome = item.optional<std::string>("outcome").value_or("");
+    entry.backup = item.optional<std::string>("backup").value_or("");
+    entry.backup_size = static_cast<std::uintmax_t>(item.optional<long long>("backup_size_bytes").value_or(0));
+    entry.backup_taken_at = item.optional<std::string>("backup_taken_at").value_or("");
+    if (!item.raw("restore_seconds").is_null()) entry.restore_seconds = item.required<double>("restore_seconds");
+    entry.drill_seconds = item.optional<double>("drill_seconds").value_or(0);
+    auto tables = item.object("tables", {});
+    for (const auto& table : tables.value().items()) entry.tables[table.key()] = tables.required<long long>(table.key());
+    if (scenario.empty() || entry.scenario == scenario) entries.push_back(entry);
+  }
+  return entries;
+}
+
+/// What `pgdrill gate` demands of a history.
+struct gate_spec {
+  double max_age_days = 35;                  ///< the last passing drill is at most this old
+  std::optional<double> max_row_drop;        ///< no table lost more than this fraction since the drill before
+  std::optional<double> max_restore_seconds; ///< the last restore took at most this long
+  std::optional<double> max_restore_growth;  ///< nor this many times the previous restore's time
+};
+
+/// The gate's checks, each a result: passed, or failed with the reason.
+inline std::vector<step_result> evaluate_gate(const std::vector<history_entry>& entries, const gate_spec& spec,
+                                              std::time_t now = std::time(nullptr)) {
+  auto step = [](const std::string& name, bool ok, const std::string& message) {
+    step_result result;
+    result.name = name;
+    result.kind = "gate";
+    result.result = ok ? outcome::passed : outcome::failed;
+    result.message = message;
+    return result;
+  };
+  std::vector<step_result> steps;
+  const history_entry* last_pass = nullptr;
+  for (const auto& entry : entries)
+    if (entry.passed()) last_pass = &entry;
+  if (!last_pass) {
+    steps.push_back(step("last passing drill", false, "no drill in the history ever passed: the backups are unproven"));
+  } else {
+    double age_days = std::difftime(now, timestamp_in_name(last_pass->at).value_or(0)) / 86400.0;
+    char text[160];
+    std::snprintf(text, sizeof text, "the last passing drill (%s) is %.1f days old; limit %.1f", last_pass->at.c_str(),
+                  age_days, spec.max_age_days);
+    steps.push_back(step("last passing drill", age_days <= spec.max_age_days, text));
+  }
+  // Trends compare the two newest drills that got as far as measuring.
+  std::vector<const history_entry*> measured;
+  for (const auto& entry : entries)
+    if (entry.restore_seconds) measured.push_back(&entry);
+  const history_entry* latest = measured.empty() ? nullptr : measured.back();
+  const history_entry* previous = measured.size() < 2 ? nullptr : measured[measured.size() - 2];
+  if (spec.max_row_drop) {
+    std::string drops;
+    if (latest && previous)
+      for (const auto& [table, rows] : previous->tables) {
+        auto now_rows = latest->tables.find(table);
+        if (rows <= 0 || now_rows == latest->tables.end()) continue;
+        double drop = 1.0 - static_cast<double>(now_rows->second) / static_cast<double>(rows);
+        if (drop > *spec.max_row_drop)
+          drops += (drops.empty() ? "" : "; ") + table + " fell from " + std::to_string(rows) + " to " +
+                   std::to_string(now_rows->second) + " rows (" + std::to_string(static_cast<int>(std::round(drop * 100))) + "%)";
+      }
+    steps.push_back(step("row counts", drops.empty(),
+                         drops.empty() ? (previous ? "no table lost more than " + std::to_string(static_cast<int>(*spec.max_row_drop * 100)) +
+                                                        "% of its rows"
+                                                   : "fewer than two measured drills: nothing to compare")
+                                       : drops));
+  }
+  if (spec.max_restore_seconds) {
+    bool ok = latest && *latest->restore_seconds <= *spec.max_restore_seconds;
+    steps.push_back(step("restore time", ok,
+                         latest ? "the last restore took " + detail::seconds_text(*latest->restore_seconds) + "; limit " +
+                                      detail::seconds_text(*spec.max_restore_seconds)
+                                : "no drill got as far as a restore"));
+  }
+  if (spec.max_restore_growth) {
+    bool ok = !previous || *previous->restore_seconds <= 0 ||
+              *latest->restore_seconds <= *previous->restore_seconds * *spec.max_restore_growth;
+    char text[160];
+    if (previous)
+      std::snprintf(text, sizeof text, "restore time went from %.2fs to %.2fs (x%.2f); limit x%.2f", *previous->restore_seconds,
+                    *latest->restore_seconds, *latest->restore_seconds / std::max(1e-9, *previous->restore_seconds),
+                    *spec.max_restore_growth);
+    steps.push_back(step("restore time growth", ok, previous ? text : "fewer than two measured drills: nothing to compare"));
+  }
+  return steps;
+}
+
+namespace detail {
+
+inline std::string html_escape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+inline std::string bytes_or_number(double value, const std::string& unit) {
+  if (unit == "bytes") return bytes_text(value);
+  char text[48];
+  std::snprintf(text, sizeof text, "%.6g %s", value, unit.c_str());
+  return text;
+}
+
+// A line chart as inline SVG: one polyline per series over the drills, newest on the right.
+inline std::string svg_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series,
+                             const std::string& unit) {
+  static const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
+  double top = 0;
+  std::size_t points = 0;
+  for (const auto& [name, values] : series) {
+    for (double value : values) top = std::max(top, value);
+    points = std::max(points, values.size());
+  }
+  if (top <= 0) top = 1;
+  const double width = 640, height = 200, left = 60, bottom = 20;
+  std::ostringstream svg;
+  svg << "<figure><figcaption>" << html_escape(title) << "</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\""
+      << width << "\" height=\"" << height + bottom << "\" role=\"img\" aria-label=\"" << html_escape(title) << "\">"
+      << "<line x1=\"" << left << "\" y1=\"" << height << "\" x2=\"" << width << "\" y2=\"" << height << "\" stroke=\"#999\"/>"
+      << "<text x=\"0\" y=\"12\" font-size=\"11\">" << html_escape(bytes_or_number(top, unit)) << "</text>"
+      << "<text x=\"0\" y=\"" << height << "\" font-size=\"11\">0</text>";
+  std::size_t color = 0;
+  for (const auto& [name, values] : series) {
+    svg << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << palette[color % 6] << "\" points=\"";
+    for (std::size_t index = 0; index < values.size(); ++index) {
+      double x = left + (points > 1 ? (width - left - 10) * static_cast<double>(index) / static_cast<double>(points - 1) : 0);
+      double y = height - (height - 10) * values[index] / top;
+      svg << x << "," << y << " ";
+    }
+    svg << "\"><title>" << html_escape(name) << "</title></polyline>";
+    svg << "<text x=\"" << left + 10 + 150 * static_cast<double>(color) << "\" y=\"" << height + bottom - 4
+        << "\" font-size=\"11\" fill=\"" << palette[color % 6] << "\">" << html_escape(name) << "</text>";
+    ++color;
+  }
+  svg << "</svg></figure>\n";
+  return svg.str();
+}
+
+}  // namespace detail
+
+/// A single self-contained HTML page: the latest drill and charts of restore time, backup size
+/// and row counts over the history (inline SVG, no scripts, no network fetches).
+inline std::string render_html(const std::vector<history_entry>& entries, const nlohmann::json& latest_report = nullptr) {
+  using detail::html_escape;
+  std::ostringstream page;
+  page << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pgdrill report</title><style>"
+          "body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
+          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}.passed{color:#2a2}.failed{color:#c22}"
+          ".error{color:#a2a}.skipped{color:#a80}</style></head><body>\n<h1>pgdrill report</h1>\n";
+  if (entries.empty()) page << "<p>No drills in the history yet.</p>\n";
+  if (!entries.empty()) {
+    const auto& last = entries.back();
+    page << "<h2>Latest drill: " << html_escape(last.scenario) << " &mdash; <span class=\""
+         << (last.passed() ? "passed" : "failed") << "\">" << html_escape(last.outcome) << "</span></h2>\n<table>"
+         << "<tr><th>when</th><td>" << html_escape(last.at) << "</td></tr><tr><th>backup</th><td>" << html_escape(last.backup)
+         << " (" << detail::bytes_text(static_cast<double>(last.backup_size)) << ", taken " << html_escape(last.backup_taken_at)
+         << ")</td></tr><tr><th>restore</th><td>"
+         << (last.restore_seconds ? detail::seconds_text(*last.restore_seconds) : std::string("not completed"))
+         << "</td></tr></table>\n";
+  }
+  if (latest_report.is_object() && latest_report.contains("checks")) {
+    page << "<h3>Checks of the latest drill</h3>\n<table><tr><th>check</th><th>result</th><th>message</th></tr>";
+    for (const auto* group : {"stages", "checks"})
+      for (const auto& step : latest_report[group]) {
+        std::string result = step.value("result", "");
+        page << "<tr><td>" << html_escape(step.value("name", "")) << "</td><td class=\"" << html_escape(result) << "\">"
+             << html_escape(result) << "</td><td>" << html_escape(step.value("message", "")) << "</td></tr>";
+      }
+    page << "</table>\n";
+  }
+  if (entries.size() > 0) {
+    std::vector<double> restore, size;
+    std::map<std::string, std::vector<double>> rows;
+    for (const auto& entry : entries) {
+      restore.push_back(entry.restore_seconds.value_or(0));
+      size.push_back(static_cast<double>(entry.backup_size));
+    }
+    for (std::size_t index = 0; index < entries.size(); ++index)
+      for (const auto& [table, count] : entries[index].tables) {
+        auto& values = rows[table];
+        values.resize(index, values.empty() ? 0 : values.back());
+        values.push_back(static_cast<double>(count));
+      }
+    page << "<h2>Over time (" << entries.size() << " drills, " << html_escape(entries.front().at) << " to "
+         << html_escape(entries.back().at) << ")</h2>\n"
+         << detail::svg_chart("Restore time", {{"restore seconds", restore}}, "s")
+         << detail::svg_chart("Backup size", {{"backup bytes", size}}, "bytes");
+    if (!rows.empty())
+      page << detail::svg_chart("Row counts", std::vector<std::pair<std::string, std::vector<double>>>(rows.begin(), rows.end()),
+                                "rows");
+    page << "<h2>History</h2>\n<table><tr><th>when</th><th>scenario</th><th>outcome</th><th>restore</th><th>backup size</th></tr>";
+    for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry)
+      page << "<tr><td>" << html_escape(entry->at) << "</td><td>" << html_escape(entry->scenario) << "</td><td class=\""
+           << (entry->passed() ? "passed" : "failed") << "\">" << html_escape(entry->outcome) << "</td><td>"
+           << (entry->restore_seconds ? detail::seconds_text(*entry->restore_seconds) : "-") << "</td><td>"
+           << detail::bytes_text(static_cast<double>(entry->backup_size)) << "</td></tr>";
+    page << "</table>\n";
+  }
+  page << "</body></html>\n";
+  return page.str();
+}
+
+}  // namespace pgdrill
