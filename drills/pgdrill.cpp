@@ -28,6 +28,7 @@ struct run_arguments {
   bool no_cache = false;
   bool quiet = false;
   std::string log_format = "text";
+  std::string provider, target, engine, image;
 };
 
 pgdrill::exit_code run_drill_command(const run_arguments& args) {
@@ -36,6 +37,10 @@ pgdrill::exit_code run_drill_command(const run_arguments& args) {
   if (!args.pg_bin.empty()) options.local.binaries.explicit_dir = args.pg_bin;
   if (!args.temp_dir.empty()) options.local.temp_root = args.temp_dir;
   options.local.use_cache = !args.no_cache;
+  options.provider = args.provider;
+  options.container.engine = args.engine;
+  options.container.image_template = args.image;
+  if (!args.target.empty()) options.existing = pgdrill::endpoint_from_conninfo(args.target);
   pgdrill::console_reporter console(pgdrill::console_options::detect(args.quiet, args.log_format == "json"));
   options.on_step = [&](const pgdrill::step_result& step) { console.step(step); };
   options.on_progress = [&](std::uint64_t done, std::uint64_t total, double seconds) { console.progress(done, total, seconds); };
@@ -264,6 +269,21 @@ pgdrill::exit_code checksum_command(const source_arguments& args) {
   return failed ? pgdrill::exit_code::not_verified : pgdrill::exit_code::passed;
 }
 
+// Removes what killed drills left: scratch directories (and their servers) and containers.
+pgdrill::exit_code gc_command(const std::string& temp_dir, const std::string& engine_name) {
+  auto reaped = pgdrill::reap_leftovers(temp_dir.empty() ? pgdrill::default_temp_root() : std::filesystem::path(temp_dir));
+  try {
+    auto engine = pgdrill::container_engine::find(engine_name);
+    auto containers = pgdrill::reap_containers(engine);
+    reaped.insert(reaped.end(), containers.begin(), containers.end());
+  } catch (const pgdrill::could_not_verify&) {
+    std::cout << "no container engine: only scratch directories checked" << std::endl;
+  }
+  for (const auto& item : reaped) std::cout << "removed " << item.what << std::endl;
+  std::cout << reaped.size() << " leftovers removed" << std::endl;
+  return pgdrill::exit_code::passed;
+}
+
 // The history as a table, oldest first.
 pgdrill::exit_code history_command(const std::string& file, const std::string& scenario) {
   auto entries = pgdrill::read_history(file, scenario);
@@ -328,6 +348,13 @@ int main(int argc, char** argv) {
   run->add_option("--history", run_args.history, "Append a line to this JSON-lines history (default: reports.history)")
       ->envname("PGDRILL_HISTORY");
   run->add_flag("--quiet", run_args.quiet, "Print only the verdict");
+  run->add_option("--provider", run_args.provider, "local, container, existing or auto (default: the scenario's)")
+      ->check(CLI::IsMember({"local", "container", "existing", "auto"}));
+  run->add_option("--target", run_args.target,
+                  "existing provider: libpq connection string or URL (default: PG* variables, DATABASE_URL)");
+  run->add_option("--engine", run_args.engine, "container provider: docker, podman or a path")->envname("PGDRILL_CONTAINER_ENGINE");
+  run->add_option("--image", run_args.image, "container provider: image, {major} replaced (default postgres:{major})")
+      ->envname("PGDRILL_IMAGE");
   run->add_option("--log-format", run_args.log_format, "text (default) or json: JSON lines with UTC timestamps")
       ->check(CLI::IsMember({"text", "json"}));
   run->add_option("--pg-bin", run_args.pg_bin, "PostgreSQL bin directory to use instead of searching")
@@ -419,6 +446,12 @@ int main(int argc, char** argv) {
   checksum->add_option("--parallel", checksum_args.parallel, "Connections (default: the number of cores)");
   checksum->add_option("tables", checksum_args.extra, "Tables as schema.table (default: every user table)");
 
+  std::string gc_temp_dir, gc_engine;
+  auto* gc = app.add_subcommand("gc", "Remove what killed drills left behind: scratch directories, servers, containers");
+  gc->footer("\nExample:\n  pgdrill gc\n\nEvery run does this first; gc does it on demand and lists what it removed.");
+  gc->add_option("--temp-dir", gc_temp_dir, "Where throwaway servers live (default: TMPDIR, /tmp)")->envname("PGDRILL_TMPDIR");
+  gc->add_option("--engine", gc_engine, "docker, podman or a path")->envname("PGDRILL_CONTAINER_ENGINE");
+
   std::string history_file, history_scenario;
   auto* history = app.add_subcommand("history", "Show a drill history file as a table");
   history->footer("\nExample:\n  pgdrill history drills.jsonl --scenario nightly");
@@ -468,6 +501,7 @@ int main(int argc, char** argv) {
       if (verify->count("--max-gap-hours")) verify_args.hygiene.retention.max_gap_hours = verify_max_gap;
       code = verify_command(verify_args);
     }
+    if (*gc) code = gc_command(gc_temp_dir, gc_engine);
     if (*history) code = history_command(history_file, history_scenario);
     if (*gate) {
       if (gate->count("--max-row-drop")) gate_spec.max_row_drop = gate_row_drop;

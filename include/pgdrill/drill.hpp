@@ -12,6 +12,8 @@
 
 #include <pgdrill/backup.hpp>
 #include <pgdrill/checks.hpp>
+#include <pgdrill/container.hpp>
+#include <pgdrill/existing.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/manifest.hpp>
@@ -26,14 +28,14 @@ namespace pgdrill {
 /// How a drill runs, beyond what the scenario says.
 struct drill_options {
   local_options local;  ///< binaries, temp space and cache of the local provider
+  container_options container;          ///< engine and image of the container provider
+  std::optional<endpoint> existing;     ///< the existing provider's server (default: libpq env / DATABASE_URL)
+  std::string provider;                 ///< overrides the scenario's provider when set
   /// Called as each stage or check finishes (console progress).
   std::function<void(const step_result&)> on_step;
   /// Called while a restore runs, about four times a second (a progress bar).
   restore_progress on_progress;
 };
-
-/// The name of the database the backup is restored into on a throwaway server.
-constexpr const char* restore_database = "pgdrill_restore";
 
 namespace detail {
 
@@ -92,17 +94,56 @@ inline std::string join_paths(const std::vector<backup_info>& backups) {
   return text;
 }
 
-// Roles, extensions and SQL the scenario asks for before the restore.
-inline void prepare_target(const endpoint& admin, const endpoint& target, const restore_spec& spec) {
-  pqxx::connection server_connection(admin.conninfo());
+// Roles, extensions and SQL the scenario asks for before the restore. Returns the roles it
+// created (on a shared server they are dropped again at teardown).
+inline std::vector<std::string> prepare_target(server& target_server, const endpoint& target, const restore_spec& spec) {
+  std::vector<std::string> created;
+  pqxx::connection server_connection(target_server.admin().conninfo());
   pqxx::nontransaction server_tx(server_connection);
-  server_tx.exec(std::string("CREATE DATABASE ") + restore_database);
-  for (const auto& role : spec.roles) server_tx.exec("CREATE ROLE " + server_connection.quote_name(role));
+  for (const auto& role : spec.roles) {
+    if (!server_tx.exec("SELECT 1 FROM pg_roles WHERE rolname = " + server_tx.quote(role)).empty()) continue;
+    server_tx.exec("CREATE ROLE " + quote_ident(role));
+    created.push_back(role);
+  }
   pqxx::connection connection(target.conninfo());
   pqxx::nontransaction tx(connection);
-  for (const auto& extension : spec.extensions)
-    tx.exec("CREATE EXTENSION IF NOT EXISTS " + connection.quote_name(extension));
+  for (const auto& extension : spec.extensions) tx.exec("CREATE EXTENSION IF NOT EXISTS " + quote_ident(extension));
   if (!spec.sql_before.empty()) tx.exec(spec.sql_before);
+  return created;
+}
+
+// The server a drill restores into, as the scenario (or the caller) chooses; `why` says which
+// provider was used and, for auto, why.
+inline std::unique_ptr<server> provision(const scenario& plan, const drill_options& options,
+                                         std::optional<int> source_major, std::string& why) {
+  std::string provider = options.provider.empty() ? plan.provider : options.provider;
+  auto container = [&] {
+    container_options settings = options.container;
+    if (!plan.container_engine.empty()) settings.engine = plan.container_engine;
+    if (!plan.container_image.empty()) settings.image_template = plan.container_image;
+    if (source_major) settings.major = *source_major;
+    settings.settings.insert(settings.settings.end(), plan.server_settings.begin(), plan.server_settings.end());
+    auto engine = container_engine::find(settings.engine);
+    settings.engine = engine.program.string();
+    reap_containers(engine);
+    return std::unique_ptr<server>(container_server::start(settings));
+  };
+  if (provider == "auto") {
+    try {
+      auto engine = container_engine::find(plan.container_engine.empty() ? options.container.engine : plan.container_engine);
+      why = "auto: container engine " + engine.program.string() + " works; ";
+      provider = "container";
+    } catch (const could_not_verify& missing) {
+      why = "auto: local, since " + std::string(missing.what()).substr(0, std::string(missing.what()).find(';')) + "; ";
+      provider = "local";
+    }
+  }
+  if (provider == "container") return container();
+  if (provider == "existing") return existing_server::attach(options.existing ? *options.existing : endpoint_from_conninfo(""));
+  local_options local = options.local;
+  local.min_major = source_major;
+  local.settings.insert(local.settings.end(), plan.server_settings.begin(), plan.server_settings.end());
+  return local_server::start(local);
 }
 
 }  // namespace detail
@@ -192,14 +233,20 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
     return outcome::passed;
   });
 
-  std::unique_ptr<local_server> server;
+  std::unique_ptr<server> server;
+  pg_binaries tools;  // pg_restore and psql: the local server's own, else the host's, at least the backup's major
   runner.stage("provision server", [&](step_result& step) {
-    local_options local = options.local;
-    local.min_major = source_major;
-    local.settings.insert(local.settings.end(), plan.server_settings.begin(), plan.server_settings.end());
-    reap_leftovers(local.temp_root);
+    reap_leftovers(options.local.temp_root);
+    std::string why;
     try {
-      server = local_server::start(local);
+      server = detail::provision(plan, options, source_major, why);
+      if (auto* local = dynamic_cast<local_server*>(server.get())) {
+        tools = local->binaries();
+      } else {
+        binary_search clients = options.local.binaries;
+        clients.required = {"pg_restore", "psql"};
+        tools = find_binaries(clients, source_major);
+      }
     } catch (const could_not_verify& failure) {
       if (!source_major) throw;
       throw could_not_verify("the backup was dumped from PostgreSQL " + result.properties["backup.source_version"] +
@@ -207,19 +254,21 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
     }
     result.properties["server.provider"] = server->provider();
     result.properties["server.version"] = server->version();
-    step.message = server->describe();
+    step.message = why + server->describe();
     return outcome::passed;
   });
 
   std::optional<double> restore_seconds;
+  std::optional<endpoint> target;
+  std::vector<std::string> created_roles;
   runner.stage("restore", [&](step_result& step) {
-    auto target = server->admin().with_database(restore_database);
+    target = server->restore_target();
     scratch_dir scratch(options.local.temp_root);  // decompressed archives, when -j needs one
     auto restore_started = std::chrono::steady_clock::now();
-    detail::prepare_target(server->admin(), target, plan.restore);
+    created_roles = detail::prepare_target(*server, *target, plan.restore);
     std::vector<std::string> summaries;
     for (const auto& backup : backups) {
-      auto restored = restore_backup(backup, target, server->binaries(), plan.restore, scratch.path(), options.on_progress);
+      auto restored = restore_backup(backup, *target, tools, plan.restore, scratch.path(), options.on_progress);
       result.properties["restore.tool"] = restored.tool;
       result.properties["restore.jobs"] = std::to_string(restored.jobs);
       summaries.push_back(restored.summary());
@@ -230,7 +279,7 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
       }
     }
     if (!plan.restore.sql_after.empty()) {
-      pqxx::connection connection(target.conninfo());
+      pqxx::connection connection(target->conninfo());
       pqxx::nontransaction(connection).exec(plan.restore.sql_after);
     }
     restore_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - restore_started).count();
@@ -259,11 +308,10 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
   if (expected)
     if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
   if (runner.stopped_by().empty()) {
-    auto target = server->admin().with_database(restore_database);
-    auto checksums = run_checksums(target, planned);  // all tables at once, over parallel connections
+    auto checksums = run_checksums(*target, planned);  // all tables at once, over parallel connections
     std::size_t done = 0;
     try {
-      pqxx::connection connection(target.conninfo());
+      pqxx::connection connection(target->conninfo());
       for (; done < planned.size(); ++done) {
         auto checksum = checksums.find(done);
         runner.record(result.checks, checksum != checksums.end() ? checksum->second : run_check(connection, planned[done], context));
@@ -287,6 +335,10 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
     try {
       std::string what = server->describe();
       server->stop();
+      if (server->shared() && !created_roles.empty()) {  // after the database that used them is gone
+        pqxx::connection connection(server->admin().conninfo());
+        for (const auto& role : created_roles) pqxx::nontransaction(connection).exec("DROP ROLE " + detail::quote_ident(role));
+      }
       teardown.message = "stopped and removed " + what;
     } catch (const std::exception& failure) {
       teardown.result = outcome::error;

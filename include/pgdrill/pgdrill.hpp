@@ -5,8 +5,10 @@
 #include <pgdrill/binaries.hpp>
 #include <pgdrill/checks.hpp>
 #include <pgdrill/checksum.hpp>
+#include <pgdrill/container.hpp>
 #include <pgdrill/drill.hpp>
 #include <pgdrill/error.hpp>
+#include <pgdrill/existing.hpp>
 #include <pgdrill/history.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>

@@ -3,6 +3,8 @@
 
 #include <libpq-fe.h>
 
+#include <pqxx/pqxx>
+
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -122,6 +124,16 @@ class server {
   /// One line for people: what and where, no secrets.
   virtual std::string describe() const = 0;
   virtual void stop() = 0;
+  /// A server other work shares (existing provider): the drill leaves nothing on it but what it
+  /// created and drops.
+  virtual bool shared() const { return false; }
+  /// The empty database to restore into. A throwaway server creates `pgdrill_restore`; a shared
+  /// one has its own uniquely named scratch database.
+  virtual endpoint restore_target() {
+    pqxx::connection connection(admin().conninfo());
+    pqxx::nontransaction(connection).exec("CREATE DATABASE pgdrill_restore");
+    return admin().with_database("pgdrill_restore");
+  }
 };
 
 /// Readiness: a real connection (authentication included) within a deadline, polled at an

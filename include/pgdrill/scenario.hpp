@@ -111,7 +111,9 @@ struct scenario {
   std::string description;
   std::filesystem::path file;  ///< the scenario file itself (empty when built in code)
   backup_source backup;
-  std::string provider = "local";
+  std::string provider = "local";  ///< local, container, existing, auto
+  std::string container_engine;    ///< container provider: docker, podman (empty: detect)
+  std::string container_image;     ///< container provider: image template, {major} replaced
   setting_list server_settings;  ///< over the restore-tuned defaults
   restore_spec restore;
   hygiene_spec hygiene;
@@ -229,8 +231,8 @@ inline assertion parse_assertion(const nlohmann::json& value, const std::string&
 inline scenario parse_scenario(const nlohmann::json& document, const std::filesystem::path& base,
                                const std::string& source) {
   detail::json_reader root(document, "", source,
-                          {"$schema", "name", "description", "backup", "hygiene", "provider", "server_settings",
-                           "restore", "assertions", "reports"});
+                          {"$schema", "name", "description", "backup", "hygiene", "provider", "container",
+                           "server_settings", "restore", "assertions", "reports"});
   scenario result;
   root.optional<std::string>("$schema");  // editors' schema reference; allowed, not used
   result.name = root.required<std::string>("name");
@@ -268,7 +270,12 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     }
   }
 
-  result.provider = root.one_of("provider", {"local"}, "local");
+  result.provider = root.one_of("provider", {"local", "container", "existing", "auto"}, "local");
+  if (root.has("container")) {
+    auto container = root.object("container", {"engine", "image"});
+    result.container_engine = container.optional<std::string>("engine").value_or("");
+    result.container_image = container.optional<std::string>("image").value_or("");
+  }
   if (root.has("server_settings")) {
     auto settings = root.object("server_settings", {});  // any PostgreSQL setting name
     for (const auto& item : settings.value().items()) {

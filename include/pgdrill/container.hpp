@@ -1,0 +1,203 @@
+// The container provider: a throwaway PostgreSQL in a docker or podman container, and the sweep
+// that removes containers whose owning drill is gone.
+#pragma once
+
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include <pgdrill/binaries.hpp>
+#include <pgdrill/error.hpp>
+#include <pgdrill/local.hpp>
+#include <pgdrill/process.hpp>
+#include <pgdrill/provider.hpp>
+#include <pgdrill/workspace.hpp>
+
+namespace pgdrill {
+
+/// Options of the container provider. The engine's own configuration (podman's
+/// containers.conf, docker's daemon.json) applies as usual.
+struct container_options {
+  std::string engine;  ///< "docker", "podman", or a path; empty: PGDRILL_CONTAINER_ENGINE, else docker, else podman
+  /// Image, with {major} replaced by the PostgreSQL major version: PGDRILL_IMAGE, else postgres:{major}.
+  std::string image_template;
+  int major = 0;  ///< the backup's source major (the image tag); 0: the newest installed client tools' major
+  setting_list settings;  ///< over restore_settings()
+  wait_strategy readiness{std::chrono::seconds(180), std::chrono::milliseconds(100)};
+  std::string shm_size = "1g";
+};
+
+constexpr const char* container_owner_label = "io.pgdrill.owner";
+
+namespace detail {
+
+inline std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+inline std::string random_password() {
+  std::random_device source;
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  std::string text;
+  for (int index = 0; index < 32; ++index) text += alphabet[source() % (sizeof alphabet - 1)];
+  return text;
+}
+
+inline std::string trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
+}  // namespace detail
+
+/// The container engine's command-line client: found on PATH (or as given), and answering.
+struct container_engine {
+  std::filesystem::path program;
+
+  /// The engine to use, or could_not_verify saying what to do.
+  static container_engine find(const std::string& requested = "") {
+    std::string wanted = requested.empty() ? detail::env_or("PGDRILL_CONTAINER_ENGINE", "") : requested;
+    std::vector<std::string> candidates = wanted.empty() ? std::vector<std::string>{"docker", "podman"}
+                                                         : std::vector<std::string>{wanted};
+    std::string tried;
+    for (const auto& name : candidates) {
+      std::optional<std::filesystem::path> found =
+          name.find('/') != std::string::npos ? std::optional<std::filesystem::path>(name) : detail::find_on_path(name);
+      tried += (tried.empty() ? "" : ", ") + name;
+      if (!found || !detail::is_executable(*found)) continue;
+      container_engine engine{*found};
+      auto info = engine.run({"info"}, std::chrono::seconds(30));
+      if (info.ok()) return engine;
+      tried += " (" + found->string() + " info " + info.describe() + ": " + detail::trim(info.err_tail.substr(0, 300)) + ")";
+    }
+    throw could_not_verify("no working container engine (tried " + tried +
+                           "); install docker or podman, start its service, or use \"provider\": \"local\"");
+  }
+
+  run_result run(std::vector<std::string> args, std::chrono::milliseconds timeout,
+                 std::vector<std::pair<std::string, std::string>> env = {}) const {
+    command cmd(program, std::move(args));
+    cmd.with_env(std::move(env));
+    return pgdrill::run(cmd, run_options::within(timeout));
+  }
+
+  std::string name() const { return program.filename().string(); }
+};
+
+/// Remove the containers (and their anonymous volumes) of drills whose process is gone: what a
+/// drill killed with SIGKILL leaves. Returns what it removed.
+inline std::vector<reaped_item> reap_containers(const container_engine& engine) {
+  std::vector<reaped_item> reaped;
+  auto listed = engine.run({"ps", "-a", "-q", "--filter", std::string("label=") + container_owner_label}, std::chrono::seconds(60));
+  std::istringstream ids(listed.out);
+  for (std::string id; ids >> id;) {
+    auto owner = engine.run({"inspect", "--format", std::string("{{index .Config.Labels \"") + container_owner_label + "\"}}", id},
+                            std::chrono::seconds(60));
+    if (!owner.ok() || owner_alive(detail::trim(owner.out))) continue;
+    if (engine.run({"rm", "-f", "-v", id}, std::chrono::minutes(2)).ok())
+      reaped.push_back({engine.name() + " container " + id + " (owner " + detail::trim(owner.out) + " is gone)"});
+  }
+  return reaped;
+}
+
+/// A PostgreSQL container following the official image's contract (POSTGRES_PASSWORD,
+/// POSTGRES_USER, POSTGRES_DB, PGDATA, port 5432), published on 127.0.0.1 only, data on tmpfs.
+class container_server final : public server {
+ public:
+  /// Start a ready container or throw; a container that started but never got ready is removed
+  /// before the exception leaves, with its log in the message.
+  static std::unique_ptr<container_server> start(const container_options& options = {}) {
+    auto engine = container_engine::find(options.engine);
+    int major = options.major;
+    if (major == 0) major = find_binaries(binary_search::from_environment()).major;
+    std::string image = options.image_template.empty() ? detail::env_or("PGDRILL_IMAGE", "postgres:{major}") : options.image_template;
+    if (auto at = image.find("{major}"); at != std::string::npos) image.replace(at, 7, std::to_string(major));
+
+    std::string password = detail::random_password();
+    std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();
+    std::vector<std::string> args{"run", "-d", "--name", name,
+                                  "--label", std::string(container_owner_label) + "=" + owner_tag(),
+                                  // The password travels in the engine's environment, named here without a value.
+                                  "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_USER=postgres", "-e", "POSTGRES_DB=postgres",
+                                  "-e", "PGDATA=/var/lib/postgresql/data/pgdata",
+                                  "--tmpfs", "/var/lib/postgresql/data", "--shm-size", options.shm_size,
+                                  "-p", "127.0.0.1::5432", image};
+    setting_list settings = restore_settings();
+    settings.insert(settings.end(), options.settings.begin(), options.settings.end());
+    for (const auto& [setting, value] : settings)
+      if (setting != "listen_addresses") args.insert(args.end(), {"-c", setting + "=" + value});
+    auto started = engine.run(args, std::chrono::minutes(15), {{"POSTGRES_PASSWORD", password}});
+    if (!started.ok()) {
+      engine.run({"rm", "-f", "-v", name}, std::chrono::minutes(2));
+      throw provisioning_error(engine.name() + " could not start " + image + " (" + started.describe() + "): " +
+                               detail::trim(started.err_tail) +
+                               "\nCheck the image name (PGDRILL_IMAGE / \"image\"), that the registry is reachable, "
+                               "or pull the image beforehand.");
+    }
+    std::unique_ptr<container_server> server(new container_server(engine, name, image, major));
+    auto port = engine.run({"port", name, "5432/tcp"}, std::chrono::seconds(60));
+    auto colon = port.out.rfind(':');
+    if (!port.ok() || colon == std::string::npos)
+      throw provisioning_error("cannot read the published port of " + name + ": " + port.err_tail + server->logs());
+    server->admin_ = endpoint{"127.0.0.1", std::atoi(port.out.substr(colon + 1).c_str()), "postgres", "postgres", password};
+    wait_until_ready(server->admin_, options.readiness, [&] { return server->running(); },
+                     [&] { return "container " + name + " log:\n" + server->logs(); });
+    // What the image really runs, whatever its tag says.
+    int number = pqxx::connection(server->admin_.conninfo()).server_version();
+    server->major_ = number / 10000;
+    server->version_ = std::to_string(number / 10000) + "." + std::to_string(number % 10000);
+    return server;
+  }
+
+  container_server(const container_server&) = delete;
+  container_server& operator=(const container_server&) = delete;
+  ~container_server() override {
+    try {
+      stop();
+    } catch (...) {  // the destructor must not throw; stop() already did all it could
+    }
+  }
+
+  const endpoint& admin() const override { return admin_; }
+  int major_version() const override { return major_; }
+  std::string version() const override { return version_; }
+  std::string provider() const override { return "container"; }
+  std::string describe() const override {
+    return engine_.name() + " container " + name_ + " (" + image_ + ") on 127.0.0.1:" + std::to_string(admin_.port);
+  }
+  const std::string& name() const noexcept { return name_; }
+
+  /// Remove the container and its anonymous volumes; safe to call twice.
+  void stop() override {
+    if (name_.empty()) return;
+    auto removed = engine_.run({"rm", "-f", "-v", name_}, std::chrono::minutes(2));
+    std::string name = std::exchange(name_, std::string());
+    if (!removed.ok()) throw provisioning_error("could not remove container " + name + ": " + removed.err_tail);
+  }
+
+ private:
+  container_server(container_engine engine, std::string name, std::string image, int major)
+      : engine_(std::move(engine)), name_(std::move(name)), image_(std::move(image)), major_(major) {}
+
+  bool running() const {
+    auto state = engine_.run({"inspect", "--format", "{{.State.Running}}", name_}, std::chrono::seconds(30));
+    return state.ok() && detail::trim(state.out) == "true";
+  }
+  std::string logs() const {
+    auto log = engine_.run({"logs", "--tail", "60", name_}, std::chrono::seconds(30));
+    return log.out + log.err_tail;
+  }
+
+  container_engine engine_;
+  std::string name_, image_;
+  int major_;
+  std::string version_;
+  endpoint admin_;
+};
+
+}  // namespace pgdrill
