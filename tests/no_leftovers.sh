@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when any process still runs from, or any scratch directory remains in, the tests' temp
-# root: every test must clean up after itself (killed-runner tests included, via the reaper).
+# root, or a pgdrill container remains: every test must clean up after itself (killed-runner tests included, via the reaper).
 set -u
 root=${1:?temp root}
 status=0
@@ -17,5 +17,9 @@ for dir in "$root"/pgdrill-*; do
   echo "leftover scratch directory: $dir"
   status=1
 done
+if command -v podman >/dev/null; then
+  containers=$(podman ps -a -q --filter label=io.pgdrill.owner)
+  [ -z "$containers" ] || { echo "leftover containers: $containers"; status=1; }
+fi
 [ $status -eq 0 ] && echo "no leftover processes or scratch directories under $root"
 exit $status

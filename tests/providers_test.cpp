@@ -1,0 +1,220 @@
+// The same drill through every provider, and the container provider's failure and cleanup paths,
+// on real podman with the image ci/container-test-image builds from this machine's PostgreSQL.
+#include <thread>
+
+#include "support.hpp"
+
+using namespace pgdrill;
+using testkit::run_cli;
+using testkit::write_file;
+
+namespace {
+
+const char* test_image = "localhost/pgdrill-test-postgres:{major}";
+
+class providers : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    workspace_ = new scratch_dir();
+    source_ = testkit::start_server().release();
+    testkit::psql(*source_, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    dump_options options;
+    options.out_dir = workspace_->path();
+    options.name = "providers";
+    backup_ = dump_with_manifest(source_->admin(), options).backup;
+  }
+  static void TearDownTestSuite() {
+    delete source_;
+    delete workspace_;
+  }
+
+  scenario plan() {
+    scenario plan;
+    plan.name = "providers";
+    plan.backup.file = backup_;
+    tables_present_assertion present;
+    present.from_manifest = true;
+    checksum_assertion sums;
+    sums.from_manifest = true;
+    row_count_assertion counts;
+    counts.from_manifest = true;
+    plan.assertions = {present, counts, sums, sequences_assertion{}};
+    return plan;
+  }
+
+  drill_options container_options_for_tests() {
+    drill_options options;
+    options.container.engine = "podman";
+    options.container.image_template = test_image;
+    return options;
+  }
+
+  // Containers of this engine carrying pgdrill's owner label.
+  static std::string labelled_containers() {
+    return run(command("/usr/bin/podman", {"ps", "-a", "-q", "--filter", std::string("label=") + container_owner_label})).out;
+  }
+
+  static inline scratch_dir* workspace_ = nullptr;
+  static inline local_server* source_ = nullptr;
+  static inline std::filesystem::path backup_;
+  scratch_dir dir_;
+};
+
+// (name, result, actual) of every check: what must agree across providers.
+std::vector<std::string> outcomes(const drill_result& result) {
+  std::vector<std::string> lines;
+  for (const auto& check : result.checks) lines.push_back(check.name + " " + to_string(check.result) + " " + check.actual);
+  return lines;
+}
+
+std::string report(const drill_result& result) {
+  std::string text;
+  for (const auto* list : {&result.stages, &result.checks})
+    for (const auto& step : *list) text += console_line(step) + "\n" + step.detail;
+  return text;
+}
+
+}  // namespace
+
+TEST_F(providers, local_container_and_existing_give_the_same_results) {
+  auto local = run_drill(plan());
+  ASSERT_EQ(local.verdict(), exit_code::passed) << report(local);
+
+  auto options = container_options_for_tests();
+  options.provider = "container";
+  auto container = run_drill(plan(), options);
+  ASSERT_EQ(container.verdict(), exit_code::passed) << report(container);
+  EXPECT_EQ(container.properties["server.provider"], "container");
+
+  auto borrowed = testkit::start_server();
+  drill_options existing_options;
+  existing_options.provider = "existing";
+  existing_options.existing = borrowed->admin();
+  auto existing = run_drill(plan(), existing_options);
+  ASSERT_EQ(existing.verdict(), exit_code::passed) << report(existing);
+  EXPECT_EQ(existing.properties["server.provider"], "existing");
+
+  EXPECT_EQ(outcomes(local), outcomes(container));
+  EXPECT_EQ(outcomes(local), outcomes(existing));
+  EXPECT_EQ(labelled_containers(), "") << "the container is gone";
+  EXPECT_EQ(testkit::psql(*borrowed, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill%'"), "0\n")
+      << "the scratch database is gone";
+}
+
+TEST_F(providers, existing_provider_never_drops_what_it_did_not_create) {
+  auto borrowed = testkit::start_server();
+  testkit::psql(*borrowed, "CREATE DATABASE precious");
+  auto server = existing_server::attach(borrowed->admin());
+  auto scratch = server->scratch_database();
+  // Someone replaces the scratch database with one of their own under the same name.
+  testkit::psql(*borrowed, "DROP DATABASE " + scratch);
+  testkit::psql(*borrowed, "CREATE DATABASE " + scratch);
+  EXPECT_THROW(server->stop(), provisioning_error);
+  EXPECT_EQ(testkit::psql(*borrowed, "SELECT count(*) FROM pg_database WHERE datname IN ('precious', '" + scratch + "')"), "2\n");
+}
+
+TEST_F(providers, auto_uses_a_working_engine_and_says_so) {
+  auto file = dir_.path() / "auto.json";
+  write_file(file, R"({"name": "auto", "provider": "auto", "backup": {"file": ")" + backup_.string() +
+                       R"("}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
+  auto with_engine = run_cli({"run", file.string(), "--junit", (dir_.path() / "a.xml").string(), "--engine", "podman",
+                              "--image", test_image});
+  EXPECT_EQ(with_engine.exit_code, 0) << with_engine.output;
+  EXPECT_NE(with_engine.output.find("auto: container engine /usr/bin/podman works; podman container"), std::string::npos)
+      << with_engine.output;
+  auto without = run_cli({"run", file.string(), "--junit", (dir_.path() / "b.xml").string(), "--engine", "/nonexistent/docker"});
+  EXPECT_EQ(without.exit_code, 0) << without.output;
+  EXPECT_NE(without.output.find("auto: local, since no working container engine (tried /nonexistent/docker)"), std::string::npos)
+      << without.output;
+}
+
+TEST_F(providers, missing_engine_and_missing_image_cannot_verify_with_advice) {
+  auto file = dir_.path() / "container.json";
+  write_file(file, R"({"name": "container", "provider": "container", "backup": {"file": ")" + backup_.string() +
+                       R"("}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
+  auto no_engine = run_cli({"run", file.string(), "--junit", (dir_.path() / "a.xml").string(), "--engine", "/nonexistent/docker"});
+  EXPECT_EQ(no_engine.exit_code, 2) << no_engine.output;
+  EXPECT_NE(no_engine.output.find("no working container engine (tried /nonexistent/docker); install docker or podman"),
+            std::string::npos)
+      << no_engine.output;
+  auto no_image = run_cli({"run", file.string(), "--junit", (dir_.path() / "b.xml").string(), "--engine", "podman", "--image",
+                           "localhost/pgdrill-no-such-image:{major}"});
+  EXPECT_EQ(no_image.exit_code, 2) << no_image.output;
+  EXPECT_NE(no_image.output.find("could not start localhost/pgdrill-no-such-image:15"), std::string::npos) << no_image.output;
+  EXPECT_NE(no_image.output.find("Check the image name"), std::string::npos) << no_image.output;
+  EXPECT_EQ(labelled_containers(), "");
+}
+
+TEST_F(providers, password_is_in_no_argv_log_or_report) {
+  // The engine is podman behind a wrapper that records every argv it is given.
+  auto argv_log = dir_.path() / "engine-argv.log";
+  auto engine = dir_.path() / "podman-recorder";
+  write_file(engine, "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + argv_log.string() + "\nexec /usr/bin/podman \"$@\"\n");
+  std::filesystem::permissions(engine, std::filesystem::perms::owner_all);
+  auto slow = dir_.path() / "slow.sql";
+  write_file(slow, "SELECT pg_sleep(3);\n");
+  auto file = dir_.path() / "slow.json";
+  write_file(file, R"({"name": "secret", "provider": "container", "backup": {"file": ")" + slow.string() +
+                       R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");
+  auto junit = dir_.path() / "r.xml", json = dir_.path() / "r.json";
+  command drill(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", junit.string(), "--json", json.string(), "--engine",
+                                      engine.string(), "--image", test_image, "--log-format", "json"});
+  std::string output, password, argv_seen;
+  run_options options;
+  options.stdout_sink = [&](std::string_view chunk) { output.append(chunk); };
+  options.stderr_sink = [&](std::string_view chunk) { output.append(chunk); };
+  options.on_tick = [&](pid_t) {  // while the drill runs: read the password the container got, and every argv
+    if (!password.empty()) return;
+    auto ids = labelled_containers();
+    if (ids.empty()) return;
+    auto env = run(command("/usr/bin/podman", {"inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}",
+                                               ids.substr(0, ids.find('\n'))}));
+    auto at = env.out.find("POSTGRES_PASSWORD=");
+    if (at == std::string::npos) return;
+    password = env.out.substr(at + 18, env.out.find('\n', at) - at - 18);
+    for (const auto& process : std::filesystem::directory_iterator("/proc"))
+      argv_seen += testkit::read_file(process.path() / "cmdline") + "\n";
+  };
+  auto result = run(drill, options);
+  EXPECT_EQ(result.status.code, 0) << output;
+  ASSERT_GE(password.size(), 32U) << "the test saw the container's password";
+  auto engine_argv = testkit::read_file(argv_log);
+  EXPECT_NE(engine_argv.find("-e POSTGRES_PASSWORD -e"), std::string::npos) << "named, without a value: " << engine_argv;
+  EXPECT_EQ(engine_argv.find(password), std::string::npos) << "not in the engine's argv";
+  EXPECT_EQ(argv_seen.find(password), std::string::npos) << "not in any process's argv";
+  EXPECT_EQ(output.find(password), std::string::npos) << "not in the logs";
+  EXPECT_EQ(testkit::read_file(junit).find(password), std::string::npos) << "not in JUnit";
+  EXPECT_EQ(testkit::read_file(json).find(password), std::string::npos) << "not in the JSON report";
+}
+
+TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_removes) {
+  auto slow = dir_.path() / "slow.sql";
+  write_file(slow, "SELECT pg_sleep(120);\n");
+  auto file = dir_.path() / "slow.json";
+  write_file(file, R"({"name": "killed", "provider": "container", "backup": {"file": ")" + slow.string() +
+                       R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");
+  auto volumes_before = run(command("/usr/bin/podman", {"volume", "ls", "-q"})).out;
+  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string(),
+                                                           "--engine", "podman", "--image", test_image}),
+                             {});
+  // Wait for the restore to be under way: the container exists and psql is connected to it.
+  std::string container;
+  auto restoring = [] {
+    for (const auto& process : std::filesystem::directory_iterator("/proc"))
+      if (testkit::read_file(process.path() / "cmdline").find(std::string("/psql\0-X\0-q\0", 12)) != std::string::npos) return true;
+    return false;
+  };
+  for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (restoring()) container = labelled_containers();
+  }
+  ASSERT_FALSE(container.empty()) << "the drill never reached its restore";
+  runner.kill_and_reap();  // SIGKILL: no handler, no destructor
+  EXPECT_EQ(labelled_containers(), container) << "a killed runner leaves its container";
+
+  auto gc = run_cli({"gc", "--engine", "podman"});
+  EXPECT_EQ(gc.exit_code, 0) << gc.output;
+  EXPECT_NE(gc.output.find("removed podman container " + container.substr(0, container.size() - 1)), std::string::npos) << gc.output;
+  EXPECT_EQ(labelled_containers(), "");
+  EXPECT_EQ(run(command("/usr/bin/podman", {"volume", "ls", "-q"})).out, volumes_before) << "and no volume is left";
+}
