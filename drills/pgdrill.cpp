@@ -5,6 +5,7 @@
 #include <ctime>
 #include <fstream>
 #include <iostream>
+#include <thread>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -284,6 +285,33 @@ pgdrill::exit_code gc_command(const std::string& temp_dir, const std::string& en
   return pgdrill::exit_code::passed;
 }
 
+// Restores the user's own backup with -j 1..N on fresh throwaway servers, so they can size their
+// recovery time objective from their own data.
+pgdrill::exit_code bench_command(const std::string& file, int max_jobs, const std::string& pg_bin) {
+  auto backup = pgdrill::inspect_file(file);
+  pgdrill::local_options options;
+  if (!pg_bin.empty()) options.binaries.explicit_dir = pg_bin;
+  options.min_major = pgdrill::read_contents(backup, pgdrill::find_binaries(options.binaries)).source_major();
+  bool parallel = backup.format == pgdrill::backup_format::custom || backup.format == pgdrill::backup_format::directory;
+  if (!parallel) max_jobs = 1;  // psql and tar archives restore serially
+  std::printf("%s: %s, %s\n%6s %12s %14s %12s\n", backup.path.filename().c_str(), pgdrill::to_string(backup.format),
+              pgdrill::detail::bytes_text(static_cast<double>(backup.size)).c_str(), "JOBS", "RESTORE", "THROUGHPUT", "VS -j 1");
+  double first = 0;
+  for (int jobs = 1; jobs <= max_jobs; ++jobs) {
+    auto server = pgdrill::local_server::start(options);
+    pgdrill::scratch_dir scratch(options.temp_root);
+    pgdrill::restore_spec spec;
+    spec.jobs = jobs;
+    auto restored = pgdrill::restore_backup(backup, server->restore_target(), server->binaries(), spec, scratch.path());
+    if (!restored.ok) throw pgdrill::corrupt_backup("restore with -j " + std::to_string(jobs) + " failed: " + restored.summary());
+    if (jobs == 1) first = restored.seconds;
+    std::printf("%6d %12s %12s/s %11.2fx\n", jobs, pgdrill::detail::seconds_text(restored.seconds).c_str(),
+                pgdrill::detail::bytes_text(static_cast<double>(backup.size) / restored.seconds).c_str(), first / restored.seconds);
+  }
+  std::printf("the restore time above is the floor of your recovery time: add fetching the backup and switching over\n");
+  return pgdrill::exit_code::passed;
+}
+
 // The history as a table, oldest first.
 pgdrill::exit_code history_command(const std::string& file, const std::string& scenario) {
   auto entries = pgdrill::read_history(file, scenario);
@@ -446,6 +474,14 @@ int main(int argc, char** argv) {
   checksum->add_option("--parallel", checksum_args.parallel, "Connections (default: the number of cores)");
   checksum->add_option("tables", checksum_args.extra, "Tables as schema.table (default: every user table)");
 
+  std::string bench_file, bench_pg_bin;
+  int bench_jobs = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  auto* bench = app.add_subcommand("bench", "Restore your own backup with -j 1..N and print the time each takes");
+  bench->footer("\nExample:\n  pgdrill bench /var/backups/pg/shop_2026-11-20.dump --max-jobs 4");
+  bench->add_option("backup", bench_file, "Backup file")->required();
+  bench->add_option("--max-jobs", bench_jobs, "Highest -j to try (default: the number of cores)");
+  bench->add_option("--pg-bin", bench_pg_bin, "PostgreSQL bin directory to use instead of searching")->envname("PGDRILL_PG_BIN");
+
   std::string gc_temp_dir, gc_engine;
   auto* gc = app.add_subcommand("gc", "Remove what killed drills left behind: scratch directories, servers, containers");
   gc->footer("\nExample:\n  pgdrill gc\n\nEvery run does this first; gc does it on demand and lists what it removed.");
@@ -502,6 +538,7 @@ int main(int argc, char** argv) {
       code = verify_command(verify_args);
     }
     if (*gc) code = gc_command(gc_temp_dir, gc_engine);
+    if (*bench) code = bench_command(bench_file, bench_jobs, bench_pg_bin);
     if (*history) code = history_command(history_file, history_scenario);
     if (*gate) {
       if (gate->count("--max-row-drop")) gate_spec.max_row_drop = gate_row_drop;

@@ -1,0 +1,345 @@
+// pgdrill's benchmarks: dump and restore throughput, provisioning latency, verification speed,
+// the physical floor of a restore, and the drill's own overhead. Google Benchmark, manual time:
+// each iteration times only the operation, not the server it needs.
+//
+// PGDRILL_BENCH_SCALE multiplies the generated data (default 5: ~190k rows, minutes on 2 cores);
+// PGDRILL_BENCH_SMOKE=1 runs every benchmark once at scale 1 (the test suite's smoke test).
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <thread>
+
+#include <pgdrill/pgdrill.hpp>
+
+namespace {
+
+using namespace pgdrill;
+using clock_type = std::chrono::steady_clock;
+
+bool smoke() { return std::getenv("PGDRILL_BENCH_SMOKE") != nullptr; }
+int scale() {
+  if (smoke()) return 1;
+  const char* value = std::getenv("PGDRILL_BENCH_SCALE");
+  return value ? std::max(1, std::atoi(value)) : 5;
+}
+int cores() { return static_cast<int>(std::max(1U, std::thread::hardware_concurrency())); }
+
+double seconds_since(clock_type::time_point start) { return std::chrono::duration<double>(clock_type::now() - start).count(); }
+
+// Server settings PostgreSQL ships with, to compare the restore-tuned ones against.
+setting_list default_settings() {
+  return {{"fsync", "on"},           {"synchronous_commit", "on"},        {"full_page_writes", "on"},
+          {"wal_level", "replica"},  {"max_wal_senders", "10"},           {"max_wal_size", "1GB"},
+          {"checkpoint_timeout", "5min"}, {"maintenance_work_mem", "64MB"}, {"max_parallel_maintenance_workers", "2"},
+          {"shared_buffers", "128MB"}, {"autovacuum", "on"}};
+}
+
+void check(const run_result& result, const std::string& what) {
+  if (!result.ok()) throw std::runtime_error(what + " " + result.describe() + ": " + result.err_tail);
+}
+
+// The generated source database and its dumps, made once per process on first use.
+struct source_fixture {
+  std::unique_ptr<local_server> server;
+  scratch_dir dir;
+  pg_binaries tools = find_binaries(binary_search::from_environment());
+  std::vector<std::string> tables{"public.accounts", "public.orders", "public.events"};
+  long long rows = 0;
+  std::int64_t table_bytes = 0;  // heap and TOAST, without indexes: what a dump carries
+  std::map<std::string, std::filesystem::path> dumps;
+
+  source_fixture() : server(local_server::start()) {
+    command generate(tools.tool("psql"), {"-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "scale=" + std::to_string(scale()), "-f",
+                                          std::string(PGDRILL_SOURCE_DIR) + "/bench/generator.sql"});
+    generate.with_env(server->admin().libpq_env());
+    check(run(generate), "generating data");
+    pqxx::connection connection(server->admin().conninfo());
+    pqxx::nontransaction tx(connection);
+    for (const auto& table : tables) {
+      rows += tx.exec("SELECT count(*) FROM " + table)[0][0].as<long long>();
+      table_bytes += tx.exec("SELECT pg_table_size('" + table + "')")[0][0].as<std::int64_t>();
+    }
+  }
+
+  /// A dump made once per format name, e.g. "custom", "plain", "directory".
+  const std::filesystem::path& dump(const std::string& format) {
+    auto found = dumps.find(format);
+    if (found != dumps.end()) return found->second;
+    auto file = dir.path() / ("source." + format);
+    command dump(tools.tool("pg_dump"), {"-F", format.substr(0, 1), "-f", file.string()});
+    if (format == "directory") dump.args.insert(dump.args.end(), {"-j", "2"});
+    dump.with_env(server->admin().libpq_env());
+    check(run(dump), "pg_dump");
+    return dumps[format] = file;
+  }
+};
+
+source_fixture& source() {
+  static source_fixture fixture;
+  return fixture;
+}
+
+void throughput(benchmark::State& state) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * source().table_bytes);
+  state.counters["rows_per_second"] =
+      benchmark::Counter(static_cast<double>(source().rows), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// --- dump ------------------------------------------------------------------------------------
+
+void dump_benchmark(benchmark::State& state, std::vector<std::string> args, std::string pipe_to) {
+  auto& data = source();
+  for (auto _ : state) {
+    scratch_dir out;
+    auto file = out.path() / "dump";
+    command cmd(data.tools.tool("pg_dump"), args);
+    if (pipe_to.empty()) cmd.args.insert(cmd.args.end(), {"-f", file.string()});
+    else cmd = command("/bin/sh", {"-c", data.tools.tool("pg_dump").string() + " | " + pipe_to + " > " + file.string()});
+    cmd.with_env(data.server->admin().libpq_env());
+    auto start = clock_type::now();
+    check(run(cmd), "pg_dump");
+    state.SetIterationTime(seconds_since(start));
+    state.counters["output_bytes"] = static_cast<double>(inspect_file(file).size);
+  }
+  throughput(state);
+}
+
+// --- restore ---------------------------------------------------------------------------------
+
+void restore_benchmark(benchmark::State& state, std::string format, int jobs, bool single_transaction, bool tuned) {
+  auto& data = source();
+  auto backup = inspect_file(data.dump(format));
+  for (auto _ : state) {
+    local_options options;
+    if (!tuned) options.settings = default_settings();
+    auto server = local_server::start(options);
+    scratch_dir scratch;
+    restore_spec spec;
+    spec.jobs = jobs;
+    spec.single_transaction = single_transaction;
+    auto target = server->restore_target();
+    auto start = clock_type::now();
+    auto restored = restore_backup(backup, target, server->binaries(), spec, scratch.path());
+    state.SetIterationTime(seconds_since(start));
+    if (!restored.ok) throw std::runtime_error("restore failed: " + restored.summary());
+  }
+  throughput(state);
+}
+
+// --- provisioning ----------------------------------------------------------------------------
+
+void provision_local(benchmark::State& state, bool cached) {
+  scratch_dir cache;
+  local_options options;
+  options.cache_dir = cache.path() / "cache";
+  options.use_cache = cached;
+  if (cached) local_server::start(options);  // fill the cache outside the timing
+  for (auto _ : state) {
+    auto start = clock_type::now();
+    auto server = local_server::start(options);  // returns when a real connection succeeded
+    state.SetIterationTime(seconds_since(start));
+  }
+}
+
+void provision_container(benchmark::State& state) {
+  container_options options;
+  for (auto _ : state) {
+    auto start = clock_type::now();
+    auto server = container_server::start(options);
+    state.SetIterationTime(seconds_since(start));
+  }
+}
+
+// --- verification ----------------------------------------------------------------------------
+
+// Reads every table as pgdrill's checksum does (one connection, pinned session) but only counts
+// bytes: the floor any content verification pays.
+void raw_copy_out(const endpoint& target, const std::vector<std::string>& tables) {
+  checksum_connection connection(target);
+  PGconn* raw = PQconnectdb(target.conninfo().c_str());
+  for (const auto& table : tables) {
+    auto columns = connection.columns_of(table);
+    std::string list;
+    for (const auto& column : columns) list += (list.empty() ? "" : ", ") + detail::quote_ident(column);
+    PQclear(PQexec(raw, ("COPY " + detail::quoted_table(table) + " (" + list + ") TO STDOUT").c_str()));
+    char* line = nullptr;
+    std::size_t bytes = 0;
+    for (int size; (size = PQgetCopyData(raw, &line, 0)) > 0; PQfreemem(line)) bytes += static_cast<std::size_t>(size);
+    benchmark::DoNotOptimize(bytes);
+    while (PGresult* rest = PQgetResult(raw)) PQclear(rest);
+  }
+  PQfinish(raw);
+}
+
+void verify_benchmark(benchmark::State& state, std::string method) {
+  auto& data = source();
+  const auto& target = data.server->admin();
+  for (auto _ : state) {
+    auto start = clock_type::now();
+    if (method == "pgdrill_checksum") {
+      auto batch = checksum_tables(target, data.tables, {}, 1);
+      benchmark::DoNotOptimize(batch);
+    } else if (method == "pgdrill_checksum_parallel") {
+      benchmark::DoNotOptimize(checksum_tables(target, data.tables, {}, cores()));
+    } else if (method == "raw_copy_out") {
+      raw_copy_out(target, data.tables);
+    } else {
+      pqxx::connection connection(target.conninfo());
+      pqxx::nontransaction tx(connection);
+      for (const auto& table : data.tables)
+        benchmark::DoNotOptimize(tx.exec(method == "count"
+                                             ? "SELECT count(*) FROM " + table
+                                             // data-diff's style: sum of integers cut from each row's md5
+                                             : "SELECT sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint) FROM " + table + " t"));
+    }
+    state.SetIterationTime(seconds_since(start));
+  }
+  throughput(state);
+}
+
+// --- the physical floor ----------------------------------------------------------------------
+
+// Server-side COPY FROM of each table and serial CREATE INDEX on a tuned throwaway server; the
+// restore's lower bound on this machine is max(max_i(copy_i + index_i / cores), (sum copy + sum
+// index) / cores).
+void floor_benchmark(benchmark::State& state) {
+  auto& data = source();
+  auto backup = inspect_file(data.dump("custom"));
+  for (auto _ : state) {
+    auto server = local_server::start();
+    auto target = server->restore_target();
+    // Table data as files the server itself can read, written by the source server.
+    std::map<std::string, double> copy, index;
+    {
+      pqxx::connection source_connection(data.server->admin().conninfo());
+      for (const auto& table : data.tables)
+        pqxx::nontransaction(source_connection)
+            .exec("COPY " + table + " TO " + source_connection.quote((server->directory() / (table + ".copy")).string()));
+    }
+    command schema(server->binaries().tool("pg_restore"), {"--section=pre-data", "-d", target.dbname, backup.path.string()});
+    schema.with_env(target.libpq_env());
+    check(run(schema), "pg_restore --section=pre-data");
+    pqxx::connection connection(target.conninfo());
+    auto start = clock_type::now();
+    for (const auto& table : data.tables) {
+      auto one = clock_type::now();
+      pqxx::nontransaction(connection).exec("COPY " + table + " FROM " +
+                                            connection.quote((server->directory() / (table + ".copy")).string()));
+      copy[table] = seconds_since(one);
+    }
+    auto indexes = pqxx::nontransaction(connection).exec(
+        "SELECT n.nspname || '.' || t.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'");
+    // pg_restore --section=pre-data made no indexes; the definitions come from the source.
+    pqxx::connection source_connection(data.server->admin().conninfo());
+    auto definitions = pqxx::nontransaction(source_connection)
+                           .exec("SELECT n.nspname || '.' || t.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                                 "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+                                 "WHERE n.nspname = 'public'");
+    benchmark::DoNotOptimize(indexes);
+    for (const auto& row : definitions) {
+      auto one = clock_type::now();
+      pqxx::nontransaction(connection).exec(row[1].c_str());
+      index[row[0].c_str()] += seconds_since(one);
+    }
+    state.SetIterationTime(seconds_since(start));
+    double longest = 0, total_copy = 0, total_index = 0;
+    for (const auto& table : data.tables) {
+      longest = std::max(longest, copy[table] + index[table] / cores());
+      total_copy += copy[table];
+      total_index += index[table];
+    }
+    state.counters["copy_seconds"] = total_copy;
+    state.counters["index_seconds"] = total_index;
+    state.counters["floor_seconds"] = std::max(longest, (total_copy + total_index) / cores());
+  }
+  throughput(state);
+}
+
+// --- the drill's own overhead ----------------------------------------------------------------
+
+// A whole drill (locate, hash, inspect, provision, restore, manifest checks, teardown) of the
+// custom dump, with row counts only or with every table's checksum too; the overhead counter is
+// everything but the restore (restore/pg_restore_j2/tuned is the bare restore).
+void drill_benchmark(benchmark::State& state, bool with_checksums) {
+  auto& data = source();
+  scratch_dir out;
+  dump_options options;
+  options.out_dir = out.path();
+  options.name = "bench";
+  auto dumped = dump_with_manifest(data.server->admin(), options);
+  scenario plan;
+  plan.name = "bench";
+  plan.backup.file = dumped.backup;
+  plan.restore.jobs = 2;
+  row_count_assertion counts;
+  counts.from_manifest = true;
+  checksum_assertion sums;
+  sums.from_manifest = true;
+  plan.assertions = {counts};
+  if (with_checksums) plan.assertions.push_back(sums);
+  for (auto _ : state) {
+    auto start = clock_type::now();
+    auto result = run_drill(plan);
+    state.SetIterationTime(seconds_since(start));
+    if (result.verdict() != exit_code::passed) throw std::runtime_error("the benchmark drill did not pass");
+    double restore = std::stod(result.properties["restore.seconds"]);
+    state.counters["restore_seconds"] = restore;
+    state.counters["overhead_seconds"] = result.seconds - restore;
+  }
+  throughput(state);
+}
+
+template <class Function, class... Args>
+void add(const std::string& name, Function function, Args... args) {
+  auto* registered = benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& state) {
+    try {
+      function(state, args...);
+    } catch (const std::exception& failure) {
+      state.SkipWithError(failure.what());
+    }
+  });
+  registered->UseManualTime()->Unit(benchmark::kMillisecond);
+  if (smoke()) registered->Iterations(1);
+  else registered->MinTime(2.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  add("dump/plain", dump_benchmark, std::vector<std::string>{"-Fp"}, std::string());
+  add("dump/custom_z0", dump_benchmark, std::vector<std::string>{"-Fc", "-Z", "0"}, std::string());
+  add("dump/custom_gzip1", dump_benchmark, std::vector<std::string>{"-Fc", "-Z", "1"}, std::string());
+  add("dump/custom_gzip6", dump_benchmark, std::vector<std::string>{"-Fc", "-Z", "6"}, std::string());
+  add("dump/directory_j1", dump_benchmark, std::vector<std::string>{"-Fd", "-j", "1"}, std::string());
+  add("dump/directory_j2", dump_benchmark, std::vector<std::string>{"-Fd", "-j", "2"}, std::string());
+  add("dump/plain_zstd", dump_benchmark, std::vector<std::string>{}, std::string("zstd -q -c"));
+  for (bool tuned : {true, false}) {
+    std::string settings = tuned ? "/tuned" : "/default_settings";
+    add("restore/psql" + settings, restore_benchmark, std::string("plain"), 1, false, tuned);
+    add("restore/psql_single_transaction" + settings, restore_benchmark, std::string("plain"), 1, true, tuned);
+    add("restore/pg_restore_j1" + settings, restore_benchmark, std::string("custom"), 1, false, tuned);
+    add("restore/pg_restore_j2" + settings, restore_benchmark, std::string("custom"), 2, false, tuned);
+  }
+  add("provision/local_initdb", provision_local, false);
+  add("provision/local_cached", provision_local, true);
+  try {
+    container_engine::find();
+    add("provision/container", provision_container);
+  } catch (const could_not_verify&) {  // no engine here: nothing to measure, said in the output
+    std::fprintf(stderr, "pgdrill-bench: no container engine, provision/container not registered\n");
+  }
+  for (const char* method : {"pgdrill_checksum", "pgdrill_checksum_parallel", "raw_copy_out", "md5_sum_in_sql", "count"})
+    add(std::string("verify/") + method, verify_benchmark, std::string(method));
+  add("floor/copy_and_index", floor_benchmark);
+  add("drill/row_counts_custom_j2", drill_benchmark, false);
+  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, true);
+
+  benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("pgdrill_bench_scale", std::to_string(scale()));
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
