@@ -176,10 +176,10 @@ inline void check_tables_present(pqxx::connection& connection, const tables_pres
       empty += (empty.empty() ? "" : ", ") + qualified_table(table);
     }
   }
-  step.expected = std::to_string(check.tables.size()) + " tables" + (check.non_empty ? ", none empty" : "");
-  step.actual = missing.empty() && empty.empty() ? step.expected : "missing: " + missing + "; empty: " + empty;
   std::string problems = (missing.empty() ? "" : "missing from the restore: " + missing) +
                          (!missing.empty() && !empty.empty() ? "; " : "") + (empty.empty() ? "" : "restored empty: " + empty);
+  step.expected = std::to_string(check.tables.size()) + " tables" + (check.non_empty ? ", none empty" : "");
+  step.actual = problems.empty() ? step.expected : problems;
   pass_or_fail(step, problems.empty(), "all " + std::to_string(check.tables.size()) + " tables present" +
                                            (check.non_empty ? " and non-empty" : ""),
                problems);

@@ -69,7 +69,7 @@ inline std::unique_ptr<restored_state> restore_into_new_server(const std::vector
 inline ::testing::AssertionResult as_assertion(const step_result& step) {
   if (step.result == outcome::passed) return ::testing::AssertionSuccess() << step.name << ": " << step.message;
   auto failure = ::testing::AssertionFailure() << step.name << ": " << step.message;
-  if (!step.expected.empty() && step.message.find(step.expected) == std::string::npos)
+  if (!step.expected.empty() && !step.actual.empty() && step.message.find(step.expected) == std::string::npos)
     failure << "\n  expected: " << step.expected << "\n    actual: " << step.actual;
   if (!step.detail.empty()) failure << "\n" << step.detail;
   return failure;
