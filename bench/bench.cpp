@@ -2,7 +2,7 @@
 // the physical floor of a restore, and the drill's own overhead. Google Benchmark, manual time:
 // each iteration times only the operation, not the server it needs.
 //
-// PGDRILL_BENCH_SCALE multiplies the generated data (default 5: ~190k rows, minutes on 2 cores);
+// PGDRILL_BENCH_SCALE multiplies the generated data (default 5: 160,000 rows, minutes on 2 cores);
 // PGDRILL_BENCH_SMOKE=1 runs every benchmark once at scale 1 (the test suite's smoke test).
 #include <benchmark/benchmark.h>
 
