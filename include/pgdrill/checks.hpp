@@ -88,39 +88,32 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                        std::move(problem)});
   };
   const std::string no_manifest = "\"expect\": \"manifest\" but no manifest was found beside the backup";
+  // One assertion per manifest table (or for the one table named), its expectation filled in by
+  // `fill`; an explicit name is kept only when a single table is named.
+  auto per_manifest_table = [&](const auto& c, auto fill) {
+    if (!c.from_manifest) return add(c);
+    if (!expected) return add(c, no_manifest);
+    for (const auto& table : expected->tables) {
+      if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) || detail::excluded(c.except, table.table))
+        continue;
+      auto one = c;
+      one.table = table.table;
+      if (c.table.empty()) one.name.clear();
+      fill(one, table);
+      add(one);
+    }
+    if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
+  };
   for (const auto& original : assertions) {
     std::visit(detail::overloaded{
                    [&](const row_count_assertion& c) {
-                     if (!c.from_manifest) return add(c);
-                     if (!expected) return add(c, no_manifest);
-                     for (const auto& table : expected->tables) {
-                       if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) ||
-                           detail::excluded(c.except, table.table))
-                         continue;
-                       row_count_assertion one = c;
-                       one.table = table.table;
-                       one.equals = table.rows;
-                       if (!c.table.empty() && !c.name.empty()) one.name = c.name;
-                       else one.name.clear();
-                       add(one);
-                     }
-                     if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
+                     per_manifest_table(c, [](row_count_assertion& one, const table_checksum& table) { one.equals = table.rows; });
                    },
                    [&](const checksum_assertion& c) {
-                     if (!c.from_manifest) return add(c);
-                     if (!expected) return add(c, no_manifest);
-                     for (const auto& table : expected->tables) {
-                       if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) ||
-                           detail::excluded(c.except, table.table))
-                         continue;
-                       checksum_assertion one = c;
-                       one.table = table.table;
+                     per_manifest_table(c, [](checksum_assertion& one, const table_checksum& table) {
                        one.equals = table.digest;
                        one.columns = table.columns;
-                       if (c.table.empty()) one.name.clear();
-                       add(one);
-                     }
-                     if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
+                     });
                    },
                    [&](const tables_present_assertion& c) {
                      if (!c.from_manifest) return add(c);

@@ -6,6 +6,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <pqxx/pqxx>
@@ -148,9 +149,7 @@ class container_server final : public server {
     wait_until_ready(server->admin_, options.readiness, [&] { return server->running(); },
                      [&] { return "container " + name + " log:\n" + server->logs(); });
     // What the image really runs, whatever its tag says.
-    int number = pqxx::connection(server->admin_.conninfo()).server_version();
-    server->major_ = number / 10000;
-    server->version_ = std::to_string(number / 10000) + "." + std::to_string(number % 10000);
+    std::tie(server->major_, server->version_) = server_version_of(server->admin_);
     return server;
   }
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <tuple>
 
 #include <pqxx/pqxx>
 
@@ -22,10 +23,8 @@ class existing_server final : public server {
   static std::unique_ptr<existing_server> attach(const endpoint& target) {
     std::unique_ptr<existing_server> server(new existing_server(target));
     try {
+      std::tie(server->major_, server->version_) = server_version_of(target);
       pqxx::connection connection(target.conninfo());
-      int number = connection.server_version();
-      server->major_ = number / 10000;
-      server->version_ = std::to_string(number / 10000) + "." + std::to_string(number % 10000);
       std::string name = "pgdrill_scratch_" + owner_tag() + "_" + detail::random_suffix();
       for (char& c : name)
         if (c == '-') c = '_';

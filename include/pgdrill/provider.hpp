@@ -110,6 +110,12 @@ inline endpoint endpoint_from_conninfo(std::string conninfo) {
   return result;
 }
 
+/// A server's version as libpq reports it: {major, "major.minor"} (e.g. {15, "15.18"}).
+inline std::pair<int, std::string> server_version_of(const endpoint& target) {
+  int number = pqxx::connection(target.conninfo()).server_version();
+  return {number / 10000, std::to_string(number / 10000) + "." + std::to_string(number % 10000)};
+}
+
 /// A throwaway (or borrowed) server. Move-only through unique_ptr; the destructor tears down
 /// without throwing, `stop()` does the same but reports what went wrong and is safe to call twice.
 class server {
