@@ -12,8 +12,7 @@ class assertions : public ::testing::TestWithParam<std::tuple<std::string, std::
  protected:
   static void SetUpTestSuite() {
     workspace_ = new scratch_dir();
-    auto source = testkit::start_server();
-    testkit::psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    auto source = testkit::start_demo_source();
     testkit::psql(*source, "CREATE EXTENSION pg_trgm; CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz);"
                            "INSERT INTO events (at) SELECT timestamptz '2026-02-11 16:00:00+00' - i * interval '1 minute'"
                            " FROM generate_series(1, 100) i");

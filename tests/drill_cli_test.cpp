@@ -12,8 +12,7 @@ class drill_cli : public ::testing::Test {
   // One source database and its dumps for the whole suite; each test writes its own scenario.
   static void SetUpTestSuite() {
     workspace_ = new scratch_dir();
-    auto source = testkit::start_server();
-    testkit::psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    auto source = testkit::start_demo_source();
     backups_ = workspace_->path() / "backups";
     std::filesystem::create_directories(backups_);
     testkit::pg_dump(*source, {"-Fc", "-f", (backups_ / "demo_20260101_000000.dump").string()});

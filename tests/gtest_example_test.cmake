@@ -1,24 +1,9 @@
 # Builds tests/gtest_example against an installed pgdrill, makes a real backup with the runner,
 # and runs the example's tests twice: against the good backup (all pass) and against a damaged
 # one (they fail, readably). Both GoogleTest XML files are read back with junitparser.
-foreach(var SOURCE_DIR BUILD_DIR WORK_DIR RUNNER)
-  if(NOT DEFINED ${var})
-    message(FATAL_ERROR "${var} not set")
-  endif()
-endforeach()
+include(${CMAKE_CURRENT_LIST_DIR}/script_steps.cmake)
+require_vars(SOURCE_DIR BUILD_DIR WORK_DIR RUNNER)
 file(REMOVE_RECURSE ${WORK_DIR})
-
-function(step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE status OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  set(step_status ${status} PARENT_SCOPE)
-  set(step_output "${out}" PARENT_SCOPE)
-endfunction()
-function(must)
-  step(${ARGN})
-  if(NOT step_status EQUAL 0)
-    message(FATAL_ERROR "failed (${step_status}): ${ARGN}\n${step_output}")
-  endif()
-endfunction()
 
 must(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix)
 must(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/gtest_example -B ${WORK_DIR}/build -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix)

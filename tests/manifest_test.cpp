@@ -11,8 +11,7 @@ namespace {
 
 // A source database: the demo tables plus one with a bigserial sequence.
 std::unique_ptr<local_server> make_source() {
-  auto source = testkit::start_server();
-  psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+  auto source = testkit::start_demo_source();
   psql(*source, "CREATE TABLE events (id bigserial PRIMARY KEY, note text);"
                 "INSERT INTO events (note) SELECT 'event ' || i FROM generate_series(1, 3000) i");
   return source;
@@ -40,13 +39,6 @@ scenario manifest_plan(const std::filesystem::path& backup) {
   sums.from_manifest = true;
   plan.assertions = {present, counts, sums};
   return plan;
-}
-
-std::string report(const drill_result& result) {
-  std::string text;
-  for (const auto* list : {&result.stages, &result.checks})
-    for (const auto& step : *list) text += console_line(step) + "\n";
-  return text;
 }
 
 }  // namespace
@@ -89,7 +81,7 @@ TEST(manifest, taken_while_another_connection_inserts_still_matches_the_dump_exa
   EXPECT_GT(during, 0) << "rows were inserted while the dump ran";
   EXPECT_LT(result.data.find("events")->rows, std::stoll(psql(*source, "SELECT count(*) FROM events")));
   auto drill = run_drill(manifest_plan(result.backup));
-  EXPECT_EQ(drill.verdict(), exit_code::passed) << report(drill);
+  EXPECT_EQ(drill.verdict(), exit_code::passed) << testkit::drill_report(drill);
 }
 
 TEST(manifest, a_table_dropped_from_the_allow_list_fails_naming_it) {
@@ -97,8 +89,8 @@ TEST(manifest, a_table_dropped_from_the_allow_list_fails_naming_it) {
   scratch_dir out;
   auto result = dump(*source, out.path(), {"-t", "customers", "-t", "events", "-t", "events_id_seq"});
   auto drill = run_drill(manifest_plan(result.backup));
-  EXPECT_EQ(drill.verdict(), exit_code::failed) << report(drill);
-  auto text = report(drill);
+  EXPECT_EQ(drill.verdict(), exit_code::failed) << testkit::drill_report(drill);
+  auto text = testkit::drill_report(drill);
   EXPECT_NE(text.find("FAIL   tables_present"), std::string::npos) << text;
   EXPECT_NE(text.find("missing from the restore: public.orders"), std::string::npos) << text;
   EXPECT_NE(text.find("FAIL   row_count public.orders"), std::string::npos) << text;
@@ -113,7 +105,7 @@ TEST(manifest, a_table_dropped_from_the_allow_list_fails_naming_it) {
         one.except = {"public.orders"};
     }, check);
   auto declared = run_drill(plan);
-  EXPECT_EQ(declared.verdict(), exit_code::passed) << report(declared);
+  EXPECT_EQ(declared.verdict(), exit_code::passed) << testkit::drill_report(declared);
 }
 
 TEST(manifest, a_reset_sequence_fails_naming_it) {
@@ -124,9 +116,9 @@ TEST(manifest, a_reset_sequence_fails_naming_it) {
   auto plan = manifest_plan(result.backup);
   plan.assertions.push_back(sequences_assertion{});
   auto drill = run_drill(plan);
-  EXPECT_EQ(drill.verdict(), exit_code::failed) << report(drill);
-  EXPECT_NE(report(drill).find("events_id_seq is at 5 but events.id reaches 3000: the next insert collides"), std::string::npos)
-      << report(drill);
+  EXPECT_EQ(drill.verdict(), exit_code::failed) << testkit::drill_report(drill);
+  EXPECT_NE(testkit::drill_report(drill).find("events_id_seq is at 5 but events.id reaches 3000: the next insert collides"), std::string::npos)
+      << testkit::drill_report(drill);
 }
 
 TEST(manifest, a_corrupted_row_fails_the_checksum_naming_the_table) {
@@ -141,8 +133,8 @@ TEST(manifest, a_corrupted_row_fails_the_checksum_naming_the_table) {
   auto plan = manifest_plan(result.backup);
   plan.hygiene.sha256_sidecar = "ignore";  // prove the checksum alone catches it
   auto drill = run_drill(plan);
-  EXPECT_EQ(drill.verdict(), exit_code::failed) << report(drill);
-  auto lines = report(drill);
+  EXPECT_EQ(drill.verdict(), exit_code::failed) << testkit::drill_report(drill);
+  auto lines = testkit::drill_report(drill);
   EXPECT_NE(lines.find("FAIL   checksum public.customers"), std::string::npos) << lines;
   EXPECT_NE(lines.find("public.customers: content differs"), std::string::npos) << lines;
   EXPECT_NE(lines.find("PASS   row_count public.customers"), std::string::npos) << "counts cannot see it: " << lines;
@@ -150,7 +142,7 @@ TEST(manifest, a_corrupted_row_fails_the_checksum_naming_the_table) {
 
   plan.hygiene.sha256_sidecar = "if_present";  // and the sidecar sees the file changed
   auto with_sidecar = run_drill(plan);
-  EXPECT_NE(report(with_sidecar).find("FAIL   backup sha256"), std::string::npos) << report(with_sidecar);
+  EXPECT_NE(testkit::drill_report(with_sidecar).find("FAIL   backup sha256"), std::string::npos) << testkit::drill_report(with_sidecar);
 }
 
 TEST(manifest, expecting_a_manifest_that_is_missing_cannot_verify) {
@@ -159,8 +151,8 @@ TEST(manifest, expecting_a_manifest_that_is_missing_cannot_verify) {
   auto result = dump(*source, out.path());
   std::filesystem::remove(result.manifest_file);
   auto drill = run_drill(manifest_plan(result.backup));
-  EXPECT_EQ(drill.verdict(), exit_code::not_verified) << report(drill);
-  EXPECT_NE(report(drill).find("no manifest was found beside the backup"), std::string::npos) << report(drill);
+  EXPECT_EQ(drill.verdict(), exit_code::not_verified) << testkit::drill_report(drill);
+  EXPECT_NE(testkit::drill_report(drill).find("no manifest was found beside the backup"), std::string::npos) << testkit::drill_report(drill);
 }
 
 TEST(manifest, file_round_trips_and_rejects_unknown_keys) {

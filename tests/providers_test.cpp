@@ -16,8 +16,7 @@ class providers : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     workspace_ = new scratch_dir();
-    source_ = testkit::start_server().release();
-    testkit::psql(*source_, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    source_ = testkit::start_demo_source().release();
     dump_options options;
     options.out_dir = workspace_->path();
     options.name = "providers";
@@ -67,23 +66,16 @@ std::vector<std::string> outcomes(const drill_result& result) {
   return lines;
 }
 
-std::string report(const drill_result& result) {
-  std::string text;
-  for (const auto* list : {&result.stages, &result.checks})
-    for (const auto& step : *list) text += console_line(step) + "\n" + step.detail;
-  return text;
-}
-
 }  // namespace
 
 TEST_F(providers, local_container_and_existing_give_the_same_results) {
   auto local = run_drill(plan());
-  ASSERT_EQ(local.verdict(), exit_code::passed) << report(local);
+  ASSERT_EQ(local.verdict(), exit_code::passed) << testkit::drill_report(local);
 
   auto options = container_options_for_tests();
   options.provider = "container";
   auto container = run_drill(plan(), options);
-  ASSERT_EQ(container.verdict(), exit_code::passed) << report(container);
+  ASSERT_EQ(container.verdict(), exit_code::passed) << testkit::drill_report(container);
   EXPECT_EQ(container.properties["server.provider"], "container");
 
   auto borrowed = testkit::start_server();
@@ -91,7 +83,7 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   existing_options.provider = "existing";
   existing_options.existing = borrowed->admin();
   auto existing = run_drill(plan(), existing_options);
-  ASSERT_EQ(existing.verdict(), exit_code::passed) << report(existing);
+  ASSERT_EQ(existing.verdict(), exit_code::passed) << testkit::drill_report(existing);
   EXPECT_EQ(existing.properties["server.provider"], "existing");
 
   EXPECT_EQ(outcomes(local), outcomes(container));

@@ -14,8 +14,7 @@ class reports : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     workspace_ = new scratch_dir();
-    auto source = testkit::start_server();
-    testkit::psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    auto source = testkit::start_demo_source();
     backup_ = workspace_->path() / "demo_20260101_000000.dump";
     testkit::pg_dump(*source, {"-Fc", "-f", backup_.string()});
   }

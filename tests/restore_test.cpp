@@ -37,8 +37,7 @@ struct fixture {
   }
 
   void build() {
-    auto source = testkit::start_server();
-    testkit::psql(*source, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+    auto source = testkit::start_demo_source();
     testkit::psql(*source, R"(
       CREATE TABLE events (id bigserial PRIMARY KEY, customer_id bigint REFERENCES customers (id),
                            payload jsonb, raw bytea, happened_at timestamptz DEFAULT now());
@@ -99,13 +98,6 @@ scenario plan_for(std::vector<std::filesystem::path> files, const std::vector<st
   return plan;
 }
 
-std::string report(const drill_result& result) {
-  std::string text;
-  for (const auto* list : {&result.stages, &result.checks})
-    for (const auto& step : *list) text += console_line(step) + "\n" + step.detail;
-  return text;
-}
-
 const step_result* find_step(const drill_result& result, const std::string& name) {
   for (const auto* list : {&result.stages, &result.checks})
     for (const auto& step : *list)
@@ -137,7 +129,7 @@ class every_format : public ::testing::TestWithParam<std::string> {};
 TEST_P(every_format, restores_with_the_source_row_counts) {
   auto backup = shared_fixture().file(GetParam());
   auto result = run_drill(plan_for({backup}, fixture_tables));
-  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
 }
 
 INSTANTIATE_TEST_SUITE_P(restore, every_format,
@@ -179,17 +171,17 @@ TEST(restore, reads_versions_and_the_table_of_contents) {
 
 TEST(restore, allow_list_dump_restores_only_its_tables) {
   auto result = run_drill(plan_for({shared_fixture().file("allow_list.sql")}, {"public.customers", "public.orders"}));
-  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
   auto missing = run_drill(plan_for({shared_fixture().file("allow_list.sql")}, {"public.events"}));
   EXPECT_EQ(missing.verdict(), exit_code::failed);
-  EXPECT_NE(report(missing).find("events"), std::string::npos) << report(missing);
+  EXPECT_NE(testkit::drill_report(missing).find("events"), std::string::npos) << testkit::drill_report(missing);
 }
 
 TEST(restore, a_backup_set_restores_in_order) {
   auto& data = shared_fixture();
   auto result = run_drill(plan_for(
       {data.file("customers_backup.sql"), data.file("orders_backup.sql"), data.file("events_backup.sql")}, fixture_tables));
-  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
   EXPECT_NE(find_step(result, "restore")->message.find("restored 3 files in order"), std::string::npos);
 }
 
@@ -200,7 +192,7 @@ TEST(restore, schema_only_dump_restores_empty_tables) {
   empty.equals = 0;
   plan.assertions.push_back(empty);
   auto result = run_drill(plan);
-  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
 }
 
 class damaged : public ::testing::TestWithParam<std::string> {
@@ -210,14 +202,14 @@ class damaged : public ::testing::TestWithParam<std::string> {
 
 TEST_P(damaged, truncated_copy_fails_the_drill_with_a_classified_message) {
   auto result = run_drill(plan_for({truncated_copy(shared_fixture().file(GetParam()), dir_.path())}, fixture_tables));
-  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
-  EXPECT_NE(report(result).find("truncated or corrupt archive"), std::string::npos) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::failed) << testkit::drill_report(result);
+  EXPECT_NE(testkit::drill_report(result).find("truncated or corrupt archive"), std::string::npos) << testkit::drill_report(result);
 }
 
 TEST_P(damaged, copy_with_flipped_bytes_fails_the_drill) {
   auto result = run_drill(plan_for({flipped_copy(shared_fixture().file(GetParam()), dir_.path())}, fixture_tables));
-  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
-  auto text = report(result);
+  EXPECT_EQ(result.verdict(), exit_code::failed) << testkit::drill_report(result);
+  auto text = testkit::drill_report(result);
   EXPECT_TRUE(text.find("truncated or corrupt archive") != std::string::npos || text.find("SQL error") != std::string::npos)
       << text;
 }
@@ -240,8 +232,8 @@ TEST(restore, damaged_directory_archive_fails) {
     if (entry.path().filename() != "toc.dat")
       std::filesystem::resize_file(entry.path(), std::filesystem::file_size(entry.path()) / 2);
   auto result = run_drill(plan_for({copy}, fixture_tables));
-  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
-  EXPECT_NE(report(result).find("truncated or corrupt archive"), std::string::npos) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::failed) << testkit::drill_report(result);
+  EXPECT_NE(testkit::drill_report(result).find("truncated or corrupt archive"), std::string::npos) << testkit::drill_report(result);
 }
 
 TEST(restore, empty_file_fails_the_size_check) {
@@ -263,7 +255,7 @@ TEST(restore, plain_dump_from_a_newer_server_cannot_be_verified) {
   text.replace(at + 32, 2, "99");
   testkit::write_file(dir.path() / "newer.sql", text);
   auto result = run_drill(plan_for({dir.path() / "newer.sql"}, {"public.customers"}));
-  EXPECT_EQ(result.verdict(), exit_code::not_verified) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::not_verified) << testkit::drill_report(result);
   auto provision = find_step(result, "provision server");
   EXPECT_NE(provision->message.find("dumped from PostgreSQL 99"), std::string::npos) << provision->message;
   EXPECT_NE(provision->message.find("no PostgreSQL 99 or newer installed"), std::string::npos) << provision->message;
@@ -280,8 +272,8 @@ TEST(restore, archive_format_newer_than_the_tools_cannot_be_verified) {
   file.put(static_cast<char>(99));
   file.close();
   auto result = run_drill(plan_for({copy}, {"public.customers"}));
-  EXPECT_EQ(result.verdict(), exit_code::not_verified) << report(result);
-  EXPECT_NE(find_step(result, "inspect backup")->message.find("newer pg_dump"), std::string::npos) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::not_verified) << testkit::drill_report(result);
+  EXPECT_NE(find_step(result, "inspect backup")->message.find("newer pg_dump"), std::string::npos) << testkit::drill_report(result);
 }
 
 TEST(restore, restore_friendly_options_roles_extensions_and_sql_hooks) {
@@ -296,7 +288,7 @@ TEST(restore, restore_friendly_options_roles_extensions_and_sql_hooks) {
   after.equals = 1;
   plan.assertions.push_back(after);
   auto result = run_drill(plan);
-  EXPECT_EQ(result.verdict(), exit_code::passed) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
   EXPECT_EQ(find_step(result, "restore time")->result, outcome::passed);
 }
 
@@ -318,8 +310,8 @@ TEST(restore, restore_timeout_fails_the_drill) {
   plan.backup.file = dir.path() / "slow.sql";
   plan.hygiene.min_size_bytes = 0;
   auto result = run_drill(plan);
-  EXPECT_EQ(result.verdict(), exit_code::failed) << report(result);
-  EXPECT_NE(find_step(result, "restore")->message.find("timed out"), std::string::npos) << report(result);
+  EXPECT_EQ(result.verdict(), exit_code::failed) << testkit::drill_report(result);
+  EXPECT_NE(find_step(result, "restore")->message.find("timed out"), std::string::npos) << testkit::drill_report(result);
 }
 
 TEST(restore, sha256_sidecar_mismatch_fails_and_match_passes) {
@@ -328,7 +320,7 @@ TEST(restore, sha256_sidecar_mismatch_fails_and_match_passes) {
   std::filesystem::copy_file(shared_fixture().file("custom.dump"), copy);
   testkit::write_file(dir.path() / "custom.dump.sha256", sha256_file(copy) + "  custom.dump\n");
   auto good = run_drill(plan_for({copy}, {"public.customers"}));
-  EXPECT_EQ(good.verdict(), exit_code::passed) << report(good);
+  EXPECT_EQ(good.verdict(), exit_code::passed) << testkit::drill_report(good);
   EXPECT_EQ(find_step(good, "backup sha256")->result, outcome::passed);
   testkit::write_file(dir.path() / "custom.dump.sha256", std::string(64, '0') + "  custom.dump\n");
   auto bad = run_drill(plan_for({copy}, {"public.customers"}));

@@ -88,4 +88,19 @@ inline std::vector<std::filesystem::path> scratch_dirs() {
   return found;
 }
 
+/// A throwaway server holding the demo database (ci/demo-seed.sql: customers and orders).
+inline std::unique_ptr<local_server> start_demo_source() {
+  auto source = start_server();
+  psql(*source, read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
+  return source;
+}
+
+/// A drill's stages and checks as console lines with their details, for failure messages.
+inline std::string drill_report(const drill_result& result) {
+  std::string text;
+  for (const auto* list : {&result.stages, &result.checks})
+    for (const auto& step : *list) text += console_line(step) + "\n" + step.detail;
+  return text;
+}
+
 }  // namespace pgdrill::testkit
