@@ -169,7 +169,7 @@ pgdrill::exit_code verify_command(verify_arguments args) {
   pgdrill::backup_info backup;
   if (std::filesystem::is_directory(args.path) && !std::filesystem::exists(std::filesystem::path(args.path) / "toc.dat")) {
     auto all = pgdrill::list_backups(args.path, args.pattern);
-    backup = pgdrill::find_latest(args.path, args.pattern);
+    backup = pgdrill::latest_of(all, args.path, args.pattern);
     std::cout << "pgdrill: verifying " << backup.path.string() << " (" << backup.chosen_because << ")" << std::endl;
     for (const auto& step : pgdrill::check_retention(all, args.hygiene.retention)) record(step);
   } else {

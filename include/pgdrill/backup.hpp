@@ -357,14 +357,20 @@ inline std::vector<backup_info> list_backups(const std::filesystem::path& direct
   return found;
 }
 
-/// The newest backup in `directory` matching `pattern`; could_not_verify when there is none.
-inline backup_info find_latest(const std::filesystem::path& directory, const std::string& pattern = "*") {
-  auto found = list_backups(directory, pattern);
+/// The newest of `found` (a list_backups result for `directory` and `pattern`), with why it
+/// was chosen; could_not_verify when there is none.
+inline backup_info latest_of(const std::vector<backup_info>& found, const std::filesystem::path& directory,
+                             const std::string& pattern) {
   if (found.empty())
     throw could_not_verify("no backup matching '" + pattern + "' in " + directory.string());
   auto latest = found.front();
   latest.chosen_because += " (of " + std::to_string(found.size()) + " matching '" + pattern + "')";
   return latest;
+}
+
+/// The newest backup in `directory` matching `pattern`; could_not_verify when there is none.
+inline backup_info find_latest(const std::filesystem::path& directory, const std::string& pattern = "*") {
+  return latest_of(list_backups(directory, pattern), directory, pattern);
 }
 
 }  // namespace pgdrill

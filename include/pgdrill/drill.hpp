@@ -169,7 +169,7 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
       backups.back().chosen_because = "named in the scenario";
     } else {
       all_in_directory = list_backups(plan.backup.directory, plan.backup.pattern);
-      backups.push_back(find_latest(plan.backup.directory, plan.backup.pattern));
+      backups.push_back(latest_of(all_in_directory, plan.backup.directory, plan.backup.pattern));
     }
     const auto& first = backups.front();
     std::uintmax_t total = 0;
