@@ -86,9 +86,4 @@ INSTANTIATE_TEST_SUITE_P(
         std::make_tuple("freshness", R"({"type": "freshness", "table": "events", "column": "at", "max_age_hours": 9})",
                         R"({"type": "freshness", "table": "events", "column": "at", "max_age_hours": 1})",
                         "8.0h before the backup), more than 1.0h: the data is stale", 1)),
-    [](const auto& info) {
-      std::string name = std::get<0>(info.param);
-      for (char& c : name)
-        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-      return name;
-    });
+    [](const auto& info) { return pgdrill::testing::test_name(std::get<0>(info.param)); });

@@ -57,7 +57,6 @@ TEST(local_provider, destructor_cleans_up_when_an_exception_unwinds) {
 TEST(local_provider, failed_start_reports_the_server_log_and_leaves_nothing) {
   local_options options;
   options.settings = {{"shared_buffers", "not-a-size"}};
-  auto before = testkit::scratch_dirs();
   try {
     testkit::start_server(options);
     FAIL() << "expected provisioning_error";

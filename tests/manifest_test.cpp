@@ -31,13 +31,7 @@ scenario manifest_plan(const std::filesystem::path& backup) {
   scenario plan;
   plan.name = "manifest_test";
   plan.backup.file = backup;
-  tables_present_assertion present;
-  present.from_manifest = true;
-  row_count_assertion counts;
-  counts.from_manifest = true;
-  checksum_assertion sums;
-  sums.from_manifest = true;
-  plan.assertions = {present, counts, sums};
+  plan.assertions = testkit::manifest_assertions();
   return plan;
 }
 

@@ -31,13 +31,8 @@ class providers : public ::testing::Test {
     scenario plan;
     plan.name = "providers";
     plan.backup.file = backup_;
-    tables_present_assertion present;
-    present.from_manifest = true;
-    checksum_assertion sums;
-    sums.from_manifest = true;
-    row_count_assertion counts;
-    counts.from_manifest = true;
-    plan.assertions = {present, counts, sums, sequences_assertion{}};
+    plan.assertions = testkit::manifest_assertions();
+    plan.assertions.push_back(sequences_assertion{});
     return plan;
   }
 

@@ -137,12 +137,7 @@ INSTANTIATE_TEST_SUITE_P(restore, every_format,
                                            "plain.sql.xz", "custom.dump", "custom_z9.dump", "custom_z0.dump",
                                            "custom_z0.dump.gz", "custom_z0.dump.zst", "custom_z0.dump.lz4",
                                            "custom_z0.dump.bz2", "custom_z0.dump.xz", "directory.dir", "archive.tar"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return name;
-                         });
+                         [](const auto& info) { return pgdrill::testing::test_name(info.param); });
 
 TEST(restore, detects_the_format_inside_compression) {
   auto gz = inspect_file(shared_fixture().file("custom_z0.dump.gz"));
@@ -217,12 +212,7 @@ TEST_P(damaged, copy_with_flipped_bytes_fails_the_drill) {
 INSTANTIATE_TEST_SUITE_P(restore, damaged,
                          ::testing::Values("plain.sql", "plain.sql.gz", "plain.sql.zst", "custom.dump", "custom_z0.dump.xz",
                                            "archive.tar"),
-                         [](const auto& info) {
-                           std::string name = info.param;
-                           for (char& c : name)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return name;
-                         });
+                         [](const auto& info) { return pgdrill::testing::test_name(info.param); });
 
 TEST(restore, damaged_directory_archive_fails) {
   scratch_dir dir;

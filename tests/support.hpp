@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <pgdrill/gtest.hpp>
 #include <pgdrill/pgdrill.hpp>
 
 namespace pgdrill::testkit {
@@ -79,20 +80,23 @@ inline bool process_running(pid_t pid) {
   return close != std::string::npos && close + 2 < text.size() && text[close + 2] != 'Z';
 }
 
-/// Scratch directories currently under the suite's temp root.
-inline std::vector<std::filesystem::path> scratch_dirs() {
-  std::vector<std::filesystem::path> found;
-  std::error_code ignored;
-  for (const auto& entry : std::filesystem::directory_iterator(default_temp_root(), ignored))
-    if (entry.path().filename().string().rfind(scratch_prefix, 0) == 0) found.push_back(entry.path());
-  return found;
-}
-
 /// A throwaway server holding the demo database (ci/demo-seed.sql: customers and orders).
 inline std::unique_ptr<local_server> start_demo_source() {
   auto source = start_server();
   psql(*source, read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "ci" / "demo-seed.sql"));
   return source;
+}
+
+/// The three assertions that prove every manifest table came back: present, same row count,
+/// same content.
+inline std::vector<assertion> manifest_assertions() {
+  tables_present_assertion present;
+  present.from_manifest = true;
+  row_count_assertion counts;
+  counts.from_manifest = true;
+  checksum_assertion sums;
+  sums.from_manifest = true;
+  return {present, counts, sums};
 }
 
 /// A drill's stages and checks as console lines with their details, for failure messages.

@@ -217,11 +217,14 @@ inline std::vector<scenario_check> load_scenario_checks(const std::filesystem::p
 }
 
 /// "row_count public.orders #2" -> "row_count_public_orders__2": a valid GoogleTest name.
-inline std::string scenario_check_name(const ::testing::TestParamInfo<scenario_check>& info) {
-  std::string name = info.param.name;
-  for (char& c : name)
+inline std::string test_name(std::string text) {
+  for (char& c : text)
     if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return name;
+  return text;
+}
+
+inline std::string scenario_check_name(const ::testing::TestParamInfo<scenario_check>& info) {
+  return test_name(info.param.name);
 }
 
 /// The fixture behind PGDRILL_SCENARIO_TESTS: restores each scenario's backup once (on first

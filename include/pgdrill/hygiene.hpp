@@ -24,7 +24,6 @@ struct retention_spec {
   std::optional<int> min_count;           ///< at least this many backups
   std::optional<double> min_oldest_days;  ///< the oldest is at least this old
   std::optional<double> max_gap_hours;    ///< no gap between consecutive backups longer than this
-  bool any() const { return min_count || min_oldest_days || max_gap_hours; }
 };
 
 /// Checks on the chosen backup file; each one its own result.

@@ -54,7 +54,6 @@ class backup_reader {
     la_ssize_t got = archive_read_data(archive_, buffer, capacity);
     if (got < 0) fail("damaged or truncated");
     if (got == 0) at_end_ = true;
-    total_ += static_cast<std::size_t>(got);
     return static_cast<std::size_t>(got);
   }
 
@@ -63,9 +62,6 @@ class backup_reader {
     la_int64_t bytes = archive_ ? archive_filter_bytes(archive_, -1) : 0;
     return bytes > 0 ? static_cast<std::uint64_t>(bytes) : 0;
   }
-
-  /// Bytes delivered so far (decompressed).
-  std::size_t total() const noexcept { return total_; }
 
   /// The compression libarchive recognised, e.g. "gzip"; "none" for a plain file.
   std::string filter_name() const {
@@ -82,7 +78,6 @@ class backup_reader {
   std::filesystem::path file_;
   archive* archive_ = nullptr;
   bool at_end_ = false;
-  std::size_t total_ = 0;
 };
 
 /// Read a tar archive's every member to its end (libarchive's tar reader): a truncated or
