@@ -285,7 +285,7 @@ void drill_benchmark(benchmark::State& state, bool with_checksums) {
     auto result = run_drill(plan);
     state.SetIterationTime(seconds_since(start));
     if (result.verdict() != exit_code::passed) throw std::runtime_error("the benchmark drill did not pass");
-    double restore = std::stod(result.properties["restore.seconds"]);
+    double restore = result.restore.seconds.value_or(0);
     state.counters["restore_seconds"] = restore;
     state.counters["overhead_seconds"] = result.seconds - restore;
   }

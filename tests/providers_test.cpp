@@ -71,7 +71,7 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   options.provider = "container";
   auto container = run_drill(plan(), options);
   ASSERT_EQ(container.verdict(), exit_code::passed) << testkit::drill_report(container);
-  EXPECT_EQ(container.properties["server.provider"], "container");
+  EXPECT_EQ(container.server.provider, "container");
 
   auto borrowed = testkit::start_server();
   drill_options existing_options;
@@ -79,7 +79,7 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   existing_options.existing = borrowed->admin();
   auto existing = run_drill(plan(), existing_options);
   ASSERT_EQ(existing.verdict(), exit_code::passed) << testkit::drill_report(existing);
-  EXPECT_EQ(existing.properties["server.provider"], "existing");
+  EXPECT_EQ(existing.server.provider, "existing");
 
   EXPECT_EQ(outcomes(local), outcomes(container));
   EXPECT_EQ(outcomes(local), outcomes(existing));

@@ -21,6 +21,7 @@
 #include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
+#include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
 
 namespace pgdrill {
@@ -28,16 +29,42 @@ namespace pgdrill {
 enum class backup_format { plain, custom, directory, tar, unknown };
 enum class compression { none, gzip, zstd, lz4, bzip2, xz };
 
-inline const char* to_string(backup_format format) {
-  switch (format) {
-    case backup_format::plain: return "plain";
-    case backup_format::custom: return "custom";
-    case backup_format::directory: return "directory";
-    case backup_format::tar: return "tar";
-    case backup_format::unknown: break;
-  }
-  return "unknown";
+/// What each backup format is and how it is made and restored: one row per format, read by
+/// inspect, restore, dump and bench.
+struct format_traits {
+  backup_format format;
+  const char* name;          ///< as reports and `pgdrill dump --format` spell it
+  const char* pg_dump_flag;  ///< pg_dump --format value ("" for none)
+  const char* extension;     ///< what `pgdrill dump` names its files
+  const char* restore_tool;  ///< psql or pg_restore
+  bool parallel_restore;     ///< pg_restore -j works on it
+};
+
+inline const std::array<format_traits, 5>& backup_formats() {
+  static const std::array<format_traits, 5> formats{{
+      {backup_format::custom, "custom", "c", ".dump", "pg_restore", true},
+      {backup_format::directory, "directory", "d", ".dir", "pg_restore", true},
+      {backup_format::tar, "tar", "t", ".tar", "pg_restore", false},
+      {backup_format::plain, "plain", "p", ".sql", "psql", false},
+      {backup_format::unknown, "unknown", "", "", "", false},
+  }};
+  return formats;
 }
+
+inline const format_traits& traits_of(backup_format format) {
+  for (const auto& traits : backup_formats())
+    if (traits.format == format) return traits;
+  return backup_formats().back();
+}
+
+/// The format `pgdrill dump --format NAME` means; usage_error for another name.
+inline const format_traits& format_named(const std::string& name) {
+  for (const auto& traits : backup_formats())
+    if (name == traits.name && *traits.pg_dump_flag) return traits;
+  throw usage_error("unknown dump format '" + name + "' (custom, plain, directory, tar)");
+}
+
+inline const char* to_string(backup_format format) { return traits_of(format).name; }
 
 inline const char* to_string(compression kind) {
   switch (kind) {
@@ -371,6 +398,30 @@ inline backup_info latest_of(const std::vector<backup_info>& found, const std::f
 /// The newest backup in `directory` matching `pattern`; could_not_verify when there is none.
 inline backup_info find_latest(const std::filesystem::path& directory, const std::string& pattern = "*") {
   return latest_of(list_backups(directory, pattern), directory, pattern);
+}
+
+/// The backups a drill restores, in order, and the directory listing they were chosen from
+/// (empty unless the source is a directory).
+struct located_backups {
+  std::vector<backup_info> backups;
+  std::vector<backup_info> listing;
+};
+
+/// The one place that finds a scenario's backups: the named file, the set of files in order, or
+/// the newest match in a directory. could_not_verify when there is none.
+inline located_backups locate_backups(const backup_source& source) {
+  located_backups found;
+  if (!source.files.empty()) {
+    for (const auto& file : source.files) found.backups.push_back(inspect_file(file));
+    for (auto& backup : found.backups) backup.chosen_because = "part of the scenario's backup set";
+  } else if (!source.file.empty()) {
+    found.backups.push_back(inspect_file(source.file));
+    found.backups.back().chosen_because = "named in the scenario";
+  } else {
+    found.listing = list_backups(source.directory, source.pattern);
+    found.backups.push_back(latest_of(found.listing, source.directory, source.pattern));
+  }
+  return found;
 }
 
 }  // namespace pgdrill

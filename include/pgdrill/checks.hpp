@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
@@ -12,7 +14,9 @@
 #include <pqxx/pqxx>
 
 #include <pgdrill/checksum.hpp>
+#include <pgdrill/assertions.hpp>
 #include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/manifest.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
@@ -43,33 +47,6 @@ struct overloaded : Ts... {
 template <class... Ts>
 overloaded(Ts...) -> overloaded<Ts...>;
 
-inline std::string kind_of(const assertion& check) {
-  static const char* names[] = {"row_count", "tables_present", "checksum", "sql", "sequences", "extensions_present",
-                                "freshness"};
-  return names[check.index()];
-}
-
-inline std::string default_name(const assertion& check) {
-  return std::visit(
-      overloaded{[](const row_count_assertion& c) { return "row_count " + qualified_table(c.table); },
-                 [](const tables_present_assertion&) { return std::string("tables_present"); },
-                 [](const checksum_assertion& c) { return "checksum " + qualified_table(c.table); },
-                 [](const sql_assertion& c) {
-                   std::string text = c.query.substr(0, 60);
-                   for (char& ch : text)
-                     if (ch == '\n' || ch == '\t') ch = ' ';
-                   return "sql " + text;
-                 },
-                 [](const sequences_assertion&) { return std::string("sequences"); },
-                 [](const extensions_present_assertion&) { return std::string("extensions_present"); },
-                 [](const freshness_assertion& c) { return "freshness " + qualified_table(c.table) + "." + c.column; }},
-      check);
-}
-
-inline std::string explicit_name(const assertion& check) {
-  return std::visit([](const auto& c) { return c.name; }, check);
-}
-
 inline bool excluded(const std::vector<std::string>& except, const std::string& table) {
   for (const auto& name : except)
     if (qualified_table(name) == table) return true;
@@ -83,9 +60,7 @@ inline bool excluded(const std::vector<std::string>& except, const std::string& 
 inline std::vector<planned_check> plan_checks(const std::vector<assertion>& assertions, const manifest* expected) {
   std::vector<planned_check> planned;
   auto add = [&](assertion check, std::string problem = {}) {
-    std::string name = detail::explicit_name(check);
-    planned.push_back({name.empty() ? detail::default_name(check) : name, detail::kind_of(check), std::move(check),
-                       std::move(problem)});
+    planned.push_back({name_of(check), kind_of(check), std::move(check), std::move(problem)});
   };
   const std::string no_manifest = "\"expect\": \"manifest\" but no manifest was found beside the backup";
   // One assertion per manifest table (or for the one table named), its expectation filled in by
@@ -150,6 +125,8 @@ inline void check_row_count(pqxx::connection& connection, const row_count_assert
   step.expected = describe_bounds(count);
   pqxx::nontransaction tx(connection);
   long long rows = tx.exec("SELECT count(*) FROM " + quoted_table(count.table))[0][0].as<long long>();
+  step.table = qualified_table(count.table);
+  step.rows = rows;
   step.actual = std::to_string(rows);
   bool within = (!count.equals || rows == *count.equals) && (!count.min || rows >= *count.min) &&
                 (!count.max || rows <= *count.max);
@@ -290,6 +267,32 @@ inline void check_freshness(pqxx::connection& connection, const freshness_assert
                    hours_text(check.max_age_hours) + ": the data is stale");
 }
 
+// One overload per assertion kind: std::visit in run_check needs every kind to have one.
+inline void run_assertion(pqxx::connection& connection, const row_count_assertion& check, const check_context&, step_result& step) {
+  check_row_count(connection, check, step);
+}
+inline void run_assertion(pqxx::connection& connection, const tables_present_assertion& check, const check_context&,
+                          step_result& step) {
+  check_tables_present(connection, check, step);
+}
+inline void run_assertion(pqxx::connection&, const checksum_assertion&, const check_context&, step_result&) {
+  throw std::logic_error("checksums run together through run_checksums");
+}
+inline void run_assertion(pqxx::connection& connection, const sql_assertion& check, const check_context&, step_result& step) {
+  check_sql(connection, check, step);
+}
+inline void run_assertion(pqxx::connection& connection, const sequences_assertion&, const check_context&, step_result& step) {
+  check_sequences(connection, step);
+}
+inline void run_assertion(pqxx::connection& connection, const extensions_present_assertion& check, const check_context&,
+                          step_result& step) {
+  check_extensions(connection, check, step);
+}
+inline void run_assertion(pqxx::connection& connection, const freshness_assertion& check, const check_context& context,
+                          step_result& step) {
+  check_freshness(connection, check, context, step);
+}
+
 // Reports want one-line messages: the rest of a multi-line one goes into the detail.
 inline void keep_first_line(step_result& step) {
   if (auto newline = step.message.find('\n'); newline != std::string::npos) {
@@ -314,15 +317,7 @@ inline step_result run_check(pqxx::connection& connection, const planned_check& 
     return step;
   }
   try {
-    std::visit(detail::overloaded{
-                   [&](const row_count_assertion& c) { detail::check_row_count(connection, c, step); },
-                   [&](const tables_present_assertion& c) { detail::check_tables_present(connection, c, step); },
-                   [&](const checksum_assertion&) { throw std::logic_error("checksums run through run_checksums"); },
-                   [&](const sql_assertion& c) { detail::check_sql(connection, c, step); },
-                   [&](const sequences_assertion&) { detail::check_sequences(connection, step); },
-                   [&](const extensions_present_assertion& c) { detail::check_extensions(connection, c, step); },
-                   [&](const freshness_assertion& c) { detail::check_freshness(connection, c, context, step); }},
-               planned.check);
+    std::visit([&](const auto& check) { detail::run_assertion(connection, check, context, step); }, planned.check);
   } catch (const pqxx::undefined_table& missing) {
     step.result = outcome::failed;
     step.message = "table missing from the restored database: " + std::string(missing.what());
@@ -373,6 +368,8 @@ inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, 
                              : "could not run: " + batch.failures[position];
     } else {
       const auto& sum = batch.sums[position];
+      step.table = sum.table;
+      step.rows = sum.rows;
       step.actual = sum.digest;
       detail::pass_or_fail(step, sum.digest == check.equals,
                            sum.digest + " over " + std::to_string(sum.rows) + " rows",
@@ -381,6 +378,40 @@ inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, 
     }
     detail::keep_first_line(step);
     results.emplace(indexes[position], step);
+  }
+  return results;
+}
+
+/// Run planned checks against the database `target`: checksums together over parallel
+/// connections, the others one by one on one connection. Results come in plan order, each also
+/// handed to `on_result` as it is known; if the database cannot be reached, the checks left are
+/// errors (could not run).
+inline std::vector<step_result> run_checks(const endpoint& target, const std::vector<planned_check>& planned,
+                                           const check_context& context,
+                                           const std::function<void(const step_result&)>& on_result = {}) {
+  std::vector<step_result> results;
+  auto record = [&](step_result step) {
+    if (on_result) on_result(step);
+    results.push_back(std::move(step));
+  };
+  std::size_t done = 0;
+  try {
+    auto checksums = run_checksums(target, planned);
+    pqxx::connection connection(target.conninfo());
+    for (; done < planned.size(); ++done) {
+      auto checksum = checksums.find(done);
+      record(checksum != checksums.end() ? checksum->second : run_check(connection, planned[done], context));
+    }
+  } catch (const std::exception& failure) {
+    for (; done < planned.size(); ++done) {
+      step_result step;
+      step.name = planned[done].name;
+      step.kind = planned[done].kind;
+      step.result = outcome::error;
+      step.message = std::string("could not connect to the restored database: ") + failure.what();
+      detail::keep_first_line(step);
+      record(step);
+    }
   }
   return results;
 }

@@ -5,66 +5,66 @@
 //
 //   class shop : public pgdrill::testing::restored_backup<shop> {
 //    protected:
-//     static void SetUpTestSuite() { restore("backups/shop_latest.dump"); }
+//     static void SetUpTestSuite() { restore("backups/shop_latest.dump"); }   // or restore(a_scenario)
 //   };
 //   TEST_F(shop, every_customer_came_back) { EXPECT_TRUE(row_count_is("customers", 1000)); }
 //   TEST_F(shop, content_matches_the_manifest) { EXPECT_TRUE(checksums_match_manifest()); }
 //
-//   PGDRILL_SCENARIO_TESTS(nightly, "scenarios/nightly.json");  // one test per assertion
+//   PGDRILL_SCENARIO_TESTS(nightly, "scenarios/nightly.json");  // one test per check of the drill
 //
-// The server is removed in TearDownTestSuite, whether tests passed, failed or threw.
+// Both run the drill's own stages (drill.hpp): the same provider, roles, extensions, SQL hooks,
+// server settings and hygiene as `pgdrill run`, so a scenario means the same here. The server
+// is removed in TearDownTestSuite, whether tests passed, failed or threw.
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <map>
 #include <memory>
-#include <optional>  // the manifest, when there is one
+#include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include <pgdrill/pgdrill.hpp>
+#include <pqxx/pqxx>
+
+#include <pgdrill/drill.hpp>
 
 namespace pgdrill::testing {
 
 namespace detail {
 
-// A restored backup: its server, the database and the manifest beside it. Shared by a suite.
-struct restored_state {
-  std::unique_ptr<local_server> host;
-  endpoint target;
-  std::optional<manifest> expected;
-  std::string failure;  ///< why it could not be restored; empty when it was
-  check_context context;
-};
-
-inline std::unique_ptr<restored_state> restore_into_new_server(const std::vector<backup_info>& backups,
-                                                                const restore_spec& spec, const local_options& options) {
-  auto state = std::make_unique<restored_state>();
-  try {
-    auto manifest_file = manifest_path_for(backups.front().path);
-    if (std::filesystem::exists(manifest_file)) state->expected = load_manifest(manifest_file);
-    state->context.backup_time = backups.front().taken_at();
-    if (state->expected)
-      if (auto created = timestamp_in_name(state->expected->created_at)) state->context.backup_time = *created;
-    local_options local = options;
-    auto tools = find_binaries(local.binaries);
-    local.min_major = read_contents(backups.front(), tools).source_major();
-    state->host = local_server::start(local);
-    state->target = state->host->restore_target();
-    scratch_dir scratch(local.temp_root);
-    for (const auto& backup : backups) {
-      auto restored = restore_backup(backup, state->target, state->host->binaries(), spec, scratch.path());
-      if (!restored.ok) {
-        state->failure = backup.path.string() + ": " + restored.summary() + "\n" + restored.stderr_tail;
-        break;
-      }
-    }
-  } catch (const std::exception& failure) {
-    state->failure = failure.what();
+/// A drill held open between its restore and its teardown, so tests can run in between.
+class open_drill {
+ public:
+  open_drill(scenario plan, drill_options options) : state_(std::move(plan), std::move(options)) {
+    run_restore_stages(state_);
   }
-  if (state->expected) state->context.expected = &*state->expected;
-  return state;
-}
+  open_drill(const open_drill&) = delete;
+  open_drill& operator=(const open_drill&) = delete;
+  ~open_drill() { stages::teardown(state_); }
+
+  const drill_state& state() const { return state_; }
+
+  /// Why the backup is not restored: each stage that failed or could not run, with its detail.
+  std::string failure() const {
+    std::string text;
+    for (const auto& stage : state_.result.stages)
+      if (stage.result == outcome::failed || stage.result == outcome::error)
+        text += stage.name + ": " + stage.message + (stage.detail.empty() ? "" : "\n" + stage.detail) + "\n";
+    return text;
+  }
+
+  /// Run planned checks against the restored database, exactly as the drill's checks stage does.
+  std::vector<step_result> check(const std::vector<planned_check>& planned) const {
+    return run_checks(*state_.target, planned, state_.context());
+  }
+
+ private:
+  drill_state state_;
+};
 
 inline ::testing::AssertionResult as_assertion(const step_result& step) {
   if (step.result == outcome::passed) return ::testing::AssertionSuccess() << step.name << ": " << step.message;
@@ -82,58 +82,66 @@ inline ::testing::AssertionResult as_assertion(const step_result& step) {
 template <class Suite>
 class restored_backup : public ::testing::Test {
  public:
-  /// Restore `backup` (the newest match when given a directory and glob) with `spec`; call from
-  /// the suite's SetUpTestSuite. A backup that cannot be restored fails every test of the suite
-  /// with the reason, instead of crashing the test program.
-  static void restore(const std::filesystem::path& backup, const restore_spec& spec = {}, const local_options& options = {},
-                      const std::string& pattern = "*") {
-    std::vector<backup_info> backups;
-    try {
-      backups.push_back(std::filesystem::is_directory(backup) && !std::filesystem::exists(backup / "toc.dat")
-                            ? find_latest(backup, pattern)
-                            : inspect_file(backup));
-    } catch (const std::exception& failure) {
-      state_ = std::make_unique<detail::restored_state>();
-      state_->failure = failure.what();
-      return;
-    }
-    state_ = detail::restore_into_new_server(backups, spec, options);
+  /// Restore as a scenario says (backup, provider, roles, extensions, SQL hooks, settings); call
+  /// from the suite's SetUpTestSuite. A backup that cannot be restored fails every test of the
+  /// suite with the reason, instead of crashing the test program.
+  static void restore(const scenario& plan, const drill_options& options = {}) {
+    drill_ = std::make_unique<detail::open_drill>(plan, options);
+    connection_.reset();
   }
 
-  static void TearDownTestSuite() { state_.reset(); }  // stops the server and deletes its directory
+  /// Restore `backup` (the newest match when given a directory and glob) with `spec` on the
+  /// local provider.
+  static void restore(const std::filesystem::path& backup, const restore_spec& spec = {}, const local_options& options = {},
+                      const std::string& pattern = "*") {
+    scenario plan;
+    plan.name = ::testing::UnitTest::GetInstance()->current_test_suite()
+                    ? ::testing::UnitTest::GetInstance()->current_test_suite()->name()
+                    : "restored_backup";
+    if (std::filesystem::is_directory(backup) && !std::filesystem::exists(backup / "toc.dat")) {
+      plan.backup.directory = backup;
+      plan.backup.pattern = pattern;
+    } else {
+      plan.backup.file = backup;
+    }
+    plan.restore = spec;
+    drill_options drill;
+    drill.local = options;
+    restore(plan, drill);
+  }
+
+  static void TearDownTestSuite() {
+    connection_.reset();
+    drill_.reset();  // tears the server down
+  }
 
  protected:
   void SetUp() override {
-    if (!state_) GTEST_FAIL() << "call restore(...) in SetUpTestSuite";
-    if (!state_->failure.empty()) GTEST_FAIL() << "the backup could not be restored: " << state_->failure;
+    if (!drill_) GTEST_FAIL() << "call restore(...) in SetUpTestSuite";
+    if (auto failure = drill_->failure(); !failure.empty()) GTEST_FAIL() << "the backup could not be restored:\n" << failure;
   }
 
   /// Where the backup was restored; connect with endpoint().conninfo() or libpq_env().
-  static const pgdrill::endpoint& endpoint() { return state_->target; }
+  static const pgdrill::endpoint& endpoint() { return *drill_->state().target; }
   /// A connection to the restored database, opened on first use and kept for the suite.
   static pqxx::connection& db() {
-    if (!connection_ || connection_state_ != state_.get()) {
-      connection_ = std::make_unique<pqxx::connection>(state_->target.conninfo());
-      connection_state_ = state_.get();
-    }
+    if (!connection_) connection_ = std::make_unique<pqxx::connection>(endpoint().conninfo());
     return *connection_;
   }
   /// The manifest beside the backup, if there is one.
-  static const manifest* backup_manifest() { return state_->expected ? &*state_->expected : nullptr; }
+  static const manifest* backup_manifest() { return drill_->state().context().expected; }
+  /// The drill so far: facts, stages, hygiene results.
+  static const drill_result& drill() { return drill_->state().result; }
 
-  /// Run one pgdrill assertion, as a GoogleTest assertion result (its message shows expected
-  /// and actual): EXPECT_TRUE(check(freshness_assertion{"", "orders", "created_at", 26})).
+  /// Run one pgdrill assertion as the drill would, as a GoogleTest assertion result (its message
+  /// shows expected and actual): EXPECT_TRUE(check(freshness_assertion{"", "orders", "created_at", 26})).
+  /// Manifest-wide assertions pass when every table's check passes.
   static ::testing::AssertionResult check(const assertion& what) {
-    auto planned = plan_checks({what}, backup_manifest());
-    if (planned.size() != 1 || std::holds_alternative<checksum_assertion>(planned.front().check)) {
-      auto results = run_checksums(state_->target, planned);
-      for (std::size_t index = 0; index < planned.size(); ++index) {
-        auto step = results.count(index) ? results.at(index) : run_check(db(), planned[index], state_->context);
-        if (step.result != outcome::passed) return detail::as_assertion(step);
-      }
-      return ::testing::AssertionSuccess() << planned.size() << " checks passed";
-    }
-    return detail::as_assertion(run_check(db(), planned.front(), state_->context));
+    auto results = drill_->check(plan_checks({what}, backup_manifest()));
+    if (results.size() == 1) return detail::as_assertion(results.front());
+    for (const auto& step : results)
+      if (step.result != outcome::passed) return detail::as_assertion(step);
+    return ::testing::AssertionSuccess() << results.size() << " checks passed";
   }
 
   static ::testing::AssertionResult row_count_is(const std::string& table, long long expected) {
@@ -186,33 +194,36 @@ class restored_backup : public ::testing::Test {
   static ::testing::AssertionResult sequences_are_ahead() { return check(sequences_assertion{}); }
 
  private:
-  static inline std::unique_ptr<detail::restored_state> state_;
+  static inline std::unique_ptr<detail::open_drill> drill_;
   static inline std::unique_ptr<pqxx::connection> connection_;
-  static inline const detail::restored_state* connection_state_ = nullptr;
 };
 
-/// One assertion of a scenario file, as a test parameter.
+/// One check of a scenario's drill (hygiene, restore time, or an assertion), as a test parameter.
 struct scenario_check {
   std::filesystem::path scenario;
-  std::size_t index = 0;
-  std::string name;
+  std::string name;  ///< the check's name in every drill report
 };
 
-/// The scenario's assertions, planned as a drill would (manifest-wide ones, one per table). The
-/// backup is located and its manifest read here; it is restored by the first test that runs.
+/// Shown by GoogleTest for a failed parameterised test, instead of the object's bytes.
+inline void PrintTo(const scenario_check& check, std::ostream* out) { *out << check.name << " of " << check.scenario; }
+
+/// The checks a drill of the scenario records, named as `pgdrill run` names them: hygiene of the
+/// located backups, restore time (when the scenario sets one), then the planned assertions. No
+/// server is started here; the backup is restored by the first test that runs.
 inline std::vector<scenario_check> load_scenario_checks(const std::filesystem::path& file) {
   auto plan = load_scenario(file);
+  std::vector<std::string> names;
   std::optional<manifest> expected;
   try {
-    auto backup = !plan.backup.file.empty() ? plan.backup.file
-                  : !plan.backup.files.empty() ? plan.backup.files.front()
-                                               : find_latest(plan.backup.directory, plan.backup.pattern).path;
-    if (std::filesystem::exists(manifest_path_for(backup))) expected = load_manifest(manifest_path_for(backup));
+    auto located = locate_backups(plan.backup);
+    for (const auto& step : verify_backups(located, plan.hygiene)) names.push_back(step.name);
+    expected = manifest_beside(located);
   } catch (const std::exception&) {  // the tests themselves report a missing backup
   }
+  if (plan.restore.max_seconds) names.push_back("restore time");
+  for (const auto& check : plan_checks(plan.assertions, expected ? &*expected : nullptr)) names.push_back(check.name);
   std::vector<scenario_check> checks;
-  auto planned = plan_checks(plan.assertions, expected ? &*expected : nullptr);
-  for (std::size_t index = 0; index < planned.size(); ++index) checks.push_back({file, index, planned[index].name});
+  for (const auto& name : names) checks.push_back({file, name});
   return checks;
 }
 
@@ -227,47 +238,37 @@ inline std::string scenario_check_name(const ::testing::TestParamInfo<scenario_c
   return test_name(info.param.name);
 }
 
-/// The fixture behind PGDRILL_SCENARIO_TESTS: restores each scenario's backup once (on first
-/// use) and runs its assertions, one per test.
+/// The fixture behind PGDRILL_SCENARIO_TESTS: runs each scenario's drill up to the restore once
+/// (on first use), then one check per test, and tears the drill down after the suite.
 class scenario_checks : public ::testing::TestWithParam<scenario_check> {
  public:
-  static void TearDownTestSuite() { restored_.clear(); }
+  static void TearDownTestSuite() { drills_.clear(); }
 
  protected:
   void run_check_of_scenario() {
     const auto& param = GetParam();
-    auto plan = load_scenario(param.scenario);
-    auto& state = restored_[param.scenario.string()];
-    if (!state) {
-      std::vector<backup_info> backups;
-      try {
-        if (!plan.backup.files.empty())
-          for (const auto& file : plan.backup.files) backups.push_back(inspect_file(file));
-        else
-          backups.push_back(plan.backup.file.empty() ? find_latest(plan.backup.directory, plan.backup.pattern)
-                                                     : inspect_file(plan.backup.file));
-        state = detail::restore_into_new_server(backups, plan.restore, local_options{});
-      } catch (const std::exception& failure) {
-        state = std::make_unique<detail::restored_state>();
-        state->failure = failure.what();
-      }
+    auto& drill = drills_[param.scenario.string()];
+    if (!drill) drill = std::make_unique<detail::open_drill>(load_scenario(param.scenario), drill_options{});
+    const auto& recorded = drill->state().result.checks;  // hygiene and restore time, as the drill recorded them
+    auto same_name = [&](const auto& item) { return item.name == param.name; };
+    if (auto found = std::find_if(recorded.begin(), recorded.end(), same_name); found != recorded.end()) {
+      EXPECT_TRUE(detail::as_assertion(*found));
+      return;
     }
-    if (!state->failure.empty()) GTEST_FAIL() << "the backup could not be restored: " << state->failure;
-    auto planned = plan_checks(plan.assertions, state->expected ? &*state->expected : nullptr);
-    ASSERT_LT(param.index, planned.size()) << "the scenario changed since the tests were listed";
-    auto checksums = run_checksums(state->target, {planned[param.index]});
-    pqxx::connection connection(state->target.conninfo());
-    auto step = checksums.count(0) ? checksums.at(0) : run_check(connection, planned[param.index], state->context);
-    EXPECT_TRUE(detail::as_assertion(step));
+    if (auto failure = drill->failure(); !failure.empty()) GTEST_FAIL() << "the backup could not be restored:\n" << failure;
+    auto planned = drill->state().planned_checks();
+    auto found = std::find_if(planned.begin(), planned.end(), same_name);
+    ASSERT_NE(found, planned.end()) << "the scenario changed since the tests were listed: no check " << param.name;
+    EXPECT_TRUE(detail::as_assertion(drill->check({*found}).front()));
   }
 
  private:
-  static inline std::map<std::string, std::unique_ptr<detail::restored_state>> restored_;
+  static inline std::map<std::string, std::unique_ptr<detail::open_drill>> drills_;
 };
 
 }  // namespace pgdrill::testing
 
-/// Every assertion of a scenario file as its own test: SUITE/scenario.holds/<assertion name>.
+/// Every check of a scenario's drill as its own test: SUITE/scenario.holds/<check name>.
 #define PGDRILL_SCENARIO_TESTS(suite, scenario_file)                                                       \
   class suite : public ::pgdrill::testing::scenario_checks {};                                             \
   TEST_P(suite, holds) { run_check_of_scenario(); }                                                        \

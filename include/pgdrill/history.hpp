@@ -19,7 +19,7 @@
 
 #include <pgdrill/backup.hpp>
 #include <pgdrill/detail/json_reader.hpp>
-#include <pgdrill/hygiene.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/result.hpp>
 
 namespace pgdrill {
@@ -59,22 +59,12 @@ inline history_entry history_entry_from(const drill_result& result) {
   exit_code code = result.verdict();
   entry.exit_code = static_cast<int>(code);
   entry.outcome = describe(code);
-  auto property = [&](const std::string& name) {
-    auto found = result.properties.find(name);
-    return found == result.properties.end() ? std::string() : found->second;
-  };
-  entry.backup = property("backup.file");
-  entry.backup_size = property("backup.size_bytes").empty() ? 0 : std::stoull(property("backup.size_bytes"));
-  entry.backup_taken_at = property("backup.taken_at");
-  if (!property("restore.seconds").empty()) entry.restore_seconds = std::stod(property("restore.seconds"));
+  entry.backup = detail::join(result.backup.files);
+  entry.backup_size = result.backup.size_bytes;
+  entry.backup_taken_at = result.backup.taken_at;
+  entry.restore_seconds = result.restore.seconds;
   entry.drill_seconds = result.seconds;
-  // Row counts by table, from row_count results under their default names ("row_count schema.table",
-  // repeats suffixed " #2"): a count measured twice is one table.
-  for (const auto& check : result.checks)
-    if (check.kind == "row_count" && !check.actual.empty() && check.name.rfind("row_count ", 0) == 0)
-      entry.tables[check.name.substr(10, check.name.find(" #") == std::string::npos ? std::string::npos
-                                                                                  : check.name.find(" #") - 10)] =
-          std::stoll(check.actual);
+  entry.tables = result.table_rows;
   return entry;
 }
 

@@ -11,30 +11,15 @@
 #include <memory>
 #include <optional>  // optional limits
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pgdrill/backup.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/result.hpp>
+#include <pgdrill/scenario.hpp>
 
 namespace pgdrill {
-
-/// Retention over all backups in a directory: a nightly job that silently stopped, or a policy
-/// that deletes more than promised, shows up here.
-struct retention_spec {
-  std::optional<int> min_count;           ///< at least this many backups
-  std::optional<double> min_oldest_days;  ///< the oldest is at least this old
-  std::optional<double> max_gap_hours;    ///< no gap between consecutive backups longer than this
-};
-
-/// Checks on the chosen backup file; each one its own result.
-struct hygiene_spec {
-  std::uintmax_t min_size_bytes = 1024;  ///< a dump under 1 KiB is treated as a failure by default
-  std::optional<double> max_age_hours;
-  bool private_mode = false;  ///< the file must not be readable by group or others
-  /// FILE.sha256 sidecar: "if_present" checks it when it exists, "required" also fails without one.
-  std::string sha256_sidecar = "if_present";
-  retention_spec retention;
-};
 
 /// SHA-256 of a file as lowercase hex, read in blocks (constant memory).
 inline std::string sha256_file(const std::filesystem::path& file) {
@@ -71,12 +56,6 @@ inline step_result hygiene_step(const std::string& name, bool ok, std::string ex
   step.actual = std::move(actual);
   step.message = std::move(message);
   return step;
-}
-
-inline std::string hours_text(double hours) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1fh", hours);
-  return text;
 }
 
 }  // namespace detail
@@ -165,6 +144,20 @@ inline std::vector<step_result> check_retention(const std::vector<backup_info>& 
                                             : "a gap of " + detail::hours_text(largest) + " before the backup of " + detail::iso8601_utc(gap_end) +
                                                   ": backups went missing"));
   }
+  return steps;
+}
+
+/// The checks that need no server, over located backups: each file's size, age, mode and
+/// sidecar (named per file in a set of several), then the directory's retention. Shared by
+/// drills, `pgdrill verify` and the GoogleTest harness.
+inline std::vector<step_result> verify_backups(const located_backups& found, const hygiene_spec& spec) {
+  std::vector<step_result> steps;
+  for (const auto& backup : found.backups)
+    for (auto& check : check_backup_file(backup, spec)) {
+      if (found.backups.size() > 1) check.name += " " + backup.path.filename().string();
+      steps.push_back(std::move(check));
+    }
+  for (auto& check : check_retention(found.listing, spec.retention)) steps.push_back(std::move(check));
   return steps;
 }
 

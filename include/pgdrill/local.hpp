@@ -18,11 +18,10 @@
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
+#include <pgdrill/scenario.hpp>
 #include <pgdrill/workspace.hpp>
 
 namespace pgdrill {
-
-using setting_list = std::vector<std::pair<std::string, std::string>>;
 
 /// Server settings for a throwaway restore: durability off (the data is disposable), WAL kept
 /// minimal, large maintenance memory for index builds, no autovacuum competing with the load.
@@ -185,6 +184,8 @@ class local_server final : public server {
   }
 
   const pg_binaries& binaries() const noexcept { return binaries_; }
+  /// The server's own installation restores into it, whatever else is installed.
+  pg_binaries client_tools(binary_search, std::optional<int>) const override { return binaries_; }
   const std::filesystem::path& directory() const noexcept { return directory_; }
   pid_t pid() const noexcept { return process_.pid(); }
   bool started_from_cache() const noexcept { return from_cache_; }

@@ -202,10 +202,7 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
   snapshot_session session(source);
   auto tools = find_binaries(options.binaries, major_of(session.server_version()));
 
-  static const std::vector<std::pair<std::string, std::pair<std::string, std::string>>> formats{
-      {"custom", {"c", ".dump"}}, {"plain", {"p", ".sql"}}, {"directory", {"d", ".dir"}}, {"tar", {"t", ".tar"}}};
-  auto format = std::find_if(formats.begin(), formats.end(), [&](const auto& item) { return item.first == options.format; });
-  if (format == formats.end()) throw usage_error("unknown dump format '" + options.format + "' (custom, plain, directory, tar)");
+  const auto& format = format_named(options.format);
   std::time_t now = std::time(nullptr);
   char stamp[32];
   std::tm parts{};
@@ -214,11 +211,11 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
   std::filesystem::create_directories(options.out_dir);
   std::string stem = (options.name.empty() ? session.database() : options.name) + "_" + stamp;
   dump_result result;
-  result.backup = options.out_dir / (stem + format->second.second);
+  result.backup = options.out_dir / (stem + format.extension);
 
   // Checksums run on their own connections while pg_dump reads the same snapshot.
   auto sums = std::async(std::launch::async, [&] { return take_manifest(source, session, options.parallel); });
-  command dump(tools.tool("pg_dump"), {"--snapshot", session.snapshot(), "--format", format->second.first,
+  command dump(tools.tool("pg_dump"), {"--snapshot", session.snapshot(), "--format", format.pg_dump_flag,
                                        "--file", result.backup.string()});
   dump.args.insert(dump.args.end(), options.pg_dump_args.begin(), options.pg_dump_args.end());
   dump.args.push_back(session.database());

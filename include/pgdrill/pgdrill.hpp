@@ -1,6 +1,7 @@
 // pgdrill: prove PostgreSQL backups can be restored. Includes the whole library.
 #pragma once
 
+#include <pgdrill/assertions.hpp>
 #include <pgdrill/backup.hpp>
 #include <pgdrill/binaries.hpp>
 #include <pgdrill/checks.hpp>
@@ -16,6 +17,7 @@
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/report.hpp>
+#include <pgdrill/reports.hpp>
 #include <pgdrill/restore.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>

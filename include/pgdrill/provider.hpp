@@ -8,12 +8,14 @@
 #include <chrono>
 #include <cstdlib>
 #include <memory>
+#include <optional>  // optional minimum major of client tools
 #include <functional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include <pgdrill/binaries.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 
@@ -130,6 +132,12 @@ class server {
   /// One line for people: what and where, no secrets.
   virtual std::string describe() const = 0;
   virtual void stop() = 0;
+  /// The pg_restore and psql that restore into this server: by default the host's, at least
+  /// `min_major`; a local server answers with its own installation's tools.
+  virtual pg_binaries client_tools(binary_search search, std::optional<int> min_major) const {
+    search.required = {"pg_restore", "psql"};
+    return find_binaries(search, min_major);
+  }
   /// A server other work shares (existing provider): the drill leaves nothing on it but what it
   /// created and drops.
   virtual bool shared() const { return false; }

@@ -107,7 +107,7 @@ inline void write_junit(const drill_result& result, const std::filesystem::path&
   }
   suite.append_attribute("timestamp") = result.started_at.c_str();
   auto properties = suite.append_child("properties");
-  for (const auto& [name, value] : result.properties) {
+  for (const auto& [name, value] : properties_of(result)) {
     auto property = properties.append_child("property");
     property.append_attribute("name") = name.c_str();
     property.append_attribute("value") = value.c_str();
@@ -136,7 +136,7 @@ inline void write_junit(const drill_result& result, const std::filesystem::path&
   for (const auto& stage : result.stages) add_case(stage, "stage");
   for (const auto& check : result.checks) add_case(check, "check");
   if (add_verdict_error) {
-    step_result verdict{"verdict", "verdict", outcome::error, "the drill verified nothing", "", "", "", 0};
+    step_result verdict = make_step("verdict", "verdict", outcome::error, "the drill verified nothing");
     add_case(verdict, "stage");
   }
 
@@ -175,7 +175,7 @@ inline nlohmann::json to_json(const drill_result& result) {
           {"started_at", result.started_at},
           {"seconds", result.seconds},
           {"verdict", {{"exit_code", static_cast<int>(code)}, {"outcome", describe(code)}}},
-          {"properties", result.properties},
+          {"properties", properties_of(result)},
           {"stages", stages},
           {"checks", checks}};
 }

@@ -13,12 +13,17 @@
 #include <thread>
 #include <vector>
 
+#include <pqxx/pqxx>
+
 #include <pgdrill/backup.hpp>
 #include <pgdrill/binaries.hpp>
+#include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
+#include <pgdrill/workspace.hpp>
 
 namespace pgdrill {
 
@@ -125,16 +130,15 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
                                      const restore_spec& spec, const std::filesystem::path& scratch,
                                      const restore_progress& progress = {}) {
   restore_result result;
-  const bool archive = backup.format == backup_format::custom || backup.format == backup_format::directory ||
-                       backup.format == backup_format::tar;
-  if (!archive && backup.format != backup_format::plain)
-    throw could_not_verify("cannot restore " + backup.path.string() + ": format " + to_string(backup.format));
+  const auto& format = traits_of(backup.format);
+  if (!*format.restore_tool) throw could_not_verify("cannot restore " + backup.path.string() + ": format " + format.name);
+  const bool archive = std::string(format.restore_tool) == "pg_restore";
   const auto started = std::chrono::steady_clock::now();
 
   int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   result.jobs = archive ? (spec.jobs > 0 ? spec.jobs : cores) : 1;
   // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
-  if (backup.format == backup_format::tar || spec.single_transaction) result.jobs = 1;
+  if (!format.parallel_restore || spec.single_transaction) result.jobs = 1;
   const bool compressed = backup.compressed != compression::none;
   std::filesystem::path input = backup.path;
   bool via_stdin = compressed;
@@ -158,7 +162,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     result.jobs = 1;
   }
 
-  command cmd(tools.tool(archive ? "pg_restore" : "psql"));
+  command cmd(tools.tool(format.restore_tool));
   if (archive) {
     cmd.args = {"--dbname", target.dbname};
     if (result.jobs > 1) cmd.args.insert(cmd.args.end(), {"--jobs", std::to_string(result.jobs)});
@@ -236,6 +240,68 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   if (finished.timed_out) result.problems.insert(result.problems.begin(), {"timeout", "restore " + finished.describe()});
   result.ok = finished.ok() && result.problems.empty();
   if (progress && result.ok) progress(backup.size, backup.size, result.seconds);
+  return result;
+}
+
+/// Roles, extensions and `sql_before` the scenario asks for, in the target, before any file is
+/// restored. Appends the roles it created to `created` as it goes (a shared server gets them
+/// dropped again at teardown, even when a later statement fails).
+inline void prepare_target(server& target_server, const endpoint& target, const restore_spec& spec,
+                           std::vector<std::string>& created) {
+  pqxx::connection server_connection(target_server.admin().conninfo());
+  pqxx::nontransaction server_tx(server_connection);
+  for (const auto& role : spec.roles) {
+    if (!server_tx.exec("SELECT 1 FROM pg_roles WHERE rolname = " + server_tx.quote(role)).empty()) continue;
+    server_tx.exec("CREATE ROLE " + detail::quote_ident(role));
+    created.push_back(role);
+  }
+  pqxx::connection connection(target.conninfo());
+  pqxx::nontransaction tx(connection);
+  for (const auto& extension : spec.extensions) tx.exec("CREATE EXTENSION IF NOT EXISTS " + detail::quote_ident(extension));
+  if (!spec.sql_before.empty()) tx.exec(spec.sql_before);
+}
+
+/// What restoring a whole backup set did.
+struct restore_set_result {
+  bool ok = false;
+  std::string tool;      ///< of the last file restored
+  int jobs = 0;
+  double seconds = 0;    ///< preparation, every file and sql_after
+  std::string message;   ///< one line: what was restored, or the first failure
+  std::string detail;    ///< on failure: the command and the tool's stderr tail
+};
+
+/// The one restore every entry point uses: prepare the target (roles, extensions, sql_before),
+/// restore each backup in order with `tools`, then run `sql_after`. Stops at the first file that
+/// fails; throws could_not_verify when a tool cannot run at all. Scratch files live under
+/// `temp_root` and are gone when it returns.
+inline restore_set_result restore_set(server& target_server, const endpoint& target, const pg_binaries& tools,
+                                      const std::vector<backup_info>& backups, const restore_spec& spec,
+                                      const std::filesystem::path& temp_root, std::vector<std::string>& created_roles,
+                                      const restore_progress& progress = {}) {
+  restore_set_result result;
+  auto started = std::chrono::steady_clock::now();
+  scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
+  prepare_target(target_server, target, spec, created_roles);
+  for (const auto& backup : backups) {
+    auto restored = restore_backup(backup, target, tools, spec, scratch.path(), progress);
+    result.tool = restored.tool;
+    result.jobs = restored.jobs;
+    result.message = restored.summary();
+    if (!restored.ok) {
+      if (backups.size() > 1) result.message = backup.path.filename().string() + ": " + result.message;
+      result.detail = restored.command_line + "\n" + restored.stderr_tail;
+      return result;
+    }
+  }
+  if (!spec.sql_after.empty()) {
+    pqxx::connection connection(target.conninfo());
+    pqxx::nontransaction(connection).exec(spec.sql_after);
+  }
+  result.ok = true;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (backups.size() > 1)
+    result.message = "restored " + std::to_string(backups.size()) + " files in order in " + detail::seconds_text(result.seconds);
   return result;
 }
 

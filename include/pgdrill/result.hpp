@@ -1,46 +1,18 @@
-// What a drill found: outcomes of stages and checks, as plain data for the reporters.
+// What a drill found, as plain data: outcomes of stages and checks, typed facts, and the one
+// rule that turns outcomes into an exit code.
 #pragma once
 
-#include <cstdio>
+#include <cstdint>
 #include <map>
+#include <optional>  // facts a drill may not get as far as measuring
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/error.hpp>
 
 namespace pgdrill {
-
-namespace detail {
-
-/// "1.23s", for people.
-inline std::string seconds_text(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2fs", seconds);
-  return text;
-}
-
-/// "48.6 KiB", for people.
-inline std::string bytes_text(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) bytes /= 1024, ++unit;
-  char text[32];
-  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
-  return text;
-}
-
-/// "3d 4h", "5h 12m", "42s": an age, for people.
-inline std::string age_text(double seconds) {
-  long long total = static_cast<long long>(seconds < 0 ? 0 : seconds);
-  char text[32];
-  if (total >= 86400) std::snprintf(text, sizeof text, "%lldd %lldh", total / 86400, total % 86400 / 3600);
-  else if (total >= 3600) std::snprintf(text, sizeof text, "%lldh %lldm", total / 3600, total % 3600 / 60);
-  else if (total >= 60) std::snprintf(text, sizeof text, "%lldm %llds", total / 60, total % 60);
-  else std::snprintf(text, sizeof text, "%llds", total);
-  return text;
-}
-
-}  // namespace detail
 
 /// passed; failed (the backup is at fault); error (could not run); skipped (not reached).
 enum class outcome { passed, failed, error, skipped };
@@ -64,7 +36,62 @@ struct step_result {
   std::string detail;      ///< longer text (stderr tail, server log)
   std::string expected, actual;
   double seconds = 0;
+  std::string table;                 ///< the table a check measured ("schema.table"), if any
+  std::optional<long long> rows;     ///< the rows it counted there, if it counted any
 };
+
+/// A step with just a name, kind, outcome and message.
+inline step_result make_step(std::string name, std::string kind, outcome result, std::string message) {
+  step_result step;
+  step.name = std::move(name);
+  step.kind = std::move(kind);
+  step.result = result;
+  step.message = std::move(message);
+  return step;
+}
+
+/// The backup a drill chose and what its bytes said.
+struct backup_facts {
+  std::vector<std::string> files;     ///< restored in this order
+  std::uintmax_t size_bytes = 0;      ///< all files together
+  std::string format, compression;    ///< of the first file
+  std::string taken_at;               ///< ISO 8601 UTC
+  std::string chosen_because;
+  std::string sha256;                 ///< of the first file (empty for a directory archive)
+  std::string manifest;               ///< the manifest file beside it, if any
+  std::string source_version, pg_dump_version;
+  std::optional<std::size_t> toc_entries;
+};
+
+struct server_facts {
+  std::string provider;  ///< local, container, existing
+  std::string version;   ///< e.g. "15.18"
+};
+
+struct restore_facts {
+  std::string tool;  ///< psql, pg_restore
+  int jobs = 0;
+  std::optional<double> seconds;  ///< absent unless the whole restore completed
+};
+
+/// Exit code of a set of outcomes: a failure anywhere means the backup failed; otherwise an
+/// error, a check not reached, or no passing check at all means it could not be verified.
+/// Never green without a passing check. Shared by drills, `verify` and `gate`.
+inline exit_code verdict_of(const std::vector<step_result>& stages, const std::vector<step_result>& checks) {
+  bool any_error = false, any_failed = false, any_check_passed = false;
+  for (const auto& stage : stages) {
+    any_failed |= stage.result == outcome::failed;
+    any_error |= stage.result == outcome::error;
+  }
+  for (const auto& check : checks) {
+    any_failed |= check.result == outcome::failed;
+    any_error |= check.result == outcome::error || check.result == outcome::skipped;
+    any_check_passed |= check.result == outcome::passed;
+  }
+  if (any_failed) return exit_code::failed;
+  if (any_error || !any_check_passed) return exit_code::not_verified;
+  return exit_code::passed;
+}
 
 /// The whole drill.
 struct drill_result {
@@ -72,24 +99,41 @@ struct drill_result {
   std::string started_at;                        ///< ISO 8601 UTC
   double seconds = 0;
   std::vector<step_result> stages;               ///< in order
-  std::vector<step_result> checks;               ///< one per assertion, in scenario order
-  std::map<std::string, std::string> properties; ///< backup file, size, versions, provider, ...
+  std::vector<step_result> checks;               ///< hygiene, then one per assertion, in scenario order
+  backup_facts backup;
+  server_facts server;
+  restore_facts restore;
+  std::map<std::string, long long> table_rows;   ///< rows counted per table by the checks
 
-  /// Exit code: a failure anywhere means the backup failed the drill; otherwise any error (or
-  /// nothing that passed) means it could not be verified. Never green without a passing check.
-  exit_code verdict() const {
-    bool any_error = false, any_failed = false, any_check_passed = false;
-    for (const auto* list : {&stages, &checks})
-      for (const auto& step : *list) {
-        any_failed |= step.result == outcome::failed;
-        any_error |= step.result == outcome::error || (list == &checks && step.result == outcome::skipped);
-      }
-    for (const auto& check : checks) any_check_passed |= check.result == outcome::passed;
-    if (any_failed) return exit_code::failed;
-    if (any_error || !any_check_passed) return exit_code::not_verified;
-    return exit_code::passed;
-  }
+  exit_code verdict() const { return verdict_of(stages, checks); }
 };
+
+/// The facts as named string properties (JUnit <properties>, the JSON report), rendered once
+/// here; facts not measured are left out.
+inline std::map<std::string, std::string> properties_of(const drill_result& result) {
+  std::map<std::string, std::string> properties;
+  auto set = [&](const std::string& name, const std::string& value) {
+    if (!value.empty()) properties[name] = value;
+  };
+  const auto& backup = result.backup;
+  set("backup.file", detail::join(backup.files));
+  if (!backup.files.empty()) set("backup.size_bytes", std::to_string(backup.size_bytes));
+  set("backup.format", backup.format);
+  set("backup.compression", backup.compression);
+  set("backup.taken_at", backup.taken_at);
+  set("backup.chosen_because", backup.chosen_because);
+  set("backup.sha256", backup.sha256);
+  set("backup.manifest", backup.manifest);
+  set("backup.source_version", backup.source_version);
+  set("backup.pg_dump_version", backup.pg_dump_version);
+  if (backup.toc_entries) set("backup.toc_entries", std::to_string(*backup.toc_entries));
+  set("server.provider", result.server.provider);
+  set("server.version", result.server.version);
+  set("restore.tool", result.restore.tool);
+  if (result.restore.jobs > 0) set("restore.jobs", std::to_string(result.restore.jobs));
+  if (result.restore.seconds) set("restore.seconds", std::to_string(*result.restore.seconds));
+  return properties;
+}
 
 inline const char* describe(exit_code code) {
   switch (code) {

@@ -1,24 +1,79 @@
 // A drill scenario: which backup, which server, how to restore, what to assert. Parsed strictly.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>  // optional bounds and report paths
 #include <string>
-#include <variant>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include <pgdrill/assertions.hpp>
 #include <pgdrill/detail/json_reader.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/error.hpp>
-#include <pgdrill/hygiene.hpp>
-#include <pgdrill/local.hpp>
 
 namespace pgdrill {
+
+/// PostgreSQL settings as name/value pairs, applied in order (a later one wins).
+using setting_list = std::vector<std::pair<std::string, std::string>>;
+
+/// Where a drill's server comes from: one row per provider, read by the scenario parser, the
+/// runner's options and provisioning.
+enum class provider_kind { local, container, existing, automatic };
+
+struct provider_info {
+  provider_kind kind;
+  const char* name;     ///< as scenarios and --provider spell it
+  const char* summary;  ///< one line for help texts
+};
+
+inline const std::vector<provider_info>& providers() {
+  static const std::vector<provider_info> table{
+      {provider_kind::local, "local", "a throwaway server from the installed PostgreSQL, in a private temp dir"},
+      {provider_kind::container, "container", "a throwaway postgres:{major} container (docker or podman)"},
+      {provider_kind::existing, "existing", "a scratch database on a server you name, dropped afterwards"},
+      {provider_kind::automatic, "auto", "container when an engine works, else local"}};
+  return table;
+}
+
+inline std::vector<std::string> provider_names() {
+  std::vector<std::string> names;
+  for (const auto& provider : providers()) names.push_back(provider.name);
+  return names;
+}
+
+/// The provider a name means; usage_error for an unknown name.
+inline const provider_info& provider_named(const std::string& name) {
+  for (const auto& provider : providers())
+    if (name == provider.name) return provider;
+  throw usage_error("unknown provider '" + name + "' (one of: " + detail::join(provider_names()) + ")");
+}
+
+/// Retention over all backups in a directory: a nightly job that silently stopped, or a policy
+/// that deletes more than promised, shows up here.
+struct retention_spec {
+  std::optional<int> min_count;           ///< at least this many backups
+  std::optional<double> min_oldest_days;  ///< the oldest is at least this old
+  std::optional<double> max_gap_hours;    ///< no gap between consecutive backups longer than this
+};
+
+/// Checks on the chosen backup file, before any server; each one its own result.
+struct hygiene_spec {
+  std::uintmax_t min_size_bytes = 1024;  ///< a dump under 1 KiB is treated as a failure by default
+  std::optional<double> max_age_hours;
+  bool private_mode = false;  ///< the file must not be readable by group or others
+  /// FILE.sha256 sidecar: "if_present" checks it when it exists, "required" also fails without one.
+  std::string sha256_sidecar = "if_present";
+  retention_spec retention;
+};
 
 /// Where the backup comes from: one file, the newest file in a directory matching a glob, or
 /// a set of files restored in order (e.g. one plain dump per table).
@@ -41,69 +96,6 @@ struct restore_spec {
   std::string sql_before, sql_after;   ///< run in the target database around the restore
   std::optional<double> max_seconds;   ///< recovery time objective: the restore must finish within it
 };
-
-/// `row_count`: the table's row count, exactly, within bounds, or as the manifest recorded.
-struct row_count_assertion {
-  std::string name;   ///< explicit result name; default "row_count <schema.table>"
-  std::string table;  ///< "schema.table" or "table" (public); empty with the manifest: every table
-  std::optional<long long> equals, min, max;
-  bool from_manifest = false;       ///< "expect": "manifest"
-  std::vector<std::string> except;  ///< manifest tables not to check
-};
-
-/// `tables_present`: tables that must exist (and optionally hold rows); with the manifest,
-/// every table it lists.
-struct tables_present_assertion {
-  std::string name;
-  std::vector<std::string> tables;
-  bool non_empty = false;
-  bool from_manifest = false;
-  std::vector<std::string> except;
-};
-
-/// `checksum`: a table's content checksum equals a literal or the manifest's value.
-struct checksum_assertion {
-  std::string name;
-  std::string table;  ///< empty with the manifest: every table
-  std::vector<std::string> columns;  ///< only these columns (default: all, in attribute order)
-  std::string equals;                ///< 32 hex digits
-  bool from_manifest = false;
-  std::vector<std::string> except;
-};
-
-/// `sql`: a query's single value compared with an expected value, or a query that must return
-/// no rows (an invariant). Runs read-only with a statement timeout.
-struct sql_assertion {
-  std::string name;
-  std::string query;
-  std::string op = "=";         ///< =, !=, <, <=, >, >=
-  nlohmann::json expected;      ///< number, string, boolean or null
-  bool expect_no_rows = false;
-  double timeout_seconds = 60;
-};
-
-/// `sequences`: every sequence owned by or defaulted into a column is at or past its maximum.
-struct sequences_assertion {
-  std::string name;
-};
-
-/// `extensions_present`: these extensions are installed in the restored database.
-struct extensions_present_assertion {
-  std::string name;
-  std::vector<std::string> extensions;
-};
-
-/// `freshness`: the newest value of a timestamp column is within max_age_hours of the backup's
-/// own time (the manifest's, else the backup file's).
-struct freshness_assertion {
-  std::string name;
-  std::string table;
-  std::string column;
-  double max_age_hours = 24;
-};
-
-using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
-                               sequences_assertion, extensions_present_assertion, freshness_assertion>;
 
 /// A parsed scenario. Paths are absolute, resolved against the scenario file's directory.
 struct scenario {
@@ -129,102 +121,6 @@ inline std::filesystem::path resolve_path(const std::filesystem::path& base, con
   std::filesystem::path path(text);
   return (path.is_absolute() ? path : base / path).lexically_normal();
 }
-
-// "expect": "manifest" and "except": [...], shared by the kinds that can take the manifest.
-template <class Assertion>
-void read_manifest_keys(const json_reader& item, Assertion& check) {
-  check.from_manifest = item.one_of("expect", {"manifest"}, "") == "manifest";
-  check.except = item.strings("except");
-  if (!check.except.empty() && !check.from_manifest)
-    item.fail(item.pointer_of("except"), "'except' goes with \"expect\": \"manifest\"");
-}
-
-inline assertion parse_assertion(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
-  if (!value.is_object()) json_reader(value, pointer, source, {});  // reports the wrong type
-  static const std::initializer_list<const char*> kinds{"row_count", "tables_present", "checksum", "sql", "sequences",
-                                                        "extensions_present", "freshness"};
-  std::string type = json_reader(value, pointer, source, {}).one_of("type", kinds, "");
-  if (type.empty()) json_reader(value, pointer, source, {}).fail(pointer + "/type", "missing required key");
-
-  if (type == "row_count") {
-    json_reader item(value, pointer, source, {"type", "name", "table", "equals", "min", "max", "expect", "except"});
-    row_count_assertion check;
-    check.name = item.optional<std::string>("name").value_or("");
-    check.table = item.optional<std::string>("table").value_or("");
-    check.equals = item.optional<long long>("equals");
-    check.min = item.optional<long long>("min");
-    check.max = item.optional<long long>("max");
-    read_manifest_keys(item, check);
-    if (check.table.empty() && !check.from_manifest) item.fail(item.pointer_of("table"), "missing required key");
-    if (check.from_manifest && (check.equals || check.min || check.max))
-      item.fail(item.pointer(), "\"expect\": \"manifest\" takes the count from the manifest: no equals/min/max");
-    if (!check.from_manifest && !check.equals && !check.min && !check.max)
-      item.fail(item.pointer(), "row_count needs at least one of: equals, min, max (or \"expect\": \"manifest\")");
-    if (check.equals && (check.min || check.max))
-      item.fail(item.pointer(), "row_count takes either equals or min/max, not both");
-    if (check.min && check.max && *check.min > *check.max) item.fail(item.pointer(), "min is greater than max");
-    return check;
-  }
-  if (type == "tables_present") {
-    json_reader item(value, pointer, source, {"type", "name", "tables", "non_empty", "expect", "except"});
-    tables_present_assertion check;
-    check.name = item.optional<std::string>("name").value_or("");
-    check.tables = item.strings("tables");
-    check.non_empty = item.optional<bool>("non_empty").value_or(false);
-    read_manifest_keys(item, check);
-    if (check.tables.empty() && !check.from_manifest)
-      item.fail(item.pointer_of("tables"), "needs a non-empty list of tables (or \"expect\": \"manifest\")");
-    return check;
-  }
-  if (type == "checksum") {
-    json_reader item(value, pointer, source, {"type", "name", "table", "columns", "equals", "expect", "except"});
-    checksum_assertion check;
-    check.name = item.optional<std::string>("name").value_or("");
-    check.table = item.optional<std::string>("table").value_or("");
-    check.columns = item.strings("columns");
-    check.equals = item.optional<std::string>("equals").value_or("");
-    read_manifest_keys(item, check);
-    if (check.from_manifest == !check.equals.empty())
-      item.fail(item.pointer(), "checksum needs exactly one of: equals, \"expect\": \"manifest\"");
-    if (check.table.empty() && !check.from_manifest) item.fail(item.pointer_of("table"), "missing required key");
-    if (!check.equals.empty() && (check.equals.size() != 32 || check.equals.find_first_not_of("0123456789abcdef") != std::string::npos))
-      item.fail(item.pointer_of("equals"), "a checksum is 32 lowercase hex digits");
-    if (!check.columns.empty() && check.from_manifest)
-      item.fail(item.pointer_of("columns"), "the manifest's checksums cover its recorded columns; drop 'columns'");
-    return check;
-  }
-  if (type == "sql") {
-    json_reader item(value, pointer, source, {"type", "name", "query", "op", "expected", "expect_no_rows", "timeout_seconds"});
-    sql_assertion check;
-    check.name = item.optional<std::string>("name").value_or("");
-    check.query = item.required<std::string>("query");
-    check.expect_no_rows = item.optional<bool>("expect_no_rows").value_or(false);
-    check.op = item.one_of("op", {"=", "!=", "<", "<=", ">", ">="}, "=");
-    check.timeout_seconds = item.optional<double>("timeout_seconds").value_or(60);
-    if (check.expect_no_rows == item.has("expected"))
-      item.fail(item.pointer(), "sql needs exactly one of: expected, \"expect_no_rows\": true");
-    if (item.has("expected")) {
-      check.expected = item.raw("expected");
-      if (check.expected.is_array() || check.expected.is_object())
-        item.fail(item.pointer_of("expected"), "expected a number, string, boolean or null");
-    }
-    return check;
-  }
-  if (type == "sequences") {
-    json_reader item(value, pointer, source, {"type", "name"});
-    return sequences_assertion{item.optional<std::string>("name").value_or("")};
-  }
-  if (type == "extensions_present") {
-    json_reader item(value, pointer, source, {"type", "name", "extensions"});
-    extensions_present_assertion check{item.optional<std::string>("name").value_or(""), item.strings("extensions")};
-    if (check.extensions.empty()) item.fail(item.pointer_of("extensions"), "needs a non-empty list of extensions");
-    return check;
-  }
-  json_reader item(value, pointer, source, {"type", "name", "table", "column", "max_age_hours"});
-  return freshness_assertion{item.optional<std::string>("name").value_or(""), item.required<std::string>("table"),
-                             item.required<std::string>("column"), item.required<double>("max_age_hours")};
-}
-
 }  // namespace detail
 
 /// Parse a scenario document. `source` names it in errors; relative paths resolve against `base`.
@@ -270,7 +166,10 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     }
   }
 
-  result.provider = root.one_of("provider", {"local", "container", "existing", "auto"}, "local");
+  result.provider = root.optional<std::string>("provider").value_or("local");
+  auto names = provider_names();
+  if (std::find(names.begin(), names.end(), result.provider) == names.end())
+    root.fail("/provider", "'" + result.provider + "' is not one of: " + detail::join(names));
   if (root.has("container")) {
     auto container = root.object("container", {"engine", "image"});
     result.container_engine = container.optional<std::string>("engine").value_or("");
@@ -306,7 +205,7 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
   if (!assertions.is_array() || assertions.empty())
     root.fail("/assertions", "needs a non-empty array: a drill that asserts nothing proves nothing");
   for (std::size_t index = 0; index < assertions.size(); ++index)
-    result.assertions.push_back(detail::parse_assertion(assertions[index], "/assertions/" + std::to_string(index), source));
+    result.assertions.push_back(parse_assertion(assertions[index], "/assertions/" + std::to_string(index), source));
 
   if (root.has("reports")) {
     auto reports = root.object("reports", {"junit", "json", "history"});

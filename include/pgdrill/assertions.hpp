@@ -1,0 +1,262 @@
+// The assertion kinds a scenario can ask for. `assertion` below is THE list of kinds: each kind
+// is one struct with its `kind` name, its `parse` from JSON and its `default_name`; the parser,
+// the planner, the reports and the check runner (checks.hpp) are all derived from that list.
+// Adding a kind: a struct here, its name in `assertion`, and its run_assertion in checks.hpp
+// (a missing one does not compile).
+#pragma once
+
+#include <optional>  // optional bounds
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <pgdrill/detail/json_reader.hpp>
+#include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/text.hpp>
+
+namespace pgdrill {
+
+namespace detail {
+
+// "expect": "manifest" and "except": [...], shared by the kinds that can take the manifest.
+template <class Assertion>
+void read_manifest_keys(const json_reader& item, Assertion& check) {
+  check.from_manifest = item.one_of("expect", {"manifest"}, "") == "manifest";
+  check.except = item.strings("except");
+  if (!check.except.empty() && !check.from_manifest)
+    item.fail(item.pointer_of("except"), "'except' goes with \"expect\": \"manifest\"");
+}
+
+inline std::string optional_name(const json_reader& item) { return item.optional<std::string>("name").value_or(""); }
+
+}  // namespace detail
+
+/// `row_count`: the table's row count, exactly, within bounds, or as the manifest recorded.
+struct row_count_assertion {
+  static constexpr const char* kind = "row_count";
+  std::string name;   ///< explicit result name; default "row_count <schema.table>"
+  std::string table;  ///< "schema.table" or "table" (public); empty with the manifest: every table
+  std::optional<long long> equals, min, max;
+  bool from_manifest = false;       ///< "expect": "manifest"
+  std::vector<std::string> except;  ///< manifest tables not to check
+
+  std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table); }
+
+  static row_count_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "table", "equals", "min", "max", "expect", "except"});
+    row_count_assertion check;
+    check.name = detail::optional_name(item);
+    check.table = item.optional<std::string>("table").value_or("");
+    check.equals = item.optional<long long>("equals");
+    check.min = item.optional<long long>("min");
+    check.max = item.optional<long long>("max");
+    detail::read_manifest_keys(item, check);
+    if (check.table.empty() && !check.from_manifest) item.fail(item.pointer_of("table"), "missing required key");
+    if (check.from_manifest && (check.equals || check.min || check.max))
+      item.fail(item.pointer(), "\"expect\": \"manifest\" takes the count from the manifest: no equals/min/max");
+    if (!check.from_manifest && !check.equals && !check.min && !check.max)
+      item.fail(item.pointer(), "row_count needs at least one of: equals, min, max (or \"expect\": \"manifest\")");
+    if (check.equals && (check.min || check.max))
+      item.fail(item.pointer(), "row_count takes either equals or min/max, not both");
+    if (check.min && check.max && *check.min > *check.max) item.fail(item.pointer(), "min is greater than max");
+    return check;
+  }
+};
+
+/// `tables_present`: tables that must exist (and optionally hold rows); with the manifest,
+/// every table it lists.
+struct tables_present_assertion {
+  static constexpr const char* kind = "tables_present";
+  std::string name;
+  std::vector<std::string> tables;
+  bool non_empty = false;
+  bool from_manifest = false;
+  std::vector<std::string> except;
+
+  std::string default_name() const { return kind; }
+
+  static tables_present_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "tables", "non_empty", "expect", "except"});
+    tables_present_assertion check;
+    check.name = detail::optional_name(item);
+    check.tables = item.strings("tables");
+    check.non_empty = item.optional<bool>("non_empty").value_or(false);
+    detail::read_manifest_keys(item, check);
+    if (check.tables.empty() && !check.from_manifest)
+      item.fail(item.pointer_of("tables"), "needs a non-empty list of tables (or \"expect\": \"manifest\")");
+    return check;
+  }
+};
+
+/// `checksum`: a table's content checksum equals a literal or the manifest's value.
+struct checksum_assertion {
+  static constexpr const char* kind = "checksum";
+  std::string name;
+  std::string table;  ///< empty with the manifest: every table
+  std::vector<std::string> columns;  ///< only these columns (default: all, in attribute order)
+  std::string equals;                ///< 32 hex digits
+  bool from_manifest = false;
+  std::vector<std::string> except;
+
+  std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table); }
+
+  static checksum_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "table", "columns", "equals", "expect", "except"});
+    checksum_assertion check;
+    check.name = detail::optional_name(item);
+    check.table = item.optional<std::string>("table").value_or("");
+    check.columns = item.strings("columns");
+    check.equals = item.optional<std::string>("equals").value_or("");
+    detail::read_manifest_keys(item, check);
+    if (check.from_manifest == !check.equals.empty())
+      item.fail(item.pointer(), "checksum needs exactly one of: equals, \"expect\": \"manifest\"");
+    if (check.table.empty() && !check.from_manifest) item.fail(item.pointer_of("table"), "missing required key");
+    if (!check.equals.empty() && (check.equals.size() != 32 || check.equals.find_first_not_of("0123456789abcdef") != std::string::npos))
+      item.fail(item.pointer_of("equals"), "a checksum is 32 lowercase hex digits");
+    if (!check.columns.empty() && check.from_manifest)
+      item.fail(item.pointer_of("columns"), "the manifest's checksums cover its recorded columns; drop 'columns'");
+    return check;
+  }
+};
+
+/// `sql`: a query's single value compared with an expected value, or a query that must return
+/// no rows (an invariant). Runs read-only with a statement timeout.
+struct sql_assertion {
+  static constexpr const char* kind = "sql";
+  std::string name;
+  std::string query;
+  std::string op = "=";         ///< =, !=, <, <=, >, >=
+  nlohmann::json expected;      ///< number, string, boolean or null
+  bool expect_no_rows = false;
+  double timeout_seconds = 60;
+
+  /// "sql " and the query's first 60 characters on one line.
+  std::string default_name() const {
+    std::string text = query.substr(0, 60);
+    for (char& ch : text)
+      if (ch == '\n' || ch == '\t') ch = ' ';
+    return std::string(kind) + " " + text;
+  }
+
+  static sql_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "query", "op", "expected", "expect_no_rows", "timeout_seconds"});
+    sql_assertion check;
+    check.name = detail::optional_name(item);
+    check.query = item.required<std::string>("query");
+    check.expect_no_rows = item.optional<bool>("expect_no_rows").value_or(false);
+    check.op = item.one_of("op", {"=", "!=", "<", "<=", ">", ">="}, "=");
+    check.timeout_seconds = item.optional<double>("timeout_seconds").value_or(60);
+    if (check.expect_no_rows == item.has("expected"))
+      item.fail(item.pointer(), "sql needs exactly one of: expected, \"expect_no_rows\": true");
+    if (item.has("expected")) {
+      check.expected = item.raw("expected");
+      if (check.expected.is_array() || check.expected.is_object())
+        item.fail(item.pointer_of("expected"), "expected a number, string, boolean or null");
+    }
+    return check;
+  }
+};
+
+/// `sequences`: every sequence owned by or defaulted into a column is at or past its maximum.
+struct sequences_assertion {
+  static constexpr const char* kind = "sequences";
+  std::string name;
+
+  std::string default_name() const { return kind; }
+
+  static sequences_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return {detail::optional_name(detail::json_reader(value, pointer, source, {"type", "name"}))};
+  }
+};
+
+/// `extensions_present`: these extensions are installed in the restored database.
+struct extensions_present_assertion {
+  static constexpr const char* kind = "extensions_present";
+  std::string name;
+  std::vector<std::string> extensions;
+
+  std::string default_name() const { return kind; }
+
+  static extensions_present_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "extensions"});
+    extensions_present_assertion check{detail::optional_name(item), item.strings("extensions")};
+    if (check.extensions.empty()) item.fail(item.pointer_of("extensions"), "needs a non-empty list of extensions");
+    return check;
+  }
+};
+
+/// `freshness`: the newest value of a timestamp column is within max_age_hours of the backup's
+/// own time (the manifest's, else the backup file's).
+struct freshness_assertion {
+  static constexpr const char* kind = "freshness";
+  std::string name;
+  std::string table;
+  std::string column;
+  double max_age_hours = 24;
+
+  std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table) + "." + column; }
+
+  static freshness_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "table", "column", "max_age_hours"});
+    return {detail::optional_name(item), item.required<std::string>("table"), item.required<std::string>("column"),
+            item.required<double>("max_age_hours")};
+  }
+};
+
+/// Every assertion kind, in the order the docs list them.
+using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
+                               sequences_assertion, extensions_present_assertion, freshness_assertion>;
+
+/// "row_count", "checksum", ...: the kind of one assertion.
+inline std::string kind_of(const assertion& check) {
+  return std::visit([](const auto& c) { return std::string(std::decay_t<decltype(c)>::kind); }, check);
+}
+
+/// The name its result carries: the scenario's explicit name, else the kind's default.
+inline std::string name_of(const assertion& check) {
+  return std::visit([](const auto& c) { return c.name.empty() ? c.default_name() : c.name; }, check);
+}
+
+namespace detail {
+
+template <std::size_t... Index>
+std::vector<std::string> kind_names(std::index_sequence<Index...>) {
+  return {std::variant_alternative_t<Index, assertion>::kind...};
+}
+
+template <std::size_t... Index>
+std::optional<assertion> parse_kind(const std::string& type, const nlohmann::json& value, const std::string& pointer,
+                                    const std::string& source, std::index_sequence<Index...>) {
+  std::optional<assertion> parsed;
+  auto try_kind = [&](auto kind_tag) {
+    using kind = typename decltype(kind_tag)::type;
+    if (!parsed && type == kind::kind) parsed = kind::parse(value, pointer, source);
+  };
+  (try_kind(std::common_type<std::variant_alternative_t<Index, assertion>>{}), ...);
+  return parsed;
+}
+
+}  // namespace detail
+
+/// Every kind's name, as the scenario's "type" spells it.
+inline std::vector<std::string> assertion_kinds() {
+  return detail::kind_names(std::make_index_sequence<std::variant_size_v<assertion>>{});
+}
+
+/// One entry of a scenario's "assertions" array; a usage_error names its JSON pointer.
+inline assertion parse_assertion(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+  if (!value.is_object()) detail::json_reader(value, pointer, source, {});  // reports the wrong type
+  detail::json_reader item(value, pointer, source, {});
+  std::string type = item.optional<std::string>("type").value_or("");
+  if (type.empty() && !item.has("type")) item.fail(pointer + "/type", "missing required key");
+  auto parsed = detail::parse_kind(type, value, pointer, source, std::make_index_sequence<std::variant_size_v<assertion>>{});
+  if (!parsed)
+    item.fail(pointer + "/type", "'" + type + "' is not one of: " +
+                                     detail::join(assertion_kinds()));
+  return *parsed;
+}
+
+}  // namespace pgdrill
