@@ -56,3 +56,67 @@ TEST(backup, missing_backups_cannot_be_verified) {
   EXPECT_THROW(find_latest(dir.path() / "absent"), could_not_verify);
   EXPECT_THROW(inspect_file(dir.path() / "absent.dump"), could_not_verify);
 }
+
+TEST(backup, every_format_has_one_row_of_traits) {
+  EXPECT_STREQ(traits_of(backup_format::directory).restore_tool, "pg_restore");
+  EXPECT_TRUE(traits_of(backup_format::custom).parallel_restore);
+  EXPECT_FALSE(traits_of(backup_format::tar).parallel_restore);
+  EXPECT_STREQ(traits_of(backup_format::plain).restore_tool, "psql");
+  EXPECT_STREQ(format_named("tar").pg_dump_flag, "t");
+  EXPECT_STREQ(format_named("custom").extension, ".dump");
+  EXPECT_THROW(format_named("unknown"), usage_error);
+  for (const auto& traits : backup_formats()) EXPECT_STREQ(to_string(traits.format), traits.name);
+}
+
+TEST(backup, locates_a_file_a_set_in_order_or_the_newest_in_a_directory) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "db_20250101_000000.sql", "-- old\n");
+  testkit::write_file(dir.path() / "db_20250102_000000.sql", "-- new\n");
+  backup_source source;
+  source.directory = dir.path();
+  source.pattern = "db_*.sql";
+  auto newest = locate_backups(source);
+  EXPECT_EQ(newest.backups.at(0).path.filename(), "db_20250102_000000.sql");
+  EXPECT_EQ(newest.listing.size(), 2U);
+  backup_source set;
+  set.files = {dir.path() / "db_20250102_000000.sql", dir.path() / "db_20250101_000000.sql"};
+  auto ordered = locate_backups(set);
+  EXPECT_EQ(ordered.backups.at(1).path.filename(), "db_20250101_000000.sql");
+  EXPECT_EQ(ordered.backups.at(0).chosen_because, "part of the scenario's backup set");
+  EXPECT_TRUE(ordered.listing.empty());
+  backup_source missing;
+  missing.file = dir.path() / "absent.dump";
+  EXPECT_THROW(locate_backups(missing), could_not_verify);
+}
+
+TEST(backup, restore_errors_are_classified_line_by_line) {
+  auto problems = classify_restore_errors(
+      "pg_restore: warning: harmless\n"
+      "pg_restore: error: could not execute query: ERROR:  role \"app\" does not exist\n"
+      "psql:dump.sql:12: ERROR:  extension \"postgis\" is not available\n"
+      "pg_restore: error: unsupported version (1.16) in file header\n"
+      "pg_restore: error: could not read from input file: end of file\n"
+      "psql:dump.sql:40: ERROR:  relation \"x\" does not exist\n"
+      "pg_restore: warning: errors ignored on restore: 3\n");
+  std::vector<std::string> kinds;
+  for (const auto& problem : problems) kinds.push_back(problem.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"missing role", "missing extension", "archive newer than the tools",
+                                             "truncated or corrupt archive", "SQL error", "restore tool error"}));
+}
+
+TEST(backup, table_of_contents_lines_parse_with_multiword_types_and_spaced_names) {
+  auto table = detail::parse_toc_line("215; 1259 16386 TABLE public orders postgres");
+  ASSERT_TRUE(table);
+  EXPECT_EQ(table->type, "TABLE");
+  EXPECT_EQ(table->schema, "public");
+  EXPECT_EQ(table->name, "orders");
+  auto data = detail::parse_toc_line("3350; 0 16386 TABLE DATA public order lines postgres");
+  ASSERT_TRUE(data);
+  EXPECT_EQ(data->type, "TABLE DATA");
+  EXPECT_EQ(data->name, "order lines");
+  EXPECT_FALSE(detail::parse_toc_line(";     Dumped from database version: 15.18"));
+  backup_contents contents;
+  contents.toc = {*table, *data};
+  EXPECT_EQ(contents.tables(), (std::vector<std::string>{"public.orders"}));
+  EXPECT_EQ(contents.toc_summary(), "1 TABLE, 1 TABLE DATA");
+}

@@ -194,3 +194,30 @@ TEST(ci_templates, parse_and_carry_schedule_reports_and_artifacts) {
                             "c = d['spec']['jobTemplate']['spec']['template']['spec']['containers'][0]\nassert c['args'][0] == 'run'");
   EXPECT_NE(testkit::read_file(dir + "Dockerfile").find("ENTRYPOINT [\"pgdrill\"]"), std::string::npos);
 }
+
+// The kinds come from one list: each parses under its own name, and every name is listed.
+TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
+  std::map<std::string, std::string> minimal{
+      {"row_count", R"("table": "t", "equals": 1)"},   {"tables_present", R"("tables": ["t"])"},
+      {"checksum", R"("table": "t", "equals": "00000000000000000000000000000000")"},
+      {"sql", R"("query": "SELECT 1", "expected": 1)"}, {"sequences", ""},
+      {"extensions_present", R"("extensions": ["x"])"}, {"freshness", R"("table": "t", "column": "c", "max_age_hours": 1)"}};
+  ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
+  for (const auto& kind : assertion_kinds()) {
+    ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;
+    auto body = minimal[kind];
+    auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": ")" + kind + "\"" +
+                      (body.empty() ? "" : ", " + body) + "}]}");
+    EXPECT_EQ(kind_of(plan.assertions.at(0)), kind);
+    EXPECT_EQ(name_of(plan.assertions.at(0)).rfind(kind, 0), 0U) << name_of(plan.assertions.at(0));
+  }
+}
+
+TEST(scenario, providers_come_from_one_table) {
+  EXPECT_EQ(provider_names(), (std::vector<std::string>{"local", "container", "existing", "auto"}));
+  EXPECT_EQ(provider_named("auto").kind, provider_kind::automatic);
+  EXPECT_THROW(provider_named("cloud"), usage_error);
+  EXPECT_EQ(parse(R"({"name": "n", "provider": "existing", "backup": {"file": "f"}, )" + std::string(minimal_assertions) + "}")
+                .provider,
+            "existing");
+}

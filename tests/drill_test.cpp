@@ -1,0 +1,109 @@
+// drill.hpp's stages, each on its own and without a server: what they record, how the stage
+// runner times, skips and classifies, and that a drill stopped early plans every check as
+// "not reached" under its stable name.
+#include "support.hpp"
+
+using namespace pgdrill;
+
+namespace {
+
+scenario plan_for(const std::filesystem::path& backup) {
+  scenario plan;
+  plan.name = "stages";
+  plan.backup.file = backup;
+  row_count_assertion count;
+  count.table = "orders";
+  count.equals = 3;
+  plan.assertions = {count, sequences_assertion{}};
+  return plan;
+}
+
+}  // namespace
+
+TEST(stages, the_runner_records_skips_and_classifies_exceptions) {
+  drill_state state(plan_for("/nowhere"), {});
+  std::vector<std::string> seen;
+  state.options.on_step = [&](const step_result& step) { seen.push_back(step.name); };
+  run_stage(state, "damaged", [](drill_state&, step_result&) -> outcome { throw corrupt_backup("bad block"); });
+  EXPECT_EQ(state.result.stages.back().result, outcome::failed);
+  EXPECT_EQ(state.result.stages.back().message, "truncated or corrupt archive: bad block");
+  EXPECT_EQ(state.stopped_by, "damaged failed");
+  run_stage(state, "later", [](drill_state&, step_result&) { return outcome::passed; });
+  EXPECT_EQ(state.result.stages.back().result, outcome::skipped);
+  EXPECT_EQ(state.result.stages.back().message, "not reached: damaged failed");
+  EXPECT_EQ(seen, (std::vector<std::string>{"damaged", "later"}));
+
+  drill_state other(plan_for("/nowhere"), {});
+  run_stage(other, "machinery", [](drill_state&, step_result&) -> outcome { throw could_not_verify("no binaries\nlong detail"); });
+  EXPECT_EQ(other.result.stages.back().result, outcome::error);
+  EXPECT_EQ(other.result.stages.back().message, "no binaries");
+  EXPECT_EQ(other.result.stages.back().detail, "no binaries\nlong detail");
+  EXPECT_EQ(other.stopped_by, "machinery could not run");
+}
+
+TEST(stages, a_check_stage_that_throws_records_an_error_instead_of_escaping) {
+  drill_state state(plan_for("/nowhere"), {});
+  run_check_stage(state, "hygiene", [](drill_state&) { throw std::runtime_error("disk gone"); });
+  ASSERT_EQ(state.result.checks.size(), 1U);
+  EXPECT_EQ(state.result.checks[0].result, outcome::error);
+  EXPECT_EQ(state.result.checks[0].message, "could not run: disk gone");
+}
+
+TEST(stages, locate_hashes_names_and_fails_what_is_no_backup) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "noise.dump", std::string(2048, '\0'));
+  drill_state state(plan_for(dir.path() / "noise.dump"), {});
+  step_result step;
+  EXPECT_EQ(stages::locate(state, step), outcome::failed);
+  EXPECT_NE(step.message.find("is not a pg_dump backup"), std::string::npos);
+  EXPECT_EQ(state.result.backup.size_bytes, 2048U);
+  EXPECT_EQ(state.result.backup.sha256, sha256_file(dir.path() / "noise.dump"));
+  stages::hygiene(state);
+  ASSERT_EQ(state.result.checks.size(), 1U);
+  EXPECT_EQ(state.result.checks[0].name, "backup size");
+  EXPECT_EQ(state.result.checks[0].result, outcome::passed);
+}
+
+TEST(stages, restore_time_is_judged_only_when_the_restore_completed) {
+  auto plan = plan_for("/nowhere");
+  plan.restore.max_seconds = 10;
+  drill_state stopped(plan, {});
+  stopped.stopped_by = "restore failed";
+  stages::rto(stopped);
+  EXPECT_EQ(stopped.result.checks.back().result, outcome::skipped);
+  drill_state slow(plan, {});
+  slow.result.restore.seconds = 12;
+  stages::rto(slow);
+  EXPECT_EQ(slow.result.checks.back().result, outcome::failed);
+  EXPECT_EQ(slow.result.checks.back().actual, "12.00s");
+}
+
+TEST(stages, checks_after_a_stop_are_each_not_reached_under_their_names) {
+  drill_state state(plan_for("/nowhere"), {});
+  state.stopped_by = "restore failed";
+  stages::checks(state);
+  ASSERT_EQ(state.result.checks.size(), 2U);
+  EXPECT_EQ(state.result.checks[0].name, "row_count public.orders");
+  EXPECT_EQ(state.result.checks[1].message, "not reached: restore failed");
+}
+
+TEST(stages, counted_rows_become_typed_facts) {
+  drill_state state(plan_for("/nowhere"), {});
+  auto counted = make_step("row_count public.orders #2", "row_count", outcome::passed, "");
+  counted.table = "public.orders";
+  counted.rows = 42;
+  state.record_check(counted);
+  EXPECT_EQ(state.result.table_rows.at("public.orders"), 42);
+}
+
+TEST(drill, a_missing_backup_cannot_verify_and_starts_nothing) {
+  auto result = run_drill(plan_for("/nowhere/backup.dump"));
+  EXPECT_EQ(result.verdict(), exit_code::not_verified);
+  std::vector<std::string> stages;
+  for (const auto& stage : result.stages) stages.push_back(stage.name + ":" + to_string(stage.result));
+  EXPECT_EQ(stages, (std::vector<std::string>{"locate backup:error", "inspect backup:skipped", "provision server:skipped",
+                                              "restore:skipped", "teardown:passed"}));
+  EXPECT_EQ(result.stages.back().message, "nothing to tear down");
+  EXPECT_EQ(result.checks.size(), 2U);
+  EXPECT_FALSE(result.restore.seconds);
+}

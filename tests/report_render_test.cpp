@@ -1,0 +1,100 @@
+// report.hpp and reports.hpp without a server: JUnit and JSON rendering of a drill, and report
+// writing that never loses one report to another's failure.
+#include <pugixml.hpp>
+
+#include "support.hpp"
+
+using namespace pgdrill;
+
+namespace {
+
+drill_result sample_drill() {
+  drill_result result;
+  result.scenario = "nightly";
+  result.started_at = "2026-11-22T02:00:00Z";
+  result.seconds = 12.5;
+  result.stages = {make_step("locate backup", "stage", outcome::passed, "found"),
+                   make_step("restore", "stage", outcome::passed, "restored")};
+  auto failed = make_step("row_count public.orders", "row_count", outcome::failed, "public.orders: expected = 5 rows, got 4");
+  failed.expected = "= 5";
+  failed.actual = "4";
+  result.checks = {make_step("backup size", "hygiene", outcome::passed, "2048 bytes"), failed,
+                   make_step("sequences", "sequences", outcome::skipped, "not reached: restore failed")};
+  result.backup.files = {"/backups/nightly.dump"};
+  result.backup.sha256 = std::string(64, 'a');
+  result.restore.seconds = 3.25;
+  return result;
+}
+
+pugi::xml_document junit_of(const drill_result& result) {
+  scratch_dir dir;
+  write_junit(result, dir.path() / "r.xml");
+  pugi::xml_document document;
+  EXPECT_TRUE(document.load_file((dir.path() / "r.xml").c_str()));
+  return document;
+}
+
+}  // namespace
+
+TEST(junit, one_case_per_stage_and_check_with_failures_errors_and_skips) {
+  auto document = junit_of(sample_drill());
+  auto suite = document.child("testsuites").child("testsuite");
+  EXPECT_STREQ(suite.attribute("name").value(), "nightly");
+  EXPECT_EQ(suite.attribute("tests").as_int(), 5);
+  EXPECT_EQ(suite.attribute("failures").as_int(), 1);
+  EXPECT_EQ(suite.attribute("skipped").as_int(), 1);
+  auto failure = suite.find_child_by_attribute("testcase", "name", "row_count public.orders").child("failure");
+  EXPECT_STREQ(failure.attribute("message").value(), "public.orders: expected = 5 rows, got 4");
+  EXPECT_NE(std::string(failure.text().get()).find("expected: = 5\nactual: 4"), std::string::npos);
+  auto skipped = suite.find_child_by_attribute("testcase", "name", "sequences").child("skipped");
+  EXPECT_STREQ(skipped.attribute("message").value(), "not reached: restore failed");
+  EXPECT_STREQ(suite.child("properties").find_child_by_attribute("property", "name", "restore.seconds").attribute("value").value(),
+               "3.250000");
+}
+
+TEST(junit, a_drill_that_verified_nothing_carries_an_error) {
+  drill_result result;
+  result.scenario = "empty";
+  result.stages = {make_step("locate backup", "stage", outcome::passed, "")};
+  auto suite = junit_of(result).child("testsuites").child("testsuite");
+  EXPECT_EQ(suite.attribute("errors").as_int(), 1);
+  EXPECT_TRUE(suite.find_child_by_attribute("testcase", "name", "verdict").child("error"));
+}
+
+TEST(json_report, versioned_with_verdict_properties_and_steps) {
+  auto report = to_json(sample_drill());
+  EXPECT_EQ(report["pgdrill_report"], json_report_version);
+  EXPECT_EQ(report["verdict"]["exit_code"], 1);
+  EXPECT_EQ(report["verdict"]["outcome"], "FAILED");
+  EXPECT_EQ(report["properties"]["backup.sha256"], std::string(64, 'a'));
+  EXPECT_EQ(report["checks"][1]["expected"], "= 5");
+  EXPECT_EQ(report["checks"].size(), 3U);
+}
+
+TEST(console, lines_and_verdict) {
+  EXPECT_EQ(console_line(make_step("restore", "stage", outcome::failed, "why")).substr(0, 9), "  FAIL   ");
+  std::ostringstream text;
+  print_verdict(text, sample_drill());
+  EXPECT_NE(text.str().find("verdict: FAILED (exit 1) - checks: 1 passed, 1 failed, 0 errors, 1 skipped"), std::string::npos);
+}
+
+TEST(reports, paths_from_the_command_line_then_the_scenario_then_defaults) {
+  scenario plan;
+  plan.name = "nightly";
+  plan.json_report = "/scenario/report.json";
+  auto paths = report_paths_for(plan, {"", "", "/given/history.jsonl"});
+  EXPECT_EQ(paths.junit, std::filesystem::path("pgdrill-reports/nightly.junit.xml"));
+  EXPECT_EQ(paths.json, "/scenario/report.json");
+  EXPECT_EQ(paths.history, "/given/history.jsonl");
+}
+
+TEST(reports, an_unwritable_report_loses_none_of_the_others) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "file", "a file, so nothing can be created below it");
+  report_paths paths{dir.path() / "file" / "junit.xml", dir.path() / "report.json", dir.path() / "history.jsonl"};
+  auto written = write_reports(sample_drill(), paths);
+  EXPECT_EQ(written.written, (std::vector<std::string>{paths.json.string(), paths.history.string()}));
+  ASSERT_EQ(written.problems.size(), 1U);
+  EXPECT_NE(written.problems.front().find("junit.xml"), std::string::npos);
+  EXPECT_EQ(read_history(paths.history).size(), 1U);
+}
