@@ -230,42 +230,10 @@ class child {
     envp.push_back(nullptr);
 
     child result;
-    std::array<int, 3> child_ends{-1, -1, -1};
-    std::array<int*, 3> parent_ends{&result.stdin_, &result.stdout_, &result.stderr_};
+    auto child_ends = result.open_streams(cmd, io);
     auto cleanup_fds = [&] {
       for (int& fd : child_ends) detail::close_fd(fd);
     };
-    const stream_target* targets[3] = {&io.in, &io.out, &io.err};
-    for (int index = 0; index < 3; ++index) {
-      const auto& target = *targets[index];
-      switch (target.mode) {
-        case stream_target::kind::inherit:
-          child_ends[index] = ::fcntl(index, F_DUPFD_CLOEXEC, 3);
-          break;
-        case stream_target::kind::null:
-          child_ends[index] = ::open("/dev/null", (index == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
-          break;
-        case stream_target::kind::file:
-          child_ends[index] = index == 0
-              ? ::open(target.file.c_str(), O_RDONLY | O_CLOEXEC)
-              : ::open(target.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-          break;
-        case stream_target::kind::pipe: {
-          int ends[2];
-          if (::pipe2(ends, O_CLOEXEC) != 0) break;
-          child_ends[index] = index == 0 ? ends[0] : ends[1];
-          *parent_ends[index] = index == 0 ? ends[1] : ends[0];
-          break;
-        }
-      }
-      if (child_ends[index] < 0) {
-        int saved = errno;
-        cleanup_fds();
-        throw process_error("cannot set up standard stream " + std::to_string(index) + " for " +
-                            cmd.program.string() + ": " + detail::errno_text(saved));
-      }
-    }
-
     int exec_report[2];
     if (::pipe2(exec_report, O_CLOEXEC) != 0) {
       cleanup_fds();
@@ -273,37 +241,8 @@ class child {
     }
     const bool set_death_signal = die_with_parent && ::getpid() == static_cast<pid_t>(::gettid());
     const pid_t parent = ::getpid();
-    const char* workdir = cmd.cwd.empty() ? nullptr : cmd.cwd.c_str();
-
     pid_t pid = ::fork();
-    if (pid == 0) {
-      // Child: async-signal-safe calls only until execve.
-      sigset_t none;
-      sigemptyset(&none);
-      ::sigprocmask(SIG_SETMASK, &none, nullptr);
-      struct sigaction default_action{};
-      default_action.sa_handler = SIG_DFL;
-      for (int number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(number, &default_action, nullptr);
-      ::setpgid(0, 0);
-      for (int index = 0; index < 3; ++index)
-        if (::dup2(child_ends[index], index) < 0) goto failed;
-      detail::cloexec_inherited_fds();
-      if (workdir && ::chdir(workdir) != 0) goto failed;
-      if (cmd.user) {
-        if (::setgroups(0, nullptr) != 0 || ::setgid(cmd.user->gid) != 0 || ::setuid(cmd.user->uid) != 0)
-          goto failed;
-      }
-      // After the uid change: changing credentials clears the death signal.
-      if (set_death_signal) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) ::_exit(127);
-      }
-      ::execve(argv[0], argv.data(), envp.data());
-    failed:
-      int number = errno;
-      [[maybe_unused]] auto written = ::write(exec_report[1], &number, sizeof number);
-      ::_exit(127);
-    }
+    if (pid == 0) become(cmd, child_ends, argv.data(), envp.data(), exec_report[1], set_death_signal, parent);
     int fork_errno = errno;
     ::close(exec_report[1]);
     cleanup_fds();
@@ -322,9 +261,8 @@ class child {
     ::close(exec_report[0]);
     if (got > 0) {
       result.wait();
-      throw process_error("cannot run " + cmd.program.string() +
-                          (cmd.user ? " as user " + cmd.user->name : std::string()) + ": " +
-                          detail::errno_text(exec_errno));
+      throw process_error("cannot run " + cmd.program.string() + (cmd.user ? " as user " + cmd.user->name : std::string()) +
+                          ": " + detail::errno_text(exec_errno));
     }
     result.pidfd_ = detail::open_pidfd(pid);
     return result;
@@ -402,6 +340,70 @@ class child {
   }
 
  private:
+  // The child's ends of its three standard streams (the parent's pipe ends go into *this).
+  std::array<int, 3> open_streams(const command& cmd, const streams& io) {
+    std::array<int, 3> child_ends{-1, -1, -1};
+    std::array<int*, 3> parent_ends{&stdin_, &stdout_, &stderr_};
+    const stream_target* targets[3] = {&io.in, &io.out, &io.err};
+    for (int index = 0; index < 3; ++index) {
+      const auto& target = *targets[index];
+      switch (target.mode) {
+        case stream_target::kind::inherit:
+          child_ends[index] = ::fcntl(index, F_DUPFD_CLOEXEC, 3);
+          break;
+        case stream_target::kind::null:
+          child_ends[index] = ::open("/dev/null", (index == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+          break;
+        case stream_target::kind::file:
+          child_ends[index] = index == 0 ? ::open(target.file.c_str(), O_RDONLY | O_CLOEXEC)
+                                         : ::open(target.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+          break;
+        case stream_target::kind::pipe: {
+          int ends[2];
+          if (::pipe2(ends, O_CLOEXEC) != 0) break;
+          child_ends[index] = index == 0 ? ends[0] : ends[1];
+          *parent_ends[index] = index == 0 ? ends[1] : ends[0];
+          break;
+        }
+      }
+      if (child_ends[index] < 0) {
+        int saved = errno;
+        for (int& fd : child_ends) detail::close_fd(fd);
+        throw process_error("cannot set up standard stream " + std::to_string(index) + " for " + cmd.program.string() +
+                            ": " + detail::errno_text(saved));
+      }
+    }
+    return child_ends;
+  }
+
+  // In the forked child: async-signal-safe calls only until execve. A failure is written to
+  // `report_fd` as errno for the parent to raise.
+  [[noreturn]] static void become(const command& cmd, const std::array<int, 3>& ends, char* const* argv, char* const* envp,
+                                  int report_fd, bool set_death_signal, pid_t parent) noexcept {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    struct sigaction default_action{};
+    default_action.sa_handler = SIG_DFL;
+    for (int number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(number, &default_action, nullptr);
+    ::setpgid(0, 0);
+    bool ready = true;
+    for (int index = 0; index < 3 && ready; ++index) ready = ::dup2(ends[index], index) >= 0;
+    if (ready) detail::cloexec_inherited_fds();
+    if (ready && !cmd.cwd.empty()) ready = ::chdir(cmd.cwd.c_str()) == 0;
+    if (ready && cmd.user)
+      ready = ::setgroups(0, nullptr) == 0 && ::setgid(cmd.user->gid) == 0 && ::setuid(cmd.user->uid) == 0;
+    // After the uid change: changing credentials clears the death signal.
+    if (ready && set_death_signal) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+    }
+    if (ready) ::execve(argv[0], argv, envp);
+    int number = errno;
+    [[maybe_unused]] auto written = ::write(report_fd, &number, sizeof number);
+    ::_exit(127);
+  }
+
   std::optional<exit_status> check_exit(int flags) {
     while (!status_ && pid_ > 0) {
       siginfo_t info{};
@@ -495,6 +497,29 @@ class sigpipe_guard {
 
 /// Run a command to completion: feed stdin, drain stdout and stderr, kill the whole process group
 /// at the timeout or on an interrupting signal (then throws `interrupted`). Throws process_error
+namespace detail {
+
+// One read from the child's stdout or stderr into its sink (or the kept text); end of file
+// closes that stream.
+inline void read_output(child& proc, bool is_stdout, std::vector<char>& buffer, const run_options& options, run_result& result) {
+  ssize_t got = ::read(is_stdout ? proc.stdout_fd() : proc.stderr_fd(), buffer.data(), buffer.size());
+  if (got <= 0) {
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    is_stdout ? proc.close_stdout() : proc.close_stderr();
+    return;
+  }
+  std::string_view chunk(buffer.data(), static_cast<std::size_t>(got));
+  if (is_stdout) {
+    if (options.stdout_sink) options.stdout_sink(chunk);
+    else append_bounded(result.out, chunk, options.capture_limit, false);
+  } else {
+    if (options.stderr_sink) options.stderr_sink(chunk);
+    append_bounded(result.err_tail, chunk, options.stderr_tail, true);
+  }
+}
+
+}  // namespace detail
+
 /// when the program cannot be started; a non-zero exit is a result, not an exception.
 inline run_result run(const command& cmd, const run_options& options = {}) {
   using clock = std::chrono::steady_clock;
@@ -510,22 +535,7 @@ inline run_result run(const command& cmd, const run_options& options = {}) {
   std::optional<clock::time_point> exited_at;
   clock::time_point last_tick = started;
 
-  auto read_into = [&](int fd, bool is_stdout) {
-    ssize_t got = ::read(fd, output.data(), output.size());
-    if (got <= 0) {
-      if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
-      is_stdout ? proc.close_stdout() : proc.close_stderr();
-      return;
-    }
-    std::string_view chunk(output.data(), static_cast<std::size_t>(got));
-    if (is_stdout) {
-      if (options.stdout_sink) options.stdout_sink(chunk);
-      else detail::append_bounded(result.out, chunk, options.capture_limit, false);
-    } else {
-      if (options.stderr_sink) options.stderr_sink(chunk);
-      detail::append_bounded(result.err_tail, chunk, options.stderr_tail, true);
-    }
-  };
+  auto read_into = [&](bool is_stdout) { detail::read_output(proc, is_stdout, output, options, result); };
   auto feed_stdin = [&] {
     if (input_offset == input_size) {
       input_offset = 0;
@@ -564,8 +574,8 @@ inline run_result run(const command& cmd, const run_options& options = {}) {
     if (::poll(waits.data(), waits.size(), wait_ms) < 0) continue;  // EINTR: loop checks signals
     for (const auto& entry : waits) {
       if (!(entry.revents & (POLLIN | POLLOUT | POLLHUP | POLLERR))) continue;
-      if (entry.fd == proc.stdout_fd()) read_into(entry.fd, true);
-      else if (entry.fd == proc.stderr_fd()) read_into(entry.fd, false);
+      if (entry.fd == proc.stdout_fd()) read_into(true);
+      else if (entry.fd == proc.stderr_fd()) read_into(false);
       else if (entry.fd == proc.stdin_fd()) {
         if (entry.revents & POLLERR) proc.close_stdin();
         else feed_stdin();

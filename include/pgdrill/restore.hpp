@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -119,6 +121,87 @@ inline std::uint64_t bytes_read_by_group(pid_t group, const std::filesystem::pat
 /// Progress of a restore: bytes of the backup read so far, its size, seconds since the start.
 using restore_progress = std::function<void(std::uint64_t done, std::uint64_t total, double seconds)>;
 
+namespace detail {
+
+// What the restore tool reads: the backup itself, its decompressed stream on stdin, or (for a
+// compressed archive restored with -j, which needs a seekable file) a decompressed copy.
+struct restore_input {
+  std::filesystem::path path;
+  bool via_stdin = false;
+  int jobs = 1;
+};
+
+// Decompresses into `scratch` when -j needs a file; throws corrupt_backup when that copy cannot
+// be made from the damaged stream.
+inline restore_input choose_input(const backup_info& backup, const format_traits& format, const restore_spec& spec,
+                                  const std::filesystem::path& scratch) {
+  restore_input input{backup.path, backup.compressed != compression::none, 1};
+  const bool archive = std::string(format.restore_tool) == "pg_restore";
+  int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
+  if (archive && format.parallel_restore && !spec.single_transaction) input.jobs = spec.jobs > 0 ? spec.jobs : cores;
+  if (!input.via_stdin || input.jobs == 1) return input;
+  input.path = scratch / (backup.path.filename().string() + ".decompressed");
+  backup_reader reader(backup.path);
+  std::ofstream out(input.path, std::ios::binary);
+  std::vector<char> block(1U << 20);
+  for (std::size_t got; (got = reader.read(block.data(), block.size())) > 0;) out.write(block.data(), static_cast<std::streamsize>(got));
+  if (!out.flush()) throw could_not_verify("cannot write the decompressed archive to " + input.path.string());
+  input.via_stdin = false;
+  return input;
+}
+
+inline command restore_command(const pg_binaries& tools, const format_traits& format, const endpoint& target,
+                               const restore_spec& spec, const restore_input& input) {
+  command cmd(tools.tool(format.restore_tool));
+  if (std::string(format.restore_tool) == "pg_restore") {
+    cmd.args = {"--dbname", target.dbname};
+    if (input.jobs > 1) cmd.args.insert(cmd.args.end(), {"--jobs", std::to_string(input.jobs)});
+    if (spec.no_owner) cmd.args.push_back("--no-owner");
+    if (spec.no_privileges) cmd.args.push_back("--no-privileges");
+    if (spec.single_transaction) cmd.args.push_back("--single-transaction");
+    if (!input.via_stdin) cmd.args.push_back(input.path.string());
+  } else {
+    cmd.args = {"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", target.dbname};
+    if (!input.via_stdin) cmd.args.insert(cmd.args.end(), {"--file", input.path.string()});
+    if (spec.single_transaction) cmd.args.push_back("--single-transaction");
+  }
+  cmd.with_env(target.libpq_env()).without_env(endpoint::foreign_libpq_env());
+  return cmd;
+}
+
+// Classifies a tool's stderr line by line as it arrives: the first errors matter most and would
+// be gone from the kept tail of a long, noisy restore.
+class stderr_classifier {
+ public:
+  explicit stderr_classifier(std::vector<restore_problem>& problems) : problems_(problems) {}
+  void feed(std::string_view chunk) {
+    partial_line_.append(chunk);
+    auto last_newline = partial_line_.rfind('\n');
+    if (last_newline == std::string::npos) return;
+    classify(partial_line_.substr(0, last_newline));
+    partial_line_.erase(0, last_newline + 1);
+  }
+  void finish() { classify(partial_line_); }
+
+ private:
+  void classify(const std::string& text) {
+    for (auto& problem : classify_restore_errors(text))
+      if (problems_.size() < 100) problems_.push_back(std::move(problem));
+  }
+  std::vector<restore_problem>& problems_;
+  std::string partial_line_;
+};
+
+// What is left of the restore's time limit after any decompression (at least 1 ms: 0 means none).
+inline std::chrono::milliseconds remaining(std::chrono::seconds limit, std::chrono::steady_clock::time_point started) {
+  if (limit.count() == 0) return std::chrono::milliseconds(0);
+  auto spent = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+  return std::max(std::chrono::milliseconds(1), std::chrono::duration_cast<std::chrono::milliseconds>(limit) - spent);
+}
+
+}  // namespace detail
+
 /// Restore one backup file into the database `target`: plain SQL through
 /// `psql -X -v ON_ERROR_STOP=1`, archives through `pg_restore` (-j for custom and directory).
 /// Compressed backups are decompressed in-process and streamed into the tool's stdin; only a
@@ -132,76 +215,34 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   restore_result result;
   const auto& format = traits_of(backup.format);
   if (!*format.restore_tool) throw could_not_verify("cannot restore " + backup.path.string() + ": format " + format.name);
-  const bool archive = std::string(format.restore_tool) == "pg_restore";
+  const bool plain = std::string(format.restore_tool) == "psql";
   const auto started = std::chrono::steady_clock::now();
-
-  int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
-  result.jobs = archive ? (spec.jobs > 0 ? spec.jobs : cores) : 1;
-  // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
-  if (!format.parallel_restore || spec.single_transaction) result.jobs = 1;
-  const bool compressed = backup.compressed != compression::none;
-  std::filesystem::path input = backup.path;
-  bool via_stdin = compressed;
-  if (compressed && archive && result.jobs > 1) {
-    input = scratch / (backup.path.filename().string() + ".decompressed");
-    backup_reader reader(backup.path);
-    std::ofstream out(input, std::ios::binary);
-    std::vector<char> block(1U << 20);
-    try {
-      for (std::size_t got; (got = reader.read(block.data(), block.size())) > 0;)
-        out.write(block.data(), static_cast<std::streamsize>(got));
-    } catch (const corrupt_backup& damaged) {
-      result.problems.push_back({"truncated or corrupt archive", damaged.what()});
-      result.outcome = "not started: the compressed archive is damaged";
-      result.tool = "pg_restore";
-      return result;
-    }
-    if (!out.flush()) throw could_not_verify("cannot write the decompressed archive to " + input.string());
-    via_stdin = false;
-  } else if (compressed && archive) {
-    result.jobs = 1;
-  }
-
-  command cmd(tools.tool(format.restore_tool));
-  if (archive) {
-    cmd.args = {"--dbname", target.dbname};
-    if (result.jobs > 1) cmd.args.insert(cmd.args.end(), {"--jobs", std::to_string(result.jobs)});
-    if (spec.no_owner) cmd.args.push_back("--no-owner");
-    if (spec.no_privileges) cmd.args.push_back("--no-privileges");
-    if (spec.single_transaction) cmd.args.push_back("--single-transaction");
-    if (!via_stdin) cmd.args.push_back(input.string());
-  } else {
-    cmd.args = {"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", target.dbname};
-    if (!via_stdin) cmd.args.insert(cmd.args.end(), {"--file", input.string()});
-    if (spec.single_transaction) cmd.args.push_back("--single-transaction");
-  }
-  cmd.with_env(target.libpq_env()).without_env(endpoint::foreign_libpq_env());
-  result.tool = cmd.program.filename().string();
-  result.command_line = cmd.display() + (via_stdin ? " < (decompressed " + backup.path.filename().string() + ")" : "");
-
-  // Classify stderr line by line as it arrives: the first errors matter most and would be gone
-  // from the kept tail of a long, noisy restore.
-  std::string partial_line;
-  auto classify = [&](const std::string& text) {
-    for (auto& problem : classify_restore_errors(text))
-      if (result.problems.size() < 100) result.problems.push_back(std::move(problem));
+  result.tool = format.restore_tool;
+  auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  auto damaged = [&](const corrupt_backup& failure, const char* outcome) {
+    result.problems.insert(result.problems.begin(), {"truncated or corrupt archive", failure.what()});
+    result.outcome = outcome;
+    result.seconds = seconds();
+    return result;
   };
+  detail::restore_input input;
+  try {
+    input = detail::choose_input(backup, format, spec, scratch);
+  } catch (const corrupt_backup& failure) {
+    return damaged(failure, "not started: the compressed archive is damaged");
+  }
+  result.jobs = input.jobs;
+  auto cmd = detail::restore_command(tools, format, target, spec, input);
+  result.command_line = cmd.display() + (input.via_stdin ? " < (decompressed " + backup.path.filename().string() + ")" : "");
+
+  detail::stderr_classifier classifier(result.problems);
   run_options options;
-  if (spec.timeout.count() > 0)  // what is left of it after any decompression (at least 1 ms: 0 means no limit)
-    options.timeout = std::max(std::chrono::milliseconds(1),
-                               std::chrono::duration_cast<std::chrono::milliseconds>(spec.timeout) -
-                                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started));
+  options.timeout = detail::remaining(spec.timeout, started);
   options.stdout_sink = [](std::string_view) {};  // psql echoes query results of the script
-  options.stderr_sink = [&](std::string_view chunk) {
-    partial_line.append(chunk);
-    auto last_newline = partial_line.rfind('\n');
-    if (last_newline == std::string::npos) return;
-    classify(partial_line.substr(0, last_newline));
-    partial_line.erase(0, last_newline + 1);
-  };
+  options.stderr_sink = [&](std::string_view chunk) { classifier.feed(chunk); };
   std::optional<backup_reader> reader;
   detail::stream_ends ends;
-  if (via_stdin) {
+  if (input.via_stdin) {
     reader.emplace(backup.path);
     options.stdin_source = [&](char* buffer, std::size_t capacity) {
       std::size_t got = reader->read(buffer, capacity);
@@ -210,31 +251,24 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     };
   }
   if (progress) {
-    auto report = [&, started](std::uint64_t done) {
-      progress(std::min<std::uint64_t>(done, backup.size), backup.size,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-    };
-    options.on_tick = [&, report](pid_t pid) {
-      report(reader ? reader->file_bytes_read() : detail::bytes_read_by_group(pid, input));
+    auto report = [&](std::uint64_t done) { progress(std::min<std::uint64_t>(done, backup.size), backup.size, seconds()); };
+    options.on_tick = [&, report](pid_t pid) {  // `report` by value: it lives only in this block
+      report(reader ? reader->file_bytes_read() : detail::bytes_read_by_group(pid, input.path));
     };
     report(0);
   }
   run_result finished;
   try {
     finished = run(cmd, options);
-  } catch (const corrupt_backup& damaged) {
-    result.problems.insert(result.problems.begin(), {"truncated or corrupt archive", damaged.what()});
-    result.outcome = "stopped: the compressed backup is damaged";
-    result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    return result;
+  } catch (const corrupt_backup& failure) {
+    return damaged(failure, "stopped: the compressed backup is damaged");
   }
-  classify(partial_line);
-  if (!archive && !via_stdin) ends = detail::file_ends(input);
-  if (!archive && finished.ok() && ends.truncated_plain_dump())
-    result.problems.push_back({"truncated or corrupt archive",
-                               "the plain SQL dump ends without pg_dump's closing '" +
-                                   std::string(detail::plain_dump_footer) + "' line: it was cut short"});
-  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  classifier.finish();
+  if (plain && !input.via_stdin) ends = detail::file_ends(input.path);
+  if (plain && finished.ok() && ends.truncated_plain_dump())
+    result.problems.push_back({"truncated or corrupt archive", "the plain SQL dump ends without pg_dump's closing '" +
+                                                                   std::string(detail::plain_dump_footer) + "' line: it was cut short"});
+  result.seconds = seconds();
   result.outcome = finished.describe();
   result.stderr_tail = finished.err_tail;
   if (finished.timed_out) result.problems.insert(result.problems.begin(), {"timeout", "restore " + finished.describe()});

@@ -123,96 +123,116 @@ inline std::filesystem::path resolve_path(const std::filesystem::path& base, con
 }
 }  // namespace detail
 
+namespace detail {
+
+inline backup_source parse_backup_source(const json_reader& root, const std::filesystem::path& base) {
+  auto backup = root.object("backup", {"file", "directory", "pattern", "files"});
+  backup_source source;
+  if (auto file = backup.optional<std::string>("file")) source.file = resolve_path(base, *file);
+  if (auto dir = backup.optional<std::string>("directory")) source.directory = resolve_path(base, *dir);
+  source.pattern = backup.optional<std::string>("pattern").value_or("*");
+  for (const auto& file : backup.strings("files")) source.files.push_back(resolve_path(base, file));
+  if (backup.has("files") && source.files.empty()) backup.fail(backup.pointer_of("files"), "needs at least one file");
+  if (!source.file.empty() + !source.directory.empty() + !source.files.empty() != 1)
+    backup.fail(backup.pointer(), "give exactly one of 'file', 'directory' or 'files'");
+  if (source.directory.empty() && backup.has("pattern"))
+    backup.fail(backup.pointer_of("pattern"), "'pattern' goes with 'directory'");
+  return source;
+}
+
+inline hygiene_spec parse_hygiene(const json_reader& root, const backup_source& source) {
+  hygiene_spec spec;
+  if (!root.has("hygiene")) return spec;
+  auto hygiene = root.object("hygiene", {"min_size_bytes", "max_age_hours", "private_mode", "sha256_sidecar", "retention"});
+  if (auto size = hygiene.optional<long long>("min_size_bytes")) {
+    if (*size < 0) hygiene.fail(hygiene.pointer_of("min_size_bytes"), "must be 0 or more");
+    spec.min_size_bytes = static_cast<std::uintmax_t>(*size);
+  }
+  spec.max_age_hours = hygiene.optional<double>("max_age_hours");
+  spec.private_mode = hygiene.optional<bool>("private_mode").value_or(false);
+  spec.sha256_sidecar = hygiene.one_of("sha256_sidecar", {"if_present", "required", "ignore"}, "if_present");
+  if (hygiene.has("retention")) {
+    auto retention = hygiene.object("retention", {"min_count", "min_oldest_days", "max_gap_hours"});
+    if (source.directory.empty()) retention.fail(retention.pointer(), "retention checks need 'backup.directory'");
+    spec.retention.min_count = retention.optional<int>("min_count");
+    spec.retention.min_oldest_days = retention.optional<double>("min_oldest_days");
+    spec.retention.max_gap_hours = retention.optional<double>("max_gap_hours");
+  }
+  return spec;
+}
+
+// "provider", "container" and "server_settings": where the server comes from and how it runs.
+inline void parse_server(const json_reader& root, scenario& result) {
+  result.provider = root.optional<std::string>("provider").value_or("local");
+  auto names = provider_names();
+  if (std::find(names.begin(), names.end(), result.provider) == names.end())
+    root.fail("/provider", "'" + result.provider + "' is not one of: " + join(names));
+  if (root.has("container")) {
+    auto container = root.object("container", {"engine", "image"});
+    result.container_engine = container.optional<std::string>("engine").value_or("");
+    result.container_image = container.optional<std::string>("image").value_or("");
+  }
+  if (!root.has("server_settings")) return;
+  auto settings = root.object("server_settings", {});  // any PostgreSQL setting name
+  for (const auto& item : settings.value().items()) {
+    if (!item.value().is_string() && !item.value().is_number())
+      settings.fail(settings.pointer_of(item.key()), "expected a string or a number");
+    result.server_settings.emplace_back(item.key(), item.value().is_string() ? item.value().get<std::string>()
+                                                                            : item.value().dump());
+  }
+}
+
+inline restore_spec parse_restore(const json_reader& root) {
+  restore_spec spec;
+  if (!root.has("restore")) return spec;
+  auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction",
+                                         "roles", "extensions", "sql_before", "sql_after", "max_seconds"});
+  spec.jobs = restore.optional<int>("jobs").value_or(0);
+  if (spec.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
+  spec.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
+  spec.no_owner = restore.optional<bool>("no_owner").value_or(true);
+  spec.no_privileges = restore.optional<bool>("no_privileges").value_or(true);
+  spec.single_transaction = restore.optional<bool>("single_transaction").value_or(false);
+  spec.roles = restore.strings("roles");
+  spec.extensions = restore.strings("extensions");
+  spec.sql_before = restore.optional<std::string>("sql_before").value_or("");
+  spec.sql_after = restore.optional<std::string>("sql_after").value_or("");
+  spec.max_seconds = restore.optional<double>("max_seconds");
+  return spec;
+}
+
+inline void parse_reports(const json_reader& root, const std::filesystem::path& base, scenario& result) {
+  if (!root.has("reports")) return;
+  auto reports = root.object("reports", {"junit", "json", "history"});
+  if (auto junit = reports.optional<std::string>("junit")) result.junit = resolve_path(base, *junit);
+  if (auto json = reports.optional<std::string>("json")) result.json_report = resolve_path(base, *json);
+  if (auto history = reports.optional<std::string>("history")) result.history = resolve_path(base, *history);
+}
+
+}  // namespace detail
+
 /// Parse a scenario document. `source` names it in errors; relative paths resolve against `base`.
 inline scenario parse_scenario(const nlohmann::json& document, const std::filesystem::path& base,
                                const std::string& source) {
   detail::json_reader root(document, "", source,
-                          {"$schema", "name", "description", "backup", "hygiene", "provider", "container",
-                           "server_settings", "restore", "assertions", "reports"});
+                           {"$schema", "name", "description", "backup", "hygiene", "provider", "container",
+                            "server_settings", "restore", "assertions", "reports"});
   scenario result;
   root.optional<std::string>("$schema");  // editors' schema reference; allowed, not used
   result.name = root.required<std::string>("name");
   if (result.name.empty() || result.name.find_first_of("/\\ \t\n") != std::string::npos)
     root.fail("/name", "must be non-empty, without spaces or slashes (it names report files)");
   result.description = root.optional<std::string>("description").value_or("");
-
-  auto backup = root.object("backup", {"file", "directory", "pattern", "files"});
-  if (auto file = backup.optional<std::string>("file")) result.backup.file = detail::resolve_path(base, *file);
-  if (auto dir = backup.optional<std::string>("directory")) result.backup.directory = detail::resolve_path(base, *dir);
-  result.backup.pattern = backup.optional<std::string>("pattern").value_or("*");
-  for (const auto& file : backup.strings("files")) result.backup.files.push_back(detail::resolve_path(base, file));
-  if (backup.has("files") && result.backup.files.empty()) backup.fail(backup.pointer_of("files"), "needs at least one file");
-  if (!result.backup.file.empty() + !result.backup.directory.empty() + !result.backup.files.empty() != 1)
-    backup.fail(backup.pointer(), "give exactly one of 'file', 'directory' or 'files'");
-  if (result.backup.directory.empty() && backup.has("pattern"))
-    backup.fail(backup.pointer_of("pattern"), "'pattern' goes with 'directory'");
-
-  if (root.has("hygiene")) {
-    auto hygiene = root.object("hygiene", {"min_size_bytes", "max_age_hours", "private_mode", "sha256_sidecar", "retention"});
-    if (auto size = hygiene.optional<long long>("min_size_bytes")) {
-      if (*size < 0) hygiene.fail(hygiene.pointer_of("min_size_bytes"), "must be 0 or more");
-      result.hygiene.min_size_bytes = static_cast<std::uintmax_t>(*size);
-    }
-    result.hygiene.max_age_hours = hygiene.optional<double>("max_age_hours");
-    result.hygiene.private_mode = hygiene.optional<bool>("private_mode").value_or(false);
-    result.hygiene.sha256_sidecar = hygiene.one_of("sha256_sidecar", {"if_present", "required", "ignore"}, "if_present");
-    if (hygiene.has("retention")) {
-      auto retention = hygiene.object("retention", {"min_count", "min_oldest_days", "max_gap_hours"});
-      if (result.backup.directory.empty())
-        retention.fail(retention.pointer(), "retention checks need 'backup.directory'");
-      result.hygiene.retention.min_count = retention.optional<int>("min_count");
-      result.hygiene.retention.min_oldest_days = retention.optional<double>("min_oldest_days");
-      result.hygiene.retention.max_gap_hours = retention.optional<double>("max_gap_hours");
-    }
-  }
-
-  result.provider = root.optional<std::string>("provider").value_or("local");
-  auto names = provider_names();
-  if (std::find(names.begin(), names.end(), result.provider) == names.end())
-    root.fail("/provider", "'" + result.provider + "' is not one of: " + detail::join(names));
-  if (root.has("container")) {
-    auto container = root.object("container", {"engine", "image"});
-    result.container_engine = container.optional<std::string>("engine").value_or("");
-    result.container_image = container.optional<std::string>("image").value_or("");
-  }
-  if (root.has("server_settings")) {
-    auto settings = root.object("server_settings", {});  // any PostgreSQL setting name
-    for (const auto& item : settings.value().items()) {
-      if (!item.value().is_string() && !item.value().is_number())
-        settings.fail(settings.pointer_of(item.key()), "expected a string or a number");
-      result.server_settings.emplace_back(item.key(), item.value().is_string() ? item.value().get<std::string>()
-                                                                              : item.value().dump());
-    }
-  }
-
-  if (root.has("restore")) {
-    auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction",
-                                           "roles", "extensions", "sql_before", "sql_after", "max_seconds"});
-    result.restore.jobs = restore.optional<int>("jobs").value_or(0);
-    if (result.restore.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
-    result.restore.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
-    result.restore.no_owner = restore.optional<bool>("no_owner").value_or(true);
-    result.restore.no_privileges = restore.optional<bool>("no_privileges").value_or(true);
-    result.restore.single_transaction = restore.optional<bool>("single_transaction").value_or(false);
-    result.restore.roles = restore.strings("roles");
-    result.restore.extensions = restore.strings("extensions");
-    result.restore.sql_before = restore.optional<std::string>("sql_before").value_or("");
-    result.restore.sql_after = restore.optional<std::string>("sql_after").value_or("");
-    result.restore.max_seconds = restore.optional<double>("max_seconds");
-  }
-
+  result.backup = detail::parse_backup_source(root, base);
+  result.hygiene = detail::parse_hygiene(root, result.backup);
+  detail::parse_server(root, result);
+  result.restore = detail::parse_restore(root);
   const auto& assertions = root.raw("assertions");
   if (!assertions.is_array() || assertions.empty())
     root.fail("/assertions", "needs a non-empty array: a drill that asserts nothing proves nothing");
   for (std::size_t index = 0; index < assertions.size(); ++index)
     result.assertions.push_back(parse_assertion(assertions[index], "/assertions/" + std::to_string(index), source));
-
-  if (root.has("reports")) {
-    auto reports = root.object("reports", {"junit", "json", "history"});
-    if (auto junit = reports.optional<std::string>("junit")) result.junit = detail::resolve_path(base, *junit);
-    if (auto json = reports.optional<std::string>("json")) result.json_report = detail::resolve_path(base, *json);
-    if (auto history = reports.optional<std::string>("history")) result.history = detail::resolve_path(base, *history);
-  }
+  detail::parse_reports(root, base, result);
   return result;
 }
 
