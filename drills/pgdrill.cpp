@@ -335,6 +335,14 @@ void add_source(CLI::App& app, source_arguments& args) {
   app.add_option("--parallel", args.parallel, "Connections for checksums (default: the number of cores)");
 }
 
+// Names each table the manifest could not read; exit 2 when there is one (the manifest still
+// records every other table).
+int exit_for_unreadable(const pgdrill::manifest& data) {
+  auto problems = data.unreadable();
+  for (const auto& problem : problems) std::cerr << "pgdrill: could not read " << problem << std::endl;
+  return code(problems.empty() ? exit_code::passed : exit_code::not_verified);
+}
+
 // pg_dump plus a manifest (row counts and checksums) from the same snapshot.
 int dump_command(const source_arguments& args) {
   pgdrill::dump_options options;
@@ -354,7 +362,7 @@ int dump_command(const source_arguments& args) {
             << " rows, snapshot " << result.data.snapshot << ")\n"
             << (result.data.backup_sha256.empty() ? "" : "sha256:   " + result.data.backup_sha256 + "\n")
             << "took " << pgdrill::detail::seconds_text(result.seconds) << std::endl;
-  return code(exit_code::passed);
+  return exit_for_unreadable(result.data);
 }
 
 command_entry dump_entry() {
@@ -385,7 +393,7 @@ int manifest_command(const source_arguments& args) {
     pgdrill::save_manifest(data, args.out);
     std::cout << "manifest: " << args.out << " (" << data.tables.size() << " tables)" << std::endl;
   }
-  return code(exit_code::passed);
+  return exit_for_unreadable(data);
 }
 
 command_entry manifest_entry() {
@@ -411,7 +419,7 @@ int checksum_command(const source_arguments& args) {
       failed = true;
     } else {
       std::cout << batch.sums[index].table << " rows=" << batch.sums[index].rows << " checksum=" << batch.sums[index].digest
-                << std::endl;
+                << " columns=" << pgdrill::detail::join(batch.sums[index].columns, ",") << std::endl;
     }
   }
   return code(failed ? exit_code::not_verified : exit_code::passed);
@@ -420,7 +428,8 @@ int checksum_command(const source_arguments& args) {
 command_entry checksum_entry() {
   return {"checksum", "Print tables' row counts and content checksums",
           "pgdrill checksum --source 'dbname=shop' public.orders public.customers",
-          "The checksum: XXH3-128 of each row's COPY text, summed modulo 2^128 (see README).", [](CLI::App& app) -> command_body {
+          "The checksum (version 2): XXH3-128 of each row's COPY text, the columns in the order printed\n"
+          "(by name), summed modulo 2^128 (see README).", [](CLI::App& app) -> command_body {
             auto args = std::make_shared<source_arguments>();
             add_source(app, *args);
             app.add_option("tables", args->extra, "Tables as schema.table (default: every user table)");

@@ -120,3 +120,12 @@ TEST(backup, table_of_contents_lines_parse_with_multiword_types_and_spaced_names
   EXPECT_EQ(contents.tables(), (std::vector<std::string>{"public.orders"}));
   EXPECT_EQ(contents.toc_summary(), "1 TABLE, 1 TABLE DATA");
 }
+
+TEST(backup, attached_partitions_are_not_counted_as_tables) {
+  backup_contents contents;
+  for (const char* line : {"220; 1259 16400 TABLE public events_2026 postgres", "3401; 0 0 TABLE ATTACH public events_2026 postgres",
+                           "3402; 0 0 INDEX ATTACH public events_2026_pkey postgres"})
+    contents.toc.push_back(*detail::parse_toc_line(line));
+  EXPECT_EQ(contents.tables(), (std::vector<std::string>{"public.events_2026"}));
+  EXPECT_EQ(contents.toc[1].type, "TABLE ATTACH");
+}

@@ -153,7 +153,7 @@ TEST(manifest, file_round_trips_and_rejects_unknown_keys) {
   manifest data;
   data.created_at = "2026-01-01T00:00:00Z";
   data.server_version = "15.18";
-  data.tables = {{"public.t", {"id", "name"}, 42, std::string(32, 'a')}};
+  data.tables = {{"public.t", {"id", "name"}, 42, std::string(32, 'a'), ""}};
   scratch_dir dir;
   save_manifest(data, dir.path() / "m.json");
   auto loaded = load_manifest(dir.path() / "m.json");

@@ -156,8 +156,8 @@ TEST(scenario, rejects_contradictory_assertions) {
 
 TEST(scenario, plans_manifest_assertions_one_per_table) {
   manifest expected;
-  expected.tables = {{"public.a", {"id"}, 10, std::string(32, '1')}, {"public.b", {"id"}, 20, std::string(32, '2')},
-                     {"public.log", {"id"}, 30, std::string(32, '3')}};
+  expected.tables = {{"public.a", {"id"}, 10, std::string(32, '1'), ""}, {"public.b", {"id"}, 20, std::string(32, '2'), ""},
+                     {"public.log", {"id"}, 30, std::string(32, '3'), ""}};
   auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [
     {"type": "row_count", "expect": "manifest", "except": ["log"]},
     {"type": "checksum", "table": "b", "expect": "manifest"},
@@ -220,4 +220,20 @@ TEST(scenario, providers_come_from_one_table) {
   EXPECT_EQ(parse(R"({"name": "n", "provider": "existing", "backup": {"file": "f"}, )" + std::string(minimal_assertions) + "}")
                 .provider,
             "existing");
+}
+
+// Table names with dots and quotes split back the way they were written.
+TEST(names, parts_with_dots_or_quotes_are_quoted_and_split_back) {
+  EXPECT_EQ(detail::table_name("odd.schema", "dotted.table"), "\"odd.schema\".\"dotted.table\"");
+  EXPECT_EQ(detail::table_name("Upper Case", "say \"hi\""), "Upper Case.\"say \"\"hi\"\"\"");
+  EXPECT_EQ(detail::split_table("\"odd.schema\".\"dotted.table\""), std::make_pair(std::string("odd.schema"), std::string("dotted.table")));
+  EXPECT_EQ(detail::split_table("Upper Case.\"say \"\"hi\"\"\""), std::make_pair(std::string("Upper Case"), std::string("say \"hi\"")));
+  EXPECT_EQ(detail::split_table("orders"), std::make_pair(std::string("public"), std::string("orders")));
+  EXPECT_EQ(detail::qualified_table("orders"), "public.orders");
+  EXPECT_EQ(detail::quoted_table("\"odd.schema\".t"), "\"odd.schema\".\"t\"");
+}
+
+TEST(names, a_tables_content_is_its_own_rows_but_a_partitioned_tables_is_its_partitions) {
+  EXPECT_EQ(detail::content_source("public.animals", 'r'), "ONLY \"public\".\"animals\"");
+  EXPECT_EQ(detail::content_source("public.events", 'p'), "\"public\".\"events\"");
 }

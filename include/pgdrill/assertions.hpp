@@ -21,13 +21,17 @@ namespace pgdrill {
 
 namespace detail {
 
-// "expect": "manifest" and "except": [...], shared by the kinds that can take the manifest.
+// "expect": "manifest", "except": [...] and "allow_empty", shared by the kinds that can take
+// the manifest.
 template <class Assertion>
 void read_manifest_keys(const json_reader& item, Assertion& check) {
   check.from_manifest = item.one_of("expect", {"manifest"}, "") == "manifest";
   check.except = item.strings("except");
+  check.allow_empty = item.optional<bool>("allow_empty").value_or(false);
   if (!check.except.empty() && !check.from_manifest)
     item.fail(item.pointer_of("except"), "'except' goes with \"expect\": \"manifest\"");
+  if (check.allow_empty && !check.from_manifest)
+    item.fail(item.pointer_of("allow_empty"), "'allow_empty' goes with \"expect\": \"manifest\"");
 }
 
 inline std::string optional_name(const json_reader& item) { return item.optional<std::string>("name").value_or(""); }
@@ -42,11 +46,12 @@ struct row_count_assertion {
   std::optional<long long> equals, min, max;
   bool from_manifest = false;       ///< "expect": "manifest"
   std::vector<std::string> except;  ///< manifest tables not to check
+  bool allow_empty = false;         ///< a manifest without tables passes (default: it fails)
 
   std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table); }
 
   static row_count_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
-    detail::json_reader item(value, pointer, source, {"type", "name", "table", "equals", "min", "max", "expect", "except"});
+    detail::json_reader item(value, pointer, source, {"type", "name", "table", "equals", "min", "max", "expect", "except", "allow_empty"});
     row_count_assertion check;
     check.name = detail::optional_name(item);
     check.table = item.optional<std::string>("table").value_or("");
@@ -75,11 +80,12 @@ struct tables_present_assertion {
   bool non_empty = false;
   bool from_manifest = false;
   std::vector<std::string> except;
+  bool allow_empty = false;  ///< an empty list (a manifest without tables) passes (default: it fails)
 
   std::string default_name() const { return kind; }
 
   static tables_present_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
-    detail::json_reader item(value, pointer, source, {"type", "name", "tables", "non_empty", "expect", "except"});
+    detail::json_reader item(value, pointer, source, {"type", "name", "tables", "non_empty", "expect", "except", "allow_empty"});
     tables_present_assertion check;
     check.name = detail::optional_name(item);
     check.tables = item.strings("tables");
@@ -100,11 +106,12 @@ struct checksum_assertion {
   std::string equals;                ///< 32 hex digits
   bool from_manifest = false;
   std::vector<std::string> except;
+  bool allow_empty = false;
 
   std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table); }
 
   static checksum_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
-    detail::json_reader item(value, pointer, source, {"type", "name", "table", "columns", "equals", "expect", "except"});
+    detail::json_reader item(value, pointer, source, {"type", "name", "table", "columns", "equals", "expect", "except", "allow_empty"});
     checksum_assertion check;
     check.name = detail::optional_name(item);
     check.table = item.optional<std::string>("table").value_or("");

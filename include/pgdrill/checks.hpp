@@ -65,15 +65,27 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
   const std::string no_manifest = "\"expect\": \"manifest\" but no manifest was found beside the backup";
   // One assertion per manifest table (or for the one table named), its expectation filled in by
   // `fill`; an explicit name is kept only when a single table is named.
+  // A manifest without tables proves nothing: one check says so, failing unless allowed.
+  auto no_tables = [&](const auto& c) {
+    tables_present_assertion none;
+    none.name = c.name.empty() ? std::string(c.kind) + " of the manifest's tables" : c.name;
+    none.allow_empty = c.allow_empty;
+    add(none);
+  };
   auto per_manifest_table = [&](const auto& c, auto fill) {
     if (!c.from_manifest) return add(c);
     if (!expected) return add(c, no_manifest);
+    if (expected->tables.empty() && c.table.empty()) return no_tables(c);
     for (const auto& table : expected->tables) {
       if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) || detail::excluded(c.except, table.table))
         continue;
       auto one = c;
       one.table = table.table;
       if (c.table.empty()) one.name.clear();
+      if (!table.error.empty()) {  // unreadable when the manifest was taken: nothing to compare with
+        add(one, "the manifest could not read " + table.table + " at backup time: " + table.error);
+        continue;
+      }
       fill(one, table);
       add(one);
     }
@@ -93,6 +105,7 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                    [&](const tables_present_assertion& c) {
                      if (!c.from_manifest) return add(c);
                      if (!expected) return add(c, no_manifest);
+                     if (expected->tables.empty()) return no_tables(c);
                      tables_present_assertion all = c;
                      for (const auto& table : expected->tables)
                        if (!detail::excluded(c.except, table.table)) all.tables.push_back(table.table);
@@ -121,10 +134,18 @@ inline void pass_or_fail(step_result& step, bool ok, const std::string& passed, 
   step.message = ok ? passed : failed;
 }
 
+// The table's rows as every check counts them (see content_source); a missing table is the
+// same error the server gives, so it fails the check as the backup's fault.
+inline std::string content_source_of(pqxx::transaction_base& tx, const std::string& table) {
+  auto kind = tx.exec(relkind_query(table));
+  if (kind.empty()) throw pqxx::undefined_table("relation " + qualified_table(table) + " does not exist");
+  return content_source(table, kind[0][0].c_str()[0]);
+}
+
 inline void check_row_count(pqxx::connection& connection, const row_count_assertion& count, step_result& step) {
   step.expected = describe_bounds(count);
   pqxx::nontransaction tx(connection);
-  long long rows = tx.exec("SELECT count(*) FROM " + quoted_table(count.table))[0][0].as<long long>();
+  long long rows = tx.exec("SELECT count(*) FROM " + content_source_of(tx, count.table))[0][0].as<long long>();
   step.table = qualified_table(count.table);
   step.rows = rows;
   step.actual = std::to_string(rows);
@@ -142,9 +163,16 @@ inline void check_tables_present(pqxx::connection& connection, const tables_pres
     if (!exists) {
       missing += (missing.empty() ? "" : ", ") + qualified_table(table);
     } else if (check.non_empty &&
-               !tx.exec("SELECT EXISTS (SELECT 1 FROM " + quoted_table(table) + ")")[0][0].as<bool>()) {
+               !tx.exec("SELECT EXISTS (SELECT 1 FROM " + content_source_of(tx, table) + ")")[0][0].as<bool>()) {
       empty += (empty.empty() ? "" : ", ") + qualified_table(table);
     }
+  }
+  if (check.tables.empty()) {
+    step.expected = check.allow_empty ? "no tables (allowed)" : "at least one table";
+    step.actual = "no tables";
+    return pass_or_fail(step, check.allow_empty, "no tables, as the scenario allows",
+                        "no tables to check: the manifest lists none (a dump of an empty or wrong database?); "
+                        "set \"allow_empty\": true if that is expected");
   }
   std::string problems = (missing.empty() ? "" : "missing from the restore: " + missing) +
                          (!missing.empty() && !empty.empty() ? "; " : "") + (empty.empty() ? "" : "restored empty: " + empty);

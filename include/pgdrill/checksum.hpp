@@ -1,15 +1,18 @@
 // Table content checksums: independent of row order, streaming, stable across servers.
 #pragma once
 
-// The definition is a file format (manifests store it), version 1:
-//   1. the session pins DateStyle=ISO, YMD; IntervalStyle=postgres; extra_float_digits=3;
-//      TimeZone=UTC; bytea_output=hex; client_encoding=UTF8 (see pinned_session_settings);
-//   2. the table is read with COPY "schema"."table" ("col", ...) TO STDOUT in text format, the
-//      columns named explicitly in attribute order (dropped columns excluded);
+// The definition is a file format (manifests store it), version 2:
+//   1. the session pins every setting that changes text output (see pinned_session_settings);
+//   2. the table's rows are its own (detail::content_source: ONLY, but a partitioned table's are
+//      its partitions'), read with COPY (SELECT "col", ... FROM ...) TO STDOUT in text format;
+//      the columns by name, sorted bytewise (dropped columns excluded, generated ones included),
+//      so the physical column order of a restore does not matter; or the columns given;
 //   3. each row's line, without its newline, is hashed with XXH3-128 (seed 0);
 //   4. the digest is the sum of the row hashes modulo 2^128, as 32 lowercase hex digits
 //      (high 64 bits first), reported together with the row count.
-// A sum, never XOR, so duplicated rows change the digest; row order does not.
+// A sum, never XOR, so duplicated rows change the digest; row order does not. Version 1 read
+// the columns in attribute order with pinned settings 1-6 only; its manifests list their
+// columns, which are read in the order listed, so they still verify.
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -33,14 +36,18 @@
 
 namespace pgdrill {
 
-constexpr int checksum_version = 1;
+constexpr int checksum_version = 2;
 
 /// The session settings every checksum connection pins, so that text output does not depend
 /// on the server's or the user's defaults.
 inline const std::vector<std::pair<std::string, std::string>>& pinned_session_settings() {
   static const std::vector<std::pair<std::string, std::string>> settings{
       {"DateStyle", "ISO, YMD"}, {"IntervalStyle", "postgres"}, {"extra_float_digits", "3"},
-      {"TimeZone", "UTC"},       {"bytea_output", "hex"},       {"client_encoding", "UTF8"}};
+      {"TimeZone", "UTC"},       {"bytea_output", "hex"},       {"client_encoding", "UTF8"},
+      // regclass, regtype, ... print schema-qualified; money prints without a currency symbol
+      {"search_path", "pg_catalog"}, {"lc_monetary", "C"},
+      // a policy must never hide rows from a checksum: reading such a table fails instead
+      {"row_security", "off"}};
   return settings;
 }
 
@@ -50,6 +57,7 @@ struct table_checksum {
   std::vector<std::string> columns;
   long long rows = 0;
   std::string digest;  ///< 32 lowercase hex digits
+  std::string error;   ///< why the table could not be read (a manifest records it and goes on)
 };
 
 /// A libpq connection with the checksum session settings pinned. Move-only.
@@ -77,14 +85,20 @@ class checksum_connection {
     return result;
   }
 
-  /// Column names of a table in attribute order; throws could_not_verify when it does not exist.
+  /// The table's relkind; throws could_not_verify "does not exist" when there is no such table.
+  char relkind_of(const std::string& table) {
+    auto result = execute(detail::relkind_query(table));
+    if (PQntuples(result.get()) == 0) throw could_not_verify("table " + detail::qualified_table(table) + " does not exist");
+    return PQgetvalue(result.get(), 0, 0)[0];
+  }
+
+  /// Column names of a table, sorted bytewise (none for a table without columns).
   std::vector<std::string> columns_of(const std::string& table) {
-    auto result = execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(" +
+    auto result = execute("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass(" +
                           detail::quote_literal(detail::quoted_table(table)) +
-                          ") AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+                          ") AND attnum > 0 AND NOT attisdropped ORDER BY attname COLLATE \"C\"");
     std::vector<std::string> names;
     for (int row = 0; row < PQntuples(result.get()); ++row) names.emplace_back(PQgetvalue(result.get(), row, 0));
-    if (names.empty()) throw could_not_verify("table " + detail::qualified_table(table) + " does not exist");
     return names;
   }
 
@@ -92,10 +106,11 @@ class checksum_connection {
   table_checksum checksum(const std::string& table, std::vector<std::string> columns = {}) {
     table_checksum sum;
     sum.table = detail::qualified_table(table);
+    char relkind = relkind_of(table);
     sum.columns = columns.empty() ? columns_of(table) : std::move(columns);
     std::string list;
     for (const auto& column : sum.columns) list += (list.empty() ? "" : ", ") + detail::quote_ident(column);
-    execute("COPY " + detail::quoted_table(table) + " (" + list + ") TO STDOUT");
+    execute("COPY (SELECT " + list + " FROM " + detail::content_source(table, relkind) + ") TO STDOUT");
     std::uint64_t high = 0, low = 0;  // the running sum, modulo 2^128
     char* line = nullptr;
     int size;

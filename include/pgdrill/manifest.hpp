@@ -22,7 +22,8 @@
 
 namespace pgdrill {
 
-constexpr int manifest_format = 1;
+/// Written: 2 (tables that could not be read carry an "error"). Read: 1 and 2.
+constexpr int manifest_format = 2;
 
 /// What a source database held at the moment of a backup.
 struct manifest {
@@ -37,6 +38,14 @@ struct manifest {
   std::uintmax_t backup_size = 0;
   std::vector<table_checksum> tables;
 
+  /// "schema.table: why" for each table that could not be read when the manifest was taken.
+  std::vector<std::string> unreadable() const {
+    std::vector<std::string> problems;
+    for (const auto& entry : tables)
+      if (!entry.error.empty()) problems.push_back(entry.table + ": " + entry.error);
+    return problems;
+  }
+
   const table_checksum* find(const std::string& table) const {
     auto name = detail::qualified_table(table);
     for (const auto& entry : tables)
@@ -47,7 +56,9 @@ struct manifest {
   nlohmann::json to_json() const {
     nlohmann::json tables_json = nlohmann::json::object();
     for (const auto& entry : tables)
-      tables_json[entry.table] = {{"rows", entry.rows}, {"checksum", entry.digest}, {"columns", entry.columns}};
+      tables_json[entry.table] = entry.error.empty()
+                                     ? nlohmann::json{{"rows", entry.rows}, {"checksum", entry.digest}, {"columns", entry.columns}}
+                                     : nlohmann::json{{"error", entry.error}};
     nlohmann::json document = {{"pgdrill_manifest", manifest_format},
                                {"created_at", created_at},
                                {"server_version", server_version},
@@ -65,15 +76,17 @@ struct manifest {
     detail::json_reader root(document, "", source,
                              {"pgdrill_manifest", "created_at", "server_version", "database", "snapshot", "checksum",
                               "tables", "backup"});
-    if (root.required<int>("pgdrill_manifest") != manifest_format)
-      root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads " + std::to_string(manifest_format) + ")");
+    int format = root.required<int>("pgdrill_manifest");
+    if (format < 1 || format > manifest_format)
+      root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads 1 to " + std::to_string(manifest_format) + ")");
     manifest result;
     result.created_at = root.required<std::string>("created_at");
     result.server_version = root.optional<std::string>("server_version").value_or("");
     result.database = root.optional<std::string>("database").value_or("");
     result.snapshot = root.optional<std::string>("snapshot").value_or("");
     auto checksum = root.object("checksum", {"algorithm", "version"});
-    if (checksum.required<std::string>("algorithm") != "xxh3-128-sum" || checksum.required<int>("version") != checksum_version)
+    int version = checksum.required<int>("version");
+    if (checksum.required<std::string>("algorithm") != "xxh3-128-sum" || version < 1 || version > checksum_version)
       checksum.fail(checksum.pointer(), "unsupported checksum definition");
     if (root.has("backup")) {
       auto backup = root.object("backup", {"file", "sha256", "size_bytes", "pg_dump_command", "pg_dump_version"});
@@ -85,9 +98,13 @@ struct manifest {
     }
     auto tables = root.object("tables", {});
     for (const auto& item : tables.value().items()) {
-      detail::json_reader entry(item.value(), tables.pointer_of(item.key()), source, {"rows", "checksum", "columns"});
-      result.tables.push_back({item.key(), entry.strings("columns"), entry.required<long long>("rows"),
-                               entry.required<std::string>("checksum")});
+      detail::json_reader entry(item.value(), tables.pointer_of(item.key()), source, {"rows", "checksum", "columns", "error"});
+      table_checksum table{item.key(), entry.strings("columns"), 0, "", entry.optional<std::string>("error").value_or("")};
+      if (table.error.empty()) {
+        table.rows = entry.required<long long>("rows");
+        table.digest = entry.required<std::string>("checksum");
+      }
+      result.tables.push_back(std::move(table));
     }
     return result;
   }
@@ -109,10 +126,42 @@ inline manifest load_manifest(const std::filesystem::path& file) {
   }
 }
 
+namespace detail {
+
+// Readable by its owner only: a file 0600, a directory archive 0700 with its files 0600.
+inline void make_private(const std::filesystem::path& path) {
+  using std::filesystem::perms;
+  auto mode = [](const std::filesystem::path& item) {
+    return std::filesystem::is_directory(item) ? perms::owner_all : perms::owner_read | perms::owner_write;
+  };
+  std::filesystem::permissions(path, mode(path));
+  if (std::filesystem::is_directory(path))
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(path)) std::filesystem::permissions(entry, mode(entry));
+}
+
+// The hidden name a file is written under before it is renamed into place (list_backups and
+// drills never take names starting with a dot).
+inline std::filesystem::path partial_name(const std::filesystem::path& file) {
+  return file.parent_path() / ("." + file.filename().string() + ".partial");
+}
+
+// Write `text` to `file` whole or not at all, mode 0600.
+inline void write_private(const std::filesystem::path& file, const std::string& text) {
+  auto partial = partial_name(file);
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out.flush()) throw could_not_verify("cannot write " + file.string());
+  }
+  make_private(partial);
+  std::filesystem::rename(partial, file);
+}
+
+}  // namespace detail
+
+/// Write a manifest whole or not at all, mode 0600.
 inline void save_manifest(const manifest& data, const std::filesystem::path& file) {
-  std::ofstream out(file);
-  out << data.to_json().dump(2) << "\n";
-  if (!out.flush()) throw could_not_verify("cannot write manifest " + file.string());
+  detail::write_private(file, data.to_json().dump(2) + "\n");
 }
 
 namespace detail {
@@ -120,15 +169,16 @@ namespace detail {
 // User tables (partitions included, partitioned parents and extension-owned tables not).
 inline std::vector<std::string> user_tables(checksum_connection& connection) {
   auto result = connection.execute(R"(
-    SELECT n.nspname || '.' || c.relname
+    SELECT n.nspname, c.relname
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
       AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
       AND NOT EXISTS (SELECT 1 FROM pg_depend d
                       WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
-    ORDER BY 1)");
+    ORDER BY 1, 2)");
   std::vector<std::string> tables;
-  for (int row = 0; row < PQntuples(result.get()); ++row) tables.emplace_back(PQgetvalue(result.get(), row, 0));
+  for (int row = 0; row < PQntuples(result.get()); ++row)
+    tables.push_back(table_name(PQgetvalue(result.get(), row, 0), PQgetvalue(result.get(), row, 1)));
   return tables;
 }
 
@@ -170,9 +220,7 @@ inline manifest take_manifest(const endpoint& source, const snapshot_session& se
   result.database = session.database();
   result.snapshot = session.snapshot();
   auto batch = checksum_tables(source, session.tables(), {}, parallel, session.snapshot());
-  for (std::size_t index = 0; index < batch.sums.size(); ++index)
-    if (!batch.failures[index].empty())
-      throw could_not_verify("checksum of " + batch.sums[index].table + " failed: " + batch.failures[index]);
+  for (std::size_t index = 0; index < batch.sums.size(); ++index) batch.sums[index].error = batch.failures[index];
   result.tables = std::move(batch.sums);
   return result;
 }
@@ -212,33 +260,44 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
   std::string stem = (options.name.empty() ? session.database() : options.name) + "_" + stamp;
   dump_result result;
   result.backup = options.out_dir / (stem + format.extension);
+  result.manifest_file = manifest_path_for(result.backup);
+  auto partial = detail::partial_name(result.backup);
+  auto sidecar = std::filesystem::path(result.backup.string() + ".sha256");
+  auto remove_all_written = [&] {
+    std::error_code ignored;
+    for (const auto& path : {partial, result.backup, result.manifest_file, sidecar}) std::filesystem::remove_all(path, ignored);
+  };
 
   // Checksums run on their own connections while pg_dump reads the same snapshot.
   auto sums = std::async(std::launch::async, [&] { return take_manifest(source, session, options.parallel); });
   command dump(tools.tool("pg_dump"), {"--snapshot", session.snapshot(), "--format", format.pg_dump_flag,
-                                       "--file", result.backup.string()});
+                                       "--file", partial.string()});
   dump.args.insert(dump.args.end(), options.pg_dump_args.begin(), options.pg_dump_args.end());
   dump.args.push_back(session.database());
   dump.with_env(source.libpq_env()).without_env(endpoint::foreign_libpq_env());
   auto dumped = run(dump);
   result.data = sums.get();
   if (!dumped.ok()) {
-    std::error_code ignored;
-    std::filesystem::remove_all(result.backup, ignored);
+    remove_all_written();
     throw could_not_verify("pg_dump " + dumped.describe() + ":\n" + dumped.err_tail);
   }
-
-  result.data.dump_command = dump.display();
-  result.data.dump_version = tools.version;
-  result.data.backup_file = result.backup.filename().string();
-  auto written = inspect_file(result.backup);
-  result.data.backup_size = written.size;
-  if (!std::filesystem::is_directory(result.backup)) {
-    result.data.backup_sha256 = sha256_file(result.backup);
-    std::ofstream(result.backup.string() + ".sha256") << result.data.backup_sha256 << "  " << result.data.backup_file << "\n";
+  // The backup, its sidecar and its manifest appear together or not at all, the backup last.
+  try {
+    detail::make_private(partial);
+    result.data.dump_command = dump.display();
+    result.data.dump_version = tools.version;
+    result.data.backup_file = result.backup.filename().string();
+    result.data.backup_size = inspect_file(partial).size;
+    if (!std::filesystem::is_directory(partial)) {
+      result.data.backup_sha256 = sha256_file(partial);
+      detail::write_private(sidecar, result.data.backup_sha256 + "  " + result.data.backup_file + "\n");
+    }
+    save_manifest(result.data, result.manifest_file);
+    std::filesystem::rename(partial, result.backup);
+  } catch (...) {
+    remove_all_written();
+    throw;
   }
-  result.manifest_file = manifest_path_for(result.backup);
-  save_manifest(result.data, result.manifest_file);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return result;
 }

@@ -42,20 +42,11 @@ inline std::string hours_text(double hours) {
   return text;
 }
 
-/// "a, b, c": each item as `show` writes it.
-template <class Range, class Show>
-std::string join(const Range& items, Show show, const std::string& separator = ", ") {
-  std::string text;
-  bool first = true;
-  for (const auto& item : items) {
-    text += (first ? "" : separator) + show(item);
-    first = false;
-  }
-  return text;
-}
-
+/// "a, b, c".
 inline std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
-  return join(items, [](const std::string& item) { return item; }, separator);
+  std::string text;
+  for (std::size_t index = 0; index < items.size(); ++index) text += (index ? separator : "") + items[index];
+  return text;
 }
 
 }  // namespace pgdrill::detail

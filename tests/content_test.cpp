@@ -1,0 +1,173 @@
+// Content proof on a database nobody tidied (fixtures/nasty.sql): every format of its backup
+// passes a manifest drill, and each kind of damage fails naming the table.
+#include <sys/stat.h>
+
+#include "support.hpp"
+
+using namespace pgdrill;
+
+namespace {
+
+class content : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    workspace_ = new scratch_dir();
+    source_ = testkit::start_server().release();
+    testkit::psql(*source_, testkit::read_file(std::filesystem::path(PGDRILL_SOURCE_DIR) / "tests/fixtures/nasty.sql"));
+  }
+  static void TearDownTestSuite() {
+    delete source_;
+    delete workspace_;
+  }
+
+  static dump_result dump(const std::string& format, const std::string& dir, std::vector<std::string> pg_dump_args = {}) {
+    dump_options options;
+    options.out_dir = workspace_->path() / dir;
+    options.format = format;
+    options.name = "nasty";
+    options.pg_dump_args = std::move(pg_dump_args);
+    return dump_with_manifest(source_->admin(), options);
+  }
+
+  static drill_result drill(const std::filesystem::path& backup) {
+    scenario plan;
+    plan.name = "content";
+    plan.backup.file = backup;
+    plan.assertions = testkit::manifest_assertions();
+    return run_drill(plan);
+  }
+
+  // Names of the checks that did not pass.
+  static std::vector<std::string> failed(const drill_result& result) {
+    std::vector<std::string> names;
+    for (const auto& check : result.checks)
+      if (check.result != outcome::passed) names.push_back(check.name + ": " + check.message);
+    return names;
+  }
+
+  static inline scratch_dir* workspace_ = nullptr;
+  static inline local_server* source_ = nullptr;
+};
+
+const std::vector<std::string> leaf_tables{
+    "Upper Case.Mixed Name", "\"odd.schema\".\"dotted.table\"", "public.animals", "public.awkward", "public.dogs",
+    "public.events_2025_click", "public.events_2025_other", "public.events_2026", "public.events_default",
+    "public.nothing_but_rows", "public.prices", "public.puppies", "public.shards_0", "public.shards_1"};
+
+}  // namespace
+
+TEST_F(content, every_format_of_the_fixture_passes_a_manifest_drill) {
+  for (const char* format : {"custom", "directory", "tar", "plain"}) {
+    auto dumped = dump(format, format);
+    EXPECT_TRUE(dumped.data.unreadable().empty()) << format;
+    std::vector<std::string> tables;
+    for (const auto& table : dumped.data.tables) tables.push_back(table.table);
+    EXPECT_EQ(tables, leaf_tables) << "leaves once each, partitioned parents never";
+    EXPECT_EQ(dumped.data.find("public.animals")->rows, 3) << "an inheritance parent's own rows";
+    EXPECT_EQ(dumped.data.find("public.nothing_but_rows")->rows, 3);
+    auto result = drill(dumped.backup);
+    EXPECT_EQ(result.verdict(), exit_code::passed) << format << "\n" << testkit::drill_report(result);
+    EXPECT_EQ(result.table_rows.at("public.dogs"), 50);
+  }
+}
+
+TEST_F(content, a_plain_pg_dump_with_pgdrill_manifest_passes_too) {
+  auto dir = workspace_->path() / "pg_dump";
+  std::filesystem::create_directories(dir);
+  auto backup = dir / "nasty.sql";
+  testkit::pg_dump(*source_, {"-Fp", "-f", backup.string()});
+  snapshot_session session(source_->admin());
+  save_manifest(take_manifest(source_->admin(), session), manifest_path_for(backup));
+  auto result = drill(backup);
+  EXPECT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
+}
+
+TEST_F(content, dump_files_appear_whole_and_private) {
+  auto dumped = dump("custom", "private");
+  std::vector<std::string> names;
+  for (const auto& entry : std::filesystem::directory_iterator(workspace_->path() / "private")) {
+    names.push_back(entry.path().filename().string());
+    struct stat info{};
+    ASSERT_EQ(::stat(entry.path().c_str(), &info), 0);
+    EXPECT_EQ(info.st_mode & 0777, 0600U) << entry.path();
+  }
+  std::sort(names.begin(), names.end());
+  auto file = dumped.backup.filename().string();
+  EXPECT_EQ(names, (std::vector<std::string>{file, file + ".manifest.json", file + ".sha256"})) << "no partial files left";
+}
+
+// The same table checksums the same on the source and on a restore, although pg_dump restored
+// the inherited column in another attribute position.
+TEST_F(content, checksums_do_not_depend_on_column_order) {
+  auto dumped = dump("custom", "order");
+  auto restored = testkit::start_server();
+  scratch_dir scratch;
+  ASSERT_TRUE(restore_backup(inspect_file(dumped.backup), restored->admin(), restored->binaries(), {}, scratch.path()).ok);
+  const char* order = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'public.puppies'::regclass AND attnum > 0";
+  ASSERT_NE(testkit::psql(*source_, order), testkit::psql(*restored, order)) << "the fixture must reorder the columns";
+  auto here = checksum_tables(source_->admin(), leaf_tables);
+  auto there = checksum_tables(restored->admin(), leaf_tables);
+  for (std::size_t index = 0; index < leaf_tables.size(); ++index) {
+    EXPECT_EQ(here.failures[index], "") << leaf_tables[index];
+    EXPECT_EQ(here.sums[index].digest, there.sums[index].digest) << leaf_tables[index];
+    EXPECT_EQ(here.sums[index].columns, there.sums[index].columns) << leaf_tables[index];
+  }
+}
+
+// Each damaged backup: the current source dumped again, checked against the first dump's manifest.
+TEST_F(content, each_kind_of_damage_fails_naming_the_table) {
+  auto original = dump("custom", "original");
+  auto damaged = [&](const std::string& name, const std::string& change, std::vector<std::string> pg_dump_args = {}) {
+    auto dir = workspace_->path() / name;
+    std::filesystem::create_directories(dir);
+    auto backup = dir / "nasty.dump";
+    if (!change.empty()) testkit::psql(*source_, "BEGIN; " + change + "; COMMIT;");
+    pg_dump_args.insert(pg_dump_args.begin(), {"-Fc", "-f", backup.string()});
+    testkit::pg_dump(*source_, pg_dump_args);
+    std::filesystem::copy_file(original.manifest_file, manifest_path_for(backup));
+    return failed(drill(backup));
+  };
+  auto value = damaged("value", "UPDATE public.prices SET net = net + 1 WHERE id = 7");
+  ASSERT_EQ(value.size(), 1U) << ::testing::PrintToString(value);
+  EXPECT_EQ(value[0].rfind("checksum public.prices: public.prices: content differs", 0), 0U) << value[0];
+  testkit::psql(*source_, "UPDATE public.prices SET net = net - 1 WHERE id = 7");
+
+  auto child_row = damaged("child", "DELETE FROM public.puppies WHERE id = 100");
+  ASSERT_EQ(child_row.size(), 2U) << ::testing::PrintToString(child_row) << ": the child, not its parents";
+  EXPECT_EQ(child_row[0], "row_count public.puppies: public.puppies: expected = 20 rows, got 19");
+  EXPECT_EQ(child_row[1].rfind("checksum public.puppies:", 0), 0U);
+  testkit::psql(*source_, "INSERT INTO public.puppies (id, name, bark_volume, age_weeks, weight_kg) VALUES (100, 'pup 100', 1, 4, 0.5)");
+
+  auto dropped = damaged("allow-list", "", {"-T", "public.awkward"});
+  ASSERT_GE(dropped.size(), 1U);
+  EXPECT_EQ(dropped[0], "tables_present: missing from the restore: public.awkward");
+}
+
+TEST_F(content, a_dump_of_an_empty_database_fails) {
+  auto empty = testkit::start_server();
+  dump_options options;
+  options.out_dir = workspace_->path() / "empty";
+  auto dumped = dump_with_manifest(empty->admin(), options);
+  auto result = drill(dumped.backup);
+  EXPECT_EQ(result.verdict(), exit_code::failed) << testkit::drill_report(result);
+  ASSERT_FALSE(failed(result).empty());
+  EXPECT_NE(failed(result)[0].find("no tables to check: the manifest lists none"), std::string::npos) << failed(result)[0];
+}
+
+TEST_F(content, a_table_the_manifest_cannot_read_is_named_and_the_rest_recorded) {
+  testkit::psql(*source_, "CREATE ROLE reader LOGIN; GRANT USAGE ON SCHEMA \"odd.schema\", \"Upper Case\" TO reader; "
+                          "GRANT SELECT ON ALL TABLES IN SCHEMA public, \"odd.schema\", \"Upper Case\" TO reader; "
+                          "REVOKE SELECT ON public.awkward FROM reader");
+  auto file = workspace_->path() / "reader.manifest.json";
+  auto ran = testkit::run_cli({"manifest", "--source", "host=" + source_->admin().host + " user=reader dbname=postgres",
+                               "--out", file.string()});
+  testkit::psql(*source_, "REVOKE ALL ON ALL TABLES IN SCHEMA public, \"odd.schema\", \"Upper Case\" FROM reader; "
+                          "REVOKE ALL ON SCHEMA \"odd.schema\", \"Upper Case\" FROM reader; DROP ROLE reader");
+  EXPECT_EQ(ran.exit_code, 2) << ran.output;
+  EXPECT_NE(ran.output.find("could not read public.awkward: "), std::string::npos) << ran.output;
+  auto recorded = load_manifest(file);
+  EXPECT_EQ(recorded.tables.size(), leaf_tables.size());
+  EXPECT_EQ(recorded.unreadable().size(), 1U);
+  EXPECT_EQ(recorded.find("public.dogs")->rows, 50);
+  EXPECT_NE(recorded.find("public.awkward")->error.find("permission denied"), std::string::npos);
+}
