@@ -34,6 +34,9 @@ class content : public ::testing::Test {
     plan.name = "content";
     plan.backup.file = backup;
     plan.assertions = testkit::manifest_assertions();
+    sequences_assertion sequences;
+    sequences.from_manifest = true;
+    plan.assertions.insert(plan.assertions.end(), {sequences, large_objects_assertion{}, materialized_views_assertion{}});
     return run_drill(plan);
   }
 
@@ -50,9 +53,10 @@ class content : public ::testing::Test {
 };
 
 const std::vector<std::string> leaf_tables{
-    "Upper Case.Mixed Name", "\"odd.schema\".\"dotted.table\"", "public.animals", "public.awkward", "public.dogs",
-    "public.events_2025_click", "public.events_2025_other", "public.events_2026", "public.events_default",
-    "public.nothing_but_rows", "public.prices", "public.puppies", "public.shards_0", "public.shards_1"};
+    "Upper Case.Mixed Name", "\"odd.schema\".\"dotted.table\"", "public.ahead_of_its_sequence", "public.animals",
+    "public.awkward", "public.counters", "public.dogs", "public.events_2025_click", "public.events_2025_other",
+    "public.events_2026", "public.events_default", "public.nothing_but_rows", "public.prices", "public.puppies",
+    "public.shards_0", "public.shards_1", "public.uses_default"};
 
 }  // namespace
 
@@ -65,9 +69,20 @@ TEST_F(content, every_format_of_the_fixture_passes_a_manifest_drill) {
     EXPECT_EQ(tables, leaf_tables) << "leaves once each, partitioned parents never";
     EXPECT_EQ(dumped.data.find("public.animals")->rows, 3) << "an inheritance parent's own rows";
     EXPECT_EQ(dumped.data.find("public.nothing_but_rows")->rows, 3);
+    EXPECT_EQ(dumped.data.large_objects.count, 2);
+    EXPECT_EQ(dumped.data.sequences.size(), 5U) << "serial, identity, default-only, free-standing, behind";
+    ASSERT_EQ(dumped.data.materialized_views.size(), 2U);
+    EXPECT_TRUE(dumped.data.materialized_views[0].populated);
+    EXPECT_EQ(dumped.data.materialized_views[0].rows, 70) << "dogs and puppies";
+    EXPECT_FALSE(dumped.data.materialized_views[1].populated);
     auto result = drill(dumped.backup);
     EXPECT_EQ(result.verdict(), exit_code::passed) << format << "\n" << testkit::drill_report(result);
     EXPECT_EQ(result.table_rows.at("public.dogs"), 50);
+    auto properties = properties_of(result);
+    EXPECT_EQ(properties["coverage.tables"], "17/17");
+    EXPECT_EQ(properties["coverage.large_objects"], "2/2");
+    EXPECT_EQ(properties["coverage.sequences"], "5/5");
+    EXPECT_EQ(properties["coverage.materialized_views"], "2/2");
   }
 }
 
@@ -133,14 +148,39 @@ TEST_F(content, each_kind_of_damage_fails_naming_the_table) {
   testkit::psql(*source_, "UPDATE public.prices SET net = net - 1 WHERE id = 7");
 
   auto child_row = damaged("child", "DELETE FROM public.puppies WHERE id = 100");
-  ASSERT_EQ(child_row.size(), 2U) << ::testing::PrintToString(child_row) << ": the child, not its parents";
+  ASSERT_EQ(child_row.size(), 2U) << ::testing::PrintToString(child_row) << ": the child, not its parents; the materialized view over it is refreshed by the restore, as pg_dump intends";
   EXPECT_EQ(child_row[0], "row_count public.puppies: public.puppies: expected = 20 rows, got 19");
   EXPECT_EQ(child_row[1].rfind("checksum public.puppies:", 0), 0U);
   testkit::psql(*source_, "INSERT INTO public.puppies (id, name, bark_volume, age_weeks, weight_kg) VALUES (100, 'pup 100', 1, 4, 0.5)");
 
+  auto no_blobs = damaged("no-blobs", "", {"--no-blobs"});
+  ASSERT_EQ(no_blobs.size(), 1U) << ::testing::PrintToString(no_blobs);
+  EXPECT_EQ(no_blobs[0], "large_objects: 2 of the source's 2 large objects are missing from the restore (a dump made with --no-blobs?)");
+
+  auto without_data = damaged("no-data", "REFRESH MATERIALIZED VIEW public.dog_names WITH NO DATA");
+  ASSERT_EQ(without_data.size(), 1U) << ::testing::PrintToString(without_data);
+  EXPECT_EQ(without_data[0], "materialized_views: public.dog_names was restored without data");
+  testkit::psql(*source_, "REFRESH MATERIALIZED VIEW public.dog_names");
+
   auto dropped = damaged("allow-list", "", {"-T", "public.awkward"});
   ASSERT_GE(dropped.size(), 1U);
   EXPECT_EQ(dropped[0], "tables_present: missing from the restore: public.awkward");
+}
+
+// The backup was made, then the source went on handing out values: its manifest, taken now, is
+// ahead of what the backup restores, as a sequence that was set back would be.
+TEST_F(content, a_sequence_set_back_fails_naming_it) {
+  auto dir = workspace_->path() / "set-back";
+  std::filesystem::create_directories(dir);
+  auto backup = dir / "nasty.dump";
+  testkit::pg_dump(*source_, {"-Fc", "-f", backup.string()});
+  testkit::psql(*source_, "SELECT nextval('public.standalone') FROM generate_series(1, 10)");
+  snapshot_session session(source_->admin());
+  save_manifest(take_manifest(source_->admin(), session), manifest_path_for(backup));
+  auto failures = failed(drill(backup));
+  ASSERT_EQ(failures.size(), 1U) << ::testing::PrintToString(failures);
+  EXPECT_EQ(failures[0], "sequences as in the manifest: public.standalone was restored at 40, but the source had handed out 50: "
+                         "it was set back");
 }
 
 TEST_F(content, a_dump_of_an_empty_database_fails) {
@@ -167,7 +207,11 @@ TEST_F(content, a_table_the_manifest_cannot_read_is_named_and_the_rest_recorded)
   EXPECT_NE(ran.output.find("could not read public.awkward: "), std::string::npos) << ran.output;
   auto recorded = load_manifest(file);
   EXPECT_EQ(recorded.tables.size(), leaf_tables.size());
-  EXPECT_EQ(recorded.unreadable().size(), 1U);
+  auto unreadable_tables = std::count_if(recorded.tables.begin(), recorded.tables.end(), [](const auto& t) { return !t.error.empty(); });
+  EXPECT_EQ(unreadable_tables, 1);
+  EXPECT_NE(recorded.large_objects.error.find("permission denied"), std::string::npos) << "the role may not read them";
+  EXPECT_EQ(recorded.sequences.at(0).error, "permission denied");
+  EXPECT_EQ(recorded.materialized_views.at(0).rows, 70) << "readable ones are still recorded";
   EXPECT_EQ(recorded.find("public.dogs")->rows, 50);
   EXPECT_NE(recorded.find("public.awkward")->error.find("permission denied"), std::string::npos);
 }

@@ -61,4 +61,9 @@ TEST(properties, rendered_from_typed_facts_leaving_out_what_was_not_measured) {
   EXPECT_EQ(properties.count("backup.sha256"), 0U);
   result.restore.seconds = 1.5;
   EXPECT_EQ(std::stod(properties_of(result)["restore.seconds"]), 1.5);
+  EXPECT_EQ(properties_of(result).count("coverage.tables"), 0U) << "not measured";
+  result.coverage.measured = true;
+  result.coverage.tables = {3, 4};
+  EXPECT_EQ(properties_of(result)["coverage.tables"], "3/4");
+  EXPECT_EQ(properties_of(result)["coverage.large_objects"], "0/0");
 }

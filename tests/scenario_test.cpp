@@ -201,7 +201,8 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
       {"row_count", R"("table": "t", "equals": 1)"},   {"tables_present", R"("tables": ["t"])"},
       {"checksum", R"("table": "t", "equals": "00000000000000000000000000000000")"},
       {"sql", R"("query": "SELECT 1", "expected": 1)"}, {"sequences", ""},
-      {"extensions_present", R"("extensions": ["x"])"}, {"freshness", R"("table": "t", "column": "c", "max_age_hours": 1)"}};
+      {"extensions_present", R"("extensions": ["x"])"}, {"freshness", R"("table": "t", "column": "c", "max_age_hours": 1)"},
+      {"large_objects", R"("expect": "manifest")"}, {"materialized_views", R"("expect": "manifest")"}};
   ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
   for (const auto& kind : assertion_kinds()) {
     ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;
@@ -211,6 +212,18 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
     EXPECT_EQ(kind_of(plan.assertions.at(0)), kind);
     EXPECT_EQ(name_of(plan.assertions.at(0)).rfind(kind, 0), 0U) << name_of(plan.assertions.at(0));
   }
+}
+
+TEST(scenario, manifest_only_kinds_say_they_need_the_manifest) {
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "large_objects"}]})")
+                .find("large_objects compares with the manifest"),
+            std::string::npos);
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "sequences", "expect": "manifest"}]})");
+  EXPECT_EQ(name_of(plan.assertions.at(0)), "sequences as in the manifest");
+  manifest old_format;
+  old_format.tables = {{"public.a", {"id"}, 1, std::string(32, '1'), ""}};
+  EXPECT_NE(plan_checks(plan.assertions, &old_format).at(0).problem.find("records no large objects"), std::string::npos);
+  EXPECT_NE(plan_checks(plan.assertions, nullptr).at(0).problem.find("no manifest"), std::string::npos);
 }
 
 TEST(scenario, providers_come_from_one_table) {

@@ -167,15 +167,56 @@ struct sql_assertion {
   }
 };
 
-/// `sequences`: every sequence owned by or defaulted into a column is at or past its maximum.
+/// `sequences`: by default every sequence owned by or defaulted into a column is at or past
+/// that column's maximum; with "expect": "manifest", every sequence is at or past the value the
+/// source had when the backup was taken.
 struct sequences_assertion {
   static constexpr const char* kind = "sequences";
   std::string name;
+  bool from_manifest = false;
 
-  std::string default_name() const { return kind; }
+  std::string default_name() const { return from_manifest ? "sequences as in the manifest" : kind; }
 
   static sequences_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
-    return {detail::optional_name(detail::json_reader(value, pointer, source, {"type", "name"}))};
+    detail::json_reader item(value, pointer, source, {"type", "name", "expect"});
+    return {detail::optional_name(item), item.one_of("expect", {"manifest"}, "") == "manifest"};
+  }
+};
+
+namespace detail {
+
+// The kinds that only compare with the manifest: "type" and "expect": "manifest" are required.
+template <class Assertion>
+Assertion parse_manifest_only(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+  json_reader item(value, pointer, source, {"type", "name", "expect"});
+  if (item.one_of("expect", {"manifest"}, "") != "manifest")
+    item.fail(item.pointer_of("expect"), std::string(Assertion::kind) + " compares with the manifest: add \"expect\": \"manifest\"");
+  return {optional_name(item)};
+}
+
+}  // namespace detail
+
+/// `large_objects`: the restore holds the same large objects (oids and bytes) as the manifest.
+struct large_objects_assertion {
+  static constexpr const char* kind = "large_objects";
+  std::string name;
+
+  std::string default_name() const { return kind; }
+  static large_objects_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_manifest_only<large_objects_assertion>(value, pointer, source);
+  }
+};
+
+/// `materialized_views`: every materialized view of the manifest is restored, populated where it
+/// was in the source (its rows are reported: a restore refreshes it, so a view stale in the source
+/// comes back current).
+struct materialized_views_assertion {
+  static constexpr const char* kind = "materialized_views";
+  std::string name;
+
+  std::string default_name() const { return kind; }
+  static materialized_views_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_manifest_only<materialized_views_assertion>(value, pointer, source);
   }
 };
 
@@ -215,7 +256,8 @@ struct freshness_assertion {
 
 /// Every assertion kind, in the order the docs list them.
 using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
-                               sequences_assertion, extensions_present_assertion, freshness_assertion>;
+                               sequences_assertion, extensions_present_assertion, freshness_assertion,
+                               large_objects_assertion, materialized_views_assertion>;
 
 /// "row_count", "checksum", ...: the kind of one assertion.
 inline std::string kind_of(const assertion& check) {

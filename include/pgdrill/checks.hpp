@@ -1,6 +1,7 @@
 // Running a scenario's assertions against the restored database; each gives one result.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -18,6 +19,7 @@
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/detail/text.hpp>
 #include <pgdrill/manifest.hpp>
+#include <pgdrill/objects.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
 
@@ -36,6 +38,7 @@ struct planned_check {
 struct check_context {
   std::time_t backup_time = 0;
   const manifest* expected = nullptr;
+  const endpoint* target = nullptr;  ///< the restored database, for checks that read it with their own connection
 };
 
 namespace detail {
@@ -71,6 +74,16 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
     none.name = c.name.empty() ? std::string(c.kind) + " of the manifest's tables" : c.name;
     none.allow_empty = c.allow_empty;
     add(none);
+  };
+  // Large objects, sequence values, materialized views: recorded only by format 2 manifests.
+  auto needs_objects = [&](const auto& c) {
+    if (!expected) return add(c, no_manifest);
+    if (!expected->objects_recorded)
+      return add(c, "this manifest records no large objects, sequences or materialized views (an older pgdrill wrote "
+                    "it): take a new one with pgdrill dump or pgdrill manifest");
+    if (auto unread = expected->unreadable_of(kind_of(c)); !unread.empty())
+      return add(c, "the manifest could not read these at backup time: " + unread);
+    add(c);
   };
   auto per_manifest_table = [&](const auto& c, auto fill) {
     if (!c.from_manifest) return add(c);
@@ -111,6 +124,9 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                        if (!detail::excluded(c.except, table.table)) all.tables.push_back(table.table);
                      add(all);
                    },
+                   [&](const sequences_assertion& c) { c.from_manifest ? needs_objects(c) : add(c); },
+                   [&](const large_objects_assertion& c) { needs_objects(c); },
+                   [&](const materialized_views_assertion& c) { needs_objects(c); },
                    [&](const auto& c) { add(c); }},
                original);
   }
@@ -266,6 +282,61 @@ inline void check_sequences(pqxx::connection& connection, step_result& step) {
   pass_or_fail(step, behind.empty(), std::to_string(links.size()) + " sequences at or past their columns", behind);
 }
 
+inline void check_large_objects(const check_context& context, step_result& step) {
+  checksum_connection connection(*context.target);
+  auto restored = read_large_objects(connection);
+  const auto& source = context.expected->large_objects;
+  step.expected = std::to_string(source.count) + " (" + source.digest + ")";
+  step.actual = std::to_string(restored.count) + " (" + restored.digest + ")";
+  bool same = restored.count == source.count && restored.digest == source.digest;
+  std::string why = restored.count < source.count
+                        ? std::to_string(source.count - restored.count) + " of the source's " + std::to_string(source.count) +
+                              " large objects are missing from the restore (a dump made with --no-blobs?)"
+                        : "large objects differ from the manifest: expected " + step.expected + ", restored " + step.actual;
+  pass_or_fail(step, same, std::to_string(restored.count) + " large objects, as in the manifest", why);
+}
+
+// Each sequence at or past the value the source had handed out when the backup was taken.
+inline void check_sequence_values(const check_context& context, step_result& step) {
+  checksum_connection connection(*context.target);
+  auto restored = read_sequences(connection);
+  std::string behind;
+  for (const auto& source : context.expected->sequences) {
+    auto found = std::find_if(restored.begin(), restored.end(), [&](const auto& item) { return item.sequence == source.sequence; });
+    long long was = source.last_handed_out();
+    std::string problem = found == restored.end() ? source.sequence + " is missing from the restore"
+                          : (source.increment > 0 ? found->last_handed_out() < was : found->last_handed_out() > was)
+                              ? source.sequence + " was restored at " + std::to_string(found->last_handed_out()) +
+                                    ", but the source had handed out " + std::to_string(was) + ": it was set back"
+                              : "";
+    if (!problem.empty()) behind += (behind.empty() ? "" : "; ") + problem;
+  }
+  step.expected = std::to_string(context.expected->sequences.size()) + " sequences at or past their source values";
+  step.actual = behind.empty() ? step.expected : behind;
+  pass_or_fail(step, behind.empty(), step.expected, behind);
+}
+
+// Populated as in the source. Rows are only reported: pg_dump stores no rows for a materialized
+// view but refreshes it at restore, so one that was stale in the source comes back current.
+inline void check_matviews(const check_context& context, step_result& step) {
+  checksum_connection connection(*context.target);
+  auto restored = read_matviews(connection);
+  std::string wrong, rows;
+  for (const auto& source : context.expected->materialized_views) {
+    auto found = std::find_if(restored.begin(), restored.end(), [&](const auto& item) { return item.view == source.view; });
+    std::string problem = found == restored.end()                   ? source.view + " is missing from the restore"
+                          : source.populated && !found->populated ? source.view + " was restored without data"
+                                                                  : "";
+    if (!problem.empty()) wrong += (wrong.empty() ? "" : "; ") + problem;
+    if (found != restored.end() && found->populated)
+      rows += (rows.empty() ? "" : ", ") + source.view + " " + std::to_string(found->rows) + " rows" +
+              (source.populated && found->rows != source.rows ? " (the source's, not refreshed since: " + std::to_string(source.rows) + ")" : "");
+  }
+  step.expected = std::to_string(context.expected->materialized_views.size()) + " materialized views, populated as in the source";
+  step.actual = wrong.empty() ? step.expected : wrong;
+  pass_or_fail(step, wrong.empty(), step.expected + (rows.empty() ? "" : ": " + rows), wrong);
+}
+
 inline void check_extensions(pqxx::connection& connection, const extensions_present_assertion& check, step_result& step) {
   pqxx::nontransaction tx(connection);
   std::string missing;
@@ -309,8 +380,16 @@ inline void run_assertion(pqxx::connection&, const checksum_assertion&, const ch
 inline void run_assertion(pqxx::connection& connection, const sql_assertion& check, const check_context&, step_result& step) {
   check_sql(connection, check, step);
 }
-inline void run_assertion(pqxx::connection& connection, const sequences_assertion&, const check_context&, step_result& step) {
-  check_sequences(connection, step);
+inline void run_assertion(pqxx::connection& connection, const sequences_assertion& check, const check_context& context,
+                          step_result& step) {
+  check.from_manifest ? check_sequence_values(context, step) : check_sequences(connection, step);
+}
+inline void run_assertion(pqxx::connection&, const large_objects_assertion&, const check_context& context, step_result& step) {
+  check_large_objects(context, step);
+}
+inline void run_assertion(pqxx::connection&, const materialized_views_assertion&, const check_context& context,
+                          step_result& step) {
+  check_matviews(context, step);
 }
 inline void run_assertion(pqxx::connection& connection, const extensions_present_assertion& check, const check_context&,
                           step_result& step) {

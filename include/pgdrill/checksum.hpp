@@ -102,15 +102,11 @@ class checksum_connection {
     return names;
   }
 
-  /// Stream the table through COPY and hash it (see the definition at the top of this header).
-  table_checksum checksum(const std::string& table, std::vector<std::string> columns = {}) {
-    table_checksum sum;
-    sum.table = detail::qualified_table(table);
-    char relkind = relkind_of(table);
-    sum.columns = columns.empty() ? columns_of(table) : std::move(columns);
-    std::string list;
-    for (const auto& column : sum.columns) list += (list.empty() ? "" : ", ") + detail::quote_ident(column);
-    execute("COPY (SELECT " + list + " FROM " + detail::content_source(table, relkind) + ") TO STDOUT");
+  /// Stream a query's rows through COPY and hash them (steps 3 and 4 of the definition at the
+  /// top of this header): the row count and the digest.
+  std::pair<long long, std::string> hash_rows(const std::string& query) {
+    execute("COPY (" + query + ") TO STDOUT");
+    long long rows = 0;
     std::uint64_t high = 0, low = 0;  // the running sum, modulo 2^128
     char* line = nullptr;
     int size;
@@ -120,18 +116,29 @@ class checksum_connection {
       XXH128_hash_t hash = XXH3_128bits(line, length);
       low += hash.low64;
       high += hash.high64 + (low < hash.low64 ? 1 : 0);
-      ++sum.rows;
+      ++rows;
       PQfreemem(line);
     }
     if (size == -2) throw could_not_verify(std::string("COPY failed: ") + PQerrorMessage(connection_.get()));
     std::unique_ptr<PGresult, decltype(&PQclear)> end(PQgetResult(connection_.get()), PQclear);
-    if (PQresultStatus(end.get()) != PGRES_COMMAND_OK)
-      throw could_not_verify("COPY of " + sum.table + " failed: " + PQerrorMessage(connection_.get()));
+    if (PQresultStatus(end.get()) != PGRES_COMMAND_OK) throw could_not_verify(std::string("COPY failed: ") + PQerrorMessage(connection_.get()));
     while (PGresult* rest = PQgetResult(connection_.get())) PQclear(rest);
     char hex[33];
-    std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(high),
-                  static_cast<unsigned long long>(low));
-    sum.digest = hex;
+    std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(high), static_cast<unsigned long long>(low));
+    return {rows, hex};
+  }
+
+  /// Stream the table through COPY and hash it (see the definition at the top of this header).
+  table_checksum checksum(const std::string& table, std::vector<std::string> columns = {}) {
+    table_checksum sum;
+    sum.table = detail::qualified_table(table);
+    char relkind = relkind_of(table);
+    sum.columns = columns.empty() ? columns_of(table) : std::move(columns);
+    std::string list;
+    for (const auto& column : sum.columns) list += (list.empty() ? "" : ", ") + detail::quote_ident(column);
+    auto [rows, digest] = hash_rows("SELECT " + list + " FROM " + detail::content_source(table, relkind));
+    sum.rows = rows;
+    sum.digest = digest;
     return sum;
   }
 

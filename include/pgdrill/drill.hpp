@@ -3,11 +3,13 @@
 // runner's commands and the GoogleTest harness all run these same stages.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <functional>
 #include <memory>
 #include <optional>  // facts found by one stage for the next
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +27,7 @@
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/manifest.hpp>
+#include <pgdrill/objects.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/restore.hpp>
 #include <pgdrill/result.hpp>
@@ -82,6 +85,7 @@ struct drill_state {
   check_context context() const {
     check_context context;
     context.expected = expected ? &*expected : nullptr;
+    context.target = target ? &*target : nullptr;
     if (!located.backups.empty()) context.backup_time = located.backups.front().taken_at();
     if (expected)
       if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
@@ -213,6 +217,35 @@ inline std::unique_ptr<server> start_provider(const drill_state& state, std::str
   throw std::logic_error("auto resolves to another provider");
 }
 
+// What the checks covered of the restored database (see coverage_facts).
+inline coverage_facts measure_coverage(const drill_state& state, const std::vector<planned_check>& planned,
+                                       const std::vector<step_result>& results) {
+  coverage_facts coverage;
+  checksum_connection connection(*state.target);
+  auto tables = user_tables(connection);
+  coverage.tables.total = static_cast<long long>(tables.size());
+  coverage.large_objects.total = std::stoll(first_value(connection, "SELECT count(*) FROM pg_catalog.pg_largeobject_metadata"));
+  coverage.sequences.total = static_cast<long long>(user_relations(connection, 'S').size());
+  coverage.materialized_views.total = static_cast<long long>(user_relations(connection, 'm').size());
+  std::set<std::string> counted;
+  for (const auto& step : results)
+    if (step.rows && std::find(tables.begin(), tables.end(), step.table) != tables.end()) counted.insert(step.table);
+  coverage.tables.covered = static_cast<long long>(counted.size());
+  for (std::size_t index = 0; index < results.size() && index < planned.size(); ++index) {
+    if (results[index].result != outcome::passed && results[index].result != outcome::failed) continue;
+    const auto& check = planned[index].check;
+    auto manifest_sequences = std::get_if<sequences_assertion>(&check);
+    if (std::holds_alternative<large_objects_assertion>(check)) coverage.large_objects.covered = coverage.large_objects.total;
+    if (manifest_sequences && manifest_sequences->from_manifest)
+      coverage.sequences.covered = std::min<long long>(coverage.sequences.total, static_cast<long long>(state.expected->sequences.size()));
+    if (std::holds_alternative<materialized_views_assertion>(check))
+      coverage.materialized_views.covered =
+          std::min<long long>(coverage.materialized_views.total, static_cast<long long>(state.expected->materialized_views.size()));
+  }
+  coverage.measured = true;
+  return coverage;
+}
+
 }  // namespace detail
 
 namespace stages {
@@ -333,7 +366,11 @@ inline void checks(drill_state& state) {
       state.record_check(make_step(check.name, check.kind, outcome::skipped, "not reached: " + state.stopped_by));
     return;
   }
-  run_checks(*state.target, planned, state.context(), [&](const step_result& step) { state.record_check(step); });
+  auto results = run_checks(*state.target, planned, state.context(), [&](const step_result& step) { state.record_check(step); });
+  try {
+    state.result.coverage = detail::measure_coverage(state, planned, results);
+  } catch (const std::exception&) {  // the checks said what went wrong; a report without coverage shows it was not measured
+  }
 }
 
 /// Stop and remove the server, then drop the roles the drill created on a shared one. Runs

@@ -17,6 +17,7 @@
 #include <pgdrill/checksum.hpp>
 #include <pgdrill/detail/json_reader.hpp>
 #include <pgdrill/hygiene.hpp>
+#include <pgdrill/objects.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 
@@ -37,13 +38,33 @@ struct manifest {
   std::string backup_sha256;   ///< empty for directory archives
   std::uintmax_t backup_size = 0;
   std::vector<table_checksum> tables;
+  bool objects_recorded = false;  ///< the three below were recorded (format 2)
+  large_objects_state large_objects;
+  std::vector<sequence_state> sequences;       ///< read before pg_dump starts (sequences are not transactional)
+  std::vector<matview_state> materialized_views;
 
-  /// "schema.table: why" for each table that could not be read when the manifest was taken.
+  /// "name: why" for each table or object that could not be read when the manifest was taken.
   std::vector<std::string> unreadable() const {
     std::vector<std::string> problems;
     for (const auto& entry : tables)
       if (!entry.error.empty()) problems.push_back(entry.table + ": " + entry.error);
+    for (const char* kind : {"large_objects", "sequences", "materialized_views"})
+      if (auto text = unreadable_of(kind); !text.empty()) problems.push_back(text);
     return problems;
+  }
+
+  /// What of one kind ("large_objects", "sequences", "materialized_views") could not be read.
+  std::string unreadable_of(const std::string& kind) const {
+    std::string text;
+    auto add = [&](const std::string& name, const std::string& error) {
+      if (!error.empty()) text += (text.empty() ? "" : "; ") + name + ": " + error;
+    };
+    if (kind == "large_objects") add("large objects", large_objects.error);
+    if (kind == "sequences")
+      for (const auto& entry : sequences) add(entry.sequence, entry.error);
+    if (kind == "materialized_views")
+      for (const auto& entry : materialized_views) add(entry.view, entry.error);
+    return text;
   }
 
   const table_checksum* find(const std::string& table) const {
@@ -66,16 +87,47 @@ struct manifest {
                                {"snapshot", snapshot},
                                {"checksum", {{"algorithm", "xxh3-128-sum"}, {"version", checksum_version}}},
                                {"tables", tables_json}};
+    auto or_error = [](const std::string& error, nlohmann::json value) { return error.empty() ? value : nlohmann::json{{"error", error}}; };
+    document["large_objects"] = or_error(large_objects.error, {{"count", large_objects.count}, {"checksum", large_objects.digest}});
+    document["sequences"] = nlohmann::json::object();
+    for (const auto& sequence : sequences)
+      document["sequences"][sequence.sequence] = or_error(
+          sequence.error, {{"last_value", sequence.last_value}, {"is_called", sequence.is_called}, {"increment", sequence.increment}});
+    document["materialized_views"] = nlohmann::json::object();
+    for (const auto& view : materialized_views)
+      document["materialized_views"][view.view] = or_error(view.error, {{"populated", view.populated}, {"rows", view.rows}});
     if (!backup_file.empty())
       document["backup"] = {{"file", backup_file}, {"sha256", backup_sha256}, {"size_bytes", backup_size},
                             {"pg_dump_command", dump_command}, {"pg_dump_version", dump_version}};
     return document;
   }
 
+  // Large objects, sequences and materialized views (format 2).
+  static void read_objects(const detail::json_reader& root, const std::string& source, manifest& result) {
+    result.objects_recorded = true;
+    auto objects = root.object("large_objects", {"count", "checksum", "error"});
+    result.large_objects.error = objects.optional<std::string>("error").value_or("");
+    if (result.large_objects.error.empty())
+      result.large_objects = {objects.required<long long>("count"), objects.required<std::string>("checksum"), ""};
+    auto sequences = root.object("sequences", {});
+    for (const auto& item : sequences.value().items()) {
+      detail::json_reader entry(item.value(), sequences.pointer_of(item.key()), source, {"last_value", "is_called", "increment", "error"});
+      if (entry.has("error")) result.sequences.push_back({item.key(), 0, false, 1, entry.required<std::string>("error")});
+      else result.sequences.push_back({item.key(), entry.required<long long>("last_value"), entry.required<bool>("is_called"),
+                                       entry.required<long long>("increment"), ""});
+    }
+    auto views = root.object("materialized_views", {});
+    for (const auto& item : views.value().items()) {
+      detail::json_reader entry(item.value(), views.pointer_of(item.key()), source, {"populated", "rows", "error"});
+      if (entry.has("error")) result.materialized_views.push_back({item.key(), false, 0, entry.required<std::string>("error")});
+      else result.materialized_views.push_back({item.key(), entry.required<bool>("populated"), entry.required<long long>("rows"), ""});
+    }
+  }
+
   static manifest from_json(const nlohmann::json& document, const std::string& source) {
     detail::json_reader root(document, "", source,
                              {"pgdrill_manifest", "created_at", "server_version", "database", "snapshot", "checksum",
-                              "tables", "backup"});
+                              "tables", "backup", "large_objects", "sequences", "materialized_views"});
     int format = root.required<int>("pgdrill_manifest");
     if (format < 1 || format > manifest_format)
       root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads 1 to " + std::to_string(manifest_format) + ")");
@@ -96,6 +148,7 @@ struct manifest {
       result.dump_command = backup.optional<std::string>("pg_dump_command").value_or("");
       result.dump_version = backup.optional<std::string>("pg_dump_version").value_or("");
     }
+    if (root.has("large_objects")) read_objects(root, source, result);
     auto tables = root.object("tables", {});
     for (const auto& item : tables.value().items()) {
       detail::json_reader entry(item.value(), tables.pointer_of(item.key()), source, {"rows", "checksum", "columns", "error"});
@@ -199,16 +252,19 @@ class snapshot_session {
     server_version_ = detail::first_word(detail::single_value(connection_, "SHOW server_version"));
     database_ = detail::single_value(connection_, "SELECT current_database()");
     tables_ = detail::user_tables(connection_);
+    sequences_ = read_sequences(connection_);  // before pg_dump reads them: it can only see them further on
   }
   const std::string& snapshot() const { return snapshot_; }
   const std::string& server_version() const { return server_version_; }
   const std::string& database() const { return database_; }
   const std::vector<std::string>& tables() const { return tables_; }
+  const std::vector<sequence_state>& sequences() const { return sequences_; }
 
  private:
   checksum_connection connection_;
   std::string snapshot_, server_version_, database_;
   std::vector<std::string> tables_;
+  std::vector<sequence_state> sequences_;
 };
 
 /// The manifest of a live database, every table checksummed over `parallel` connections in
@@ -222,6 +278,16 @@ inline manifest take_manifest(const endpoint& source, const snapshot_session& se
   auto batch = checksum_tables(source, session.tables(), {}, parallel, session.snapshot());
   for (std::size_t index = 0; index < batch.sums.size(); ++index) batch.sums[index].error = batch.failures[index];
   result.tables = std::move(batch.sums);
+  result.objects_recorded = true;
+  result.sequences = session.sequences();
+  checksum_connection objects(source);
+  objects.use_snapshot(session.snapshot());
+  result.materialized_views = read_matviews(objects);
+  try {  // last on this connection: a large object this role may not read aborts its transaction
+    result.large_objects = read_large_objects(objects);
+  } catch (const could_not_verify& failure) {
+    result.large_objects.error = failure.what();
+  }
   return result;
 }
 

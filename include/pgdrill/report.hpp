@@ -66,6 +66,11 @@ inline void print_verdict(std::ostream& out, const drill_result& result) {
       out << "\n" << stage.name << ": " << stage.message << "\n";
       if (!stage.detail.empty()) out << stage.detail << (stage.detail.back() == '\n' ? "" : "\n");
     }
+  if (const auto& coverage = result.coverage; coverage.measured)
+    out << "coverage: " << coverage.tables.covered << " of " << coverage.tables.total << " tables, "
+        << coverage.large_objects.covered << " of " << coverage.large_objects.total << " large objects, "
+        << coverage.sequences.covered << " of " << coverage.sequences.total << " sequences, " << coverage.materialized_views.covered
+        << " of " << coverage.materialized_views.total << " materialized views checked\n";
   exit_code code = result.verdict();
   out << "verdict: " << describe(code) << " (exit " << static_cast<int>(code) << ") - checks: " << passed
       << " passed, " << failed << " failed, " << errors << " errors, " << skipped << " skipped; "

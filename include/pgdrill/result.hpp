@@ -74,6 +74,16 @@ struct restore_facts {
   std::optional<double> seconds;  ///< absent unless the whole restore completed
 };
 
+/// How much of the restored database the checks looked at, of how much there is.
+struct coverage_facts {
+  struct share {
+    long long covered = 0, total = 0;
+  };
+  bool measured = false;  ///< false when the drill did not get to its checks
+  share tables;           ///< tables whose rows a check counted or hashed
+  share large_objects, sequences, materialized_views;
+};
+
 /// Exit code of a set of outcomes: a failure anywhere means the backup failed; otherwise an
 /// error, a check not reached, or no passing check at all means it could not be verified.
 /// Never green without a passing check. Shared by drills, `verify` and `gate`.
@@ -104,6 +114,7 @@ struct drill_result {
   server_facts server;
   restore_facts restore;
   std::map<std::string, long long> table_rows;   ///< rows counted per table by the checks
+  coverage_facts coverage;
 
   exit_code verdict() const { return verdict_of(stages, checks); }
 };
@@ -132,6 +143,10 @@ inline std::map<std::string, std::string> properties_of(const drill_result& resu
   set("restore.tool", result.restore.tool);
   if (result.restore.jobs > 0) set("restore.jobs", std::to_string(result.restore.jobs));
   if (result.restore.seconds) set("restore.seconds", std::to_string(*result.restore.seconds));
+  if (const auto& coverage = result.coverage; coverage.measured)
+    for (const auto& [name, share] : {std::pair{"tables", coverage.tables}, {"large_objects", coverage.large_objects},
+                                      {"sequences", coverage.sequences}, {"materialized_views", coverage.materialized_views}})
+      set(std::string("coverage.") + name, std::to_string(share.covered) + "/" + std::to_string(share.total));
   return properties;
 }
 

@@ -1,0 +1,112 @@
+// What a logical backup carries besides table rows: large objects, sequence values and
+// materialized views. One reader for each, used on the source (manifests) and on the restore
+// (checks), so both sides are read the same way.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <libpq-fe.h>
+
+#include <pgdrill/checksum.hpp>
+#include <pgdrill/detail/sql.hpp>
+
+namespace pgdrill {
+
+/// Every large object: how many, and the sum of XXH3-128 hashes of each one's "oid<TAB>sha256 of
+/// its bytes" line (pg_dump keeps the oids, so a restore must reproduce both).
+struct large_objects_state {
+  long long count = 0;
+  std::string digest;
+  std::string error;  ///< why they could not be read (a manifest records it and goes on)
+};
+
+/// A sequence as pg_dump records it.
+struct sequence_state {
+  std::string sequence;  ///< "schema.name"
+  long long last_value = 0;
+  bool is_called = false;
+  long long increment = 1;
+  std::string error;  ///< why it could not be read
+
+  /// The last value handed out (before the first nextval: one step before last_value).
+  long long last_handed_out() const { return is_called ? last_value : last_value - increment; }
+};
+
+/// A materialized view: populated or not (WITH NO DATA), and its rows when populated.
+struct matview_state {
+  std::string view;  ///< "schema.name"
+  bool populated = false;
+  long long rows = 0;
+  std::string error;  ///< why it could not be read
+};
+
+namespace detail {
+
+// Objects of a kind (pg_class.relkind) in user schemas, extension members excluded, sorted;
+// with whether this role may read them (asked first: an error would abort a snapshot's session).
+inline std::vector<std::pair<std::string, bool>> user_relations(checksum_connection& connection, char relkind) {
+  auto result = connection.execute(
+      "SELECT n.nspname, c.relname, pg_catalog.has_table_privilege(c.oid, 'SELECT') AND "
+      "pg_catalog.has_schema_privilege(n.oid, 'USAGE') FROM pg_catalog.pg_class c "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = '" + std::string(1, relkind) +
+      "' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' AND NOT EXISTS "
+      "(SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+      "AND d.deptype = 'e') ORDER BY 1, 2");
+  std::vector<std::pair<std::string, bool>> names;
+  for (int row = 0; row < PQntuples(result.get()); ++row)
+    names.emplace_back(table_name(PQgetvalue(result.get(), row, 0), PQgetvalue(result.get(), row, 1)),
+                       PQgetvalue(result.get(), row, 2)[0] == 't');
+  return names;
+}
+
+inline std::string first_value(checksum_connection& connection, const std::string& sql, int column = 0) {
+  auto result = connection.execute(sql);
+  return PQntuples(result.get()) > 0 ? PQgetvalue(result.get(), 0, column) : "";
+}
+
+}  // namespace detail
+
+/// Throws could_not_verify when one cannot be read (no privilege): run it on a connection of its own.
+inline large_objects_state read_large_objects(checksum_connection& connection) {
+  auto [count, digest] = connection.hash_rows(
+      "SELECT oid, pg_catalog.encode(pg_catalog.sha256(pg_catalog.lo_get(oid)), 'hex') FROM pg_catalog.pg_largeobject_metadata");
+  return {count, digest, ""};
+}
+
+inline std::vector<sequence_state> read_sequences(checksum_connection& connection) {
+  std::vector<sequence_state> sequences;
+  for (const auto& [name, readable] : detail::user_relations(connection, 'S')) {
+    if (!readable) {
+      sequences.push_back({name, 0, false, 1, "permission denied"});
+      continue;
+    }
+    auto quoted = detail::quoted_table(name);
+    auto result = connection.execute("SELECT s.last_value, s.is_called, q.seqincrement FROM " + quoted +
+                                     " s, pg_catalog.pg_sequence q WHERE q.seqrelid = " + detail::quote_literal(quoted) +
+                                     "::regclass");
+    sequences.push_back({name, std::stoll(PQgetvalue(result.get(), 0, 0)), PQgetvalue(result.get(), 0, 1)[0] == 't',
+                         std::stoll(PQgetvalue(result.get(), 0, 2)), ""});
+  }
+  return sequences;
+}
+
+inline std::vector<matview_state> read_matviews(checksum_connection& connection) {
+  std::vector<matview_state> views;
+  for (const auto& [name, readable] : detail::user_relations(connection, 'm')) {
+    if (!readable) {
+      views.push_back({name, false, 0, "permission denied"});
+      continue;
+    }
+    auto quoted = detail::quoted_table(name);
+    matview_state view{name, detail::first_value(connection, "SELECT relispopulated FROM pg_catalog.pg_class WHERE oid = " +
+                                                                 detail::quote_literal(quoted) + "::regclass") == "t",
+                       0, ""};
+    if (view.populated) view.rows = std::stoll(detail::first_value(connection, "SELECT count(*) FROM " + quoted));
+    views.push_back(view);
+  }
+  return views;
+}
+
+}  // namespace pgdrill
