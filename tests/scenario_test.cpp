@@ -202,7 +202,8 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
       {"checksum", R"("table": "t", "equals": "00000000000000000000000000000000")"},
       {"sql", R"("query": "SELECT 1", "expected": 1)"}, {"sequences", ""},
       {"extensions_present", R"("extensions": ["x"])"}, {"freshness", R"("table": "t", "column": "c", "max_age_hours": 1)"},
-      {"large_objects", R"("expect": "manifest")"}, {"materialized_views", R"("expect": "manifest")"}};
+      {"large_objects", R"("expect": "manifest")"}, {"materialized_views", R"("expect": "manifest")"},
+      {"schema_objects", R"("expect": "manifest")"}};
   ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
   for (const auto& kind : assertion_kinds()) {
     ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;

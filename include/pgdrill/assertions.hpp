@@ -254,10 +254,22 @@ struct freshness_assertion {
   }
 };
 
+/// `schema_objects`: the restore holds as many tables, views, indexes, constraints, triggers,
+/// policies, functions, types, sequences and materialized views as the manifest's source did.
+struct schema_objects_assertion {
+  static constexpr const char* kind = "schema_objects";
+  std::string name;
+
+  std::string default_name() const { return kind; }
+  static schema_objects_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_manifest_only<schema_objects_assertion>(value, pointer, source);
+  }
+};
+
 /// Every assertion kind, in the order the docs list them.
 using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
                                sequences_assertion, extensions_present_assertion, freshness_assertion,
-                               large_objects_assertion, materialized_views_assertion>;
+                               large_objects_assertion, materialized_views_assertion, schema_objects_assertion>;
 
 /// "row_count", "checksum", ...: the kind of one assertion.
 inline std::string kind_of(const assertion& check) {

@@ -127,6 +127,10 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                    [&](const sequences_assertion& c) { c.from_manifest ? needs_objects(c) : add(c); },
                    [&](const large_objects_assertion& c) { needs_objects(c); },
                    [&](const materialized_views_assertion& c) { needs_objects(c); },
+                   [&](const schema_objects_assertion& c) {
+                     expected && expected->schema_objects.empty() ? add(c, "this manifest records no schema object counts")
+                                                                  : needs_objects(c);
+                   },
                    [&](const auto& c) { add(c); }},
                original);
   }
@@ -337,6 +341,19 @@ inline void check_matviews(const check_context& context, step_result& step) {
   pass_or_fail(step, wrong.empty(), step.expected + (rows.empty() ? "" : ": " + rows), wrong);
 }
 
+inline void check_schema_objects(const check_context& context, step_result& step) {
+  checksum_connection connection(*context.target);
+  auto restored = read_schema_objects(connection);
+  std::string differ;
+  for (const auto& [kind, count] : context.expected->schema_objects) {
+    long long now = restored.count(kind) ? restored.at(kind) : 0;
+    if (now != count) differ += (differ.empty() ? "" : "; ") + kind + ": " + std::to_string(count) + " in the source, " + std::to_string(now) + " restored";
+  }
+  step.expected = std::to_string(context.expected->schema_objects.size()) + " kinds of objects as in the source";
+  step.actual = differ.empty() ? step.expected : differ;
+  pass_or_fail(step, differ.empty(), step.expected, differ);
+}
+
 inline void check_extensions(pqxx::connection& connection, const extensions_present_assertion& check, step_result& step) {
   pqxx::nontransaction tx(connection);
   std::string missing;
@@ -386,6 +403,9 @@ inline void run_assertion(pqxx::connection& connection, const sequences_assertio
 }
 inline void run_assertion(pqxx::connection&, const large_objects_assertion&, const check_context& context, step_result& step) {
   check_large_objects(context, step);
+}
+inline void run_assertion(pqxx::connection&, const schema_objects_assertion&, const check_context& context, step_result& step) {
+  check_schema_objects(context, step);
 }
 inline void run_assertion(pqxx::connection&, const materialized_views_assertion&, const check_context& context,
                           step_result& step) {

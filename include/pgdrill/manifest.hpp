@@ -5,6 +5,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <future>
 #include <optional>  // optional snapshot
 #include <string>
@@ -42,6 +43,7 @@ struct manifest {
   large_objects_state large_objects;
   std::vector<sequence_state> sequences;       ///< read before pg_dump starts (sequences are not transactional)
   std::vector<matview_state> materialized_views;
+  std::map<std::string, long long> schema_objects;  ///< objects per kind (read_schema_objects)
 
   /// "name: why" for each table or object that could not be read when the manifest was taken.
   std::vector<std::string> unreadable() const {
@@ -96,6 +98,7 @@ struct manifest {
     document["materialized_views"] = nlohmann::json::object();
     for (const auto& view : materialized_views)
       document["materialized_views"][view.view] = or_error(view.error, {{"populated", view.populated}, {"rows", view.rows}});
+    document["schema_objects"] = schema_objects;
     if (!backup_file.empty())
       document["backup"] = {{"file", backup_file}, {"sha256", backup_sha256}, {"size_bytes", backup_size},
                             {"pg_dump_command", dump_command}, {"pg_dump_version", dump_version}};
@@ -116,6 +119,8 @@ struct manifest {
       else result.sequences.push_back({item.key(), entry.required<long long>("last_value"), entry.required<bool>("is_called"),
                                        entry.required<long long>("increment"), ""});
     }
+    auto objects_by_kind = root.object("schema_objects", {});
+    for (const auto& item : objects_by_kind.value().items()) result.schema_objects[item.key()] = objects_by_kind.required<long long>(item.key());
     auto views = root.object("materialized_views", {});
     for (const auto& item : views.value().items()) {
       detail::json_reader entry(item.value(), views.pointer_of(item.key()), source, {"populated", "rows", "error"});
@@ -127,7 +132,7 @@ struct manifest {
   static manifest from_json(const nlohmann::json& document, const std::string& source) {
     detail::json_reader root(document, "", source,
                              {"pgdrill_manifest", "created_at", "server_version", "database", "snapshot", "checksum",
-                              "tables", "backup", "large_objects", "sequences", "materialized_views"});
+                              "tables", "backup", "large_objects", "sequences", "materialized_views", "schema_objects"});
     int format = root.required<int>("pgdrill_manifest");
     if (format < 1 || format > manifest_format)
       root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads 1 to " + std::to_string(manifest_format) + ")");
@@ -283,6 +288,7 @@ inline manifest take_manifest(const endpoint& source, const snapshot_session& se
   checksum_connection objects(source);
   objects.use_snapshot(session.snapshot());
   result.materialized_views = read_matviews(objects);
+  result.schema_objects = read_schema_objects(objects);
   try {  // last on this connection: a large object this role may not read aborts its transaction
     result.large_objects = read_large_objects(objects);
   } catch (const could_not_verify& failure) {

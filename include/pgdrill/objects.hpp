@@ -3,6 +3,7 @@
 // (checks), so both sides are read the same way.
 #pragma once
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,6 +108,37 @@ inline std::vector<matview_state> read_matviews(checksum_connection& connection)
     views.push_back(view);
   }
   return views;
+}
+
+/// How many objects of each kind the user schemas hold (extension members and system schemas left
+/// out): a restore that lost an index, a trigger or a policy shows here.
+inline std::map<std::string, long long> read_schema_objects(checksum_connection& connection) {
+  auto result = connection.execute(R"(
+    WITH user_ns AS (SELECT oid FROM pg_catalog.pg_namespace
+                     WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\_toast%'
+                       AND nspname NOT LIKE 'pg\_temp%'),
+         members AS (SELECT classid, objid FROM pg_catalog.pg_depend WHERE deptype = 'e'),
+         rels AS (SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
+                  WHERE c.relnamespace IN (SELECT oid FROM user_ns)
+                    AND NOT EXISTS (SELECT 1 FROM members m WHERE m.classid = 'pg_catalog.pg_class'::regclass AND m.objid = c.oid))
+    SELECT 'tables', count(*) FROM rels WHERE relkind IN ('r', 'p')
+    UNION ALL SELECT 'views', count(*) FROM rels WHERE relkind = 'v'
+    UNION ALL SELECT 'materialized views', count(*) FROM rels WHERE relkind = 'm'
+    UNION ALL SELECT 'sequences', count(*) FROM rels WHERE relkind = 'S'
+    UNION ALL SELECT 'indexes', count(*) FROM rels WHERE relkind IN ('i', 'I')
+    UNION ALL SELECT 'constraints', count(*) FROM pg_catalog.pg_constraint
+      WHERE conrelid IN (SELECT oid FROM rels) OR contypid IN (SELECT oid FROM pg_catalog.pg_type WHERE typnamespace IN (SELECT oid FROM user_ns))
+    UNION ALL SELECT 'triggers', count(*) FROM pg_catalog.pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM rels)
+    UNION ALL SELECT 'policies', count(*) FROM pg_catalog.pg_policy WHERE polrelid IN (SELECT oid FROM rels)
+    UNION ALL SELECT 'functions', count(*) FROM pg_catalog.pg_proc p WHERE pronamespace IN (SELECT oid FROM user_ns)
+      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.classid = 'pg_catalog.pg_proc'::regclass AND m.objid = p.oid)
+    UNION ALL SELECT 'types', count(*) FROM pg_catalog.pg_type t WHERE typnamespace IN (SELECT oid FROM user_ns)
+      AND (typtype IN ('d', 'e', 'r') OR (typtype = 'c' AND (SELECT relkind FROM pg_catalog.pg_class WHERE oid = typrelid) = 'c'))
+      AND NOT EXISTS (SELECT 1 FROM members m WHERE m.classid = 'pg_catalog.pg_type'::regclass AND m.objid = t.oid))");
+  std::map<std::string, long long> counts;
+  for (int row = 0; row < PQntuples(result.get()); ++row)
+    counts[PQgetvalue(result.get(), row, 0)] = std::stoll(PQgetvalue(result.get(), row, 1));
+  return counts;
 }
 
 }  // namespace pgdrill
