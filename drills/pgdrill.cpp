@@ -204,12 +204,17 @@ int inspect_command(const std::string& file, const std::string& pg_bin) {
             << "taken at:     " << pgdrill::detail::iso8601_utc(backup.taken_at())
             << (backup.name_time ? " (from the file name)" : " (modification time)") << "\n";
   if (backup.format == pgdrill::backup_format::unknown) {
-    std::cout << "verdict:      not a pg_dump backup\n";
+    std::cout << "verdict:      not a PostgreSQL backup: it looks like " << backup.looks_like << "\n";
     return code(exit_code::failed);
   }
-  auto contents = pgdrill::read_contents(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
+  auto contents = backup.format == pgdrill::backup_format::plain  // plain SQL needs no PostgreSQL tools to read
+                      ? pgdrill::read_plain_header(backup.path)
+                      : pgdrill::read_contents(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
   std::cout << "dumped from:  PostgreSQL " << (contents.source_version.empty() ? "(unknown)" : contents.source_version) << "\n"
             << "dumped by:    pg_dump " << (contents.dump_version.empty() ? "(unknown)" : contents.dump_version) << "\n";
+  if (contents.cluster || contents.creates_databases)
+    std::cout << "script:       " << (contents.cluster ? "a whole cluster's dump (pg_dumpall)" : "creates its own database (pg_dump --create)")
+              << "\n";
   if (!contents.toc.empty() || backup.format != pgdrill::backup_format::plain) {
     std::cout << "toc:          " << contents.toc.size() << " entries: " << contents.toc_summary() << "\n";
     auto tables = contents.tables();
@@ -234,7 +239,7 @@ pgdrill::step_result toc_step(const pgdrill::backup_info& backup, const std::str
   pgdrill::step_result toc = pgdrill::make_step("backup toc", "hygiene", pgdrill::outcome::passed, "");
   auto started = std::chrono::steady_clock::now();
   try {
-    if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a pg_dump backup");
+    if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a PostgreSQL backup: it looks like " + backup.looks_like);
     auto contents = pgdrill::read_contents(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
     toc.message = backup.format == pgdrill::backup_format::plain
                       ? "plain SQL from PostgreSQL " + contents.source_version + " (no table of contents)"

@@ -89,19 +89,18 @@ TEST(backup, locates_a_file_a_set_in_order_or_the_newest_in_a_directory) {
   EXPECT_THROW(locate_backups(missing), could_not_verify);
 }
 
-TEST(backup, restore_errors_are_classified_line_by_line) {
-  auto problems = classify_restore_errors(
-      "pg_restore: warning: harmless\n"
-      "pg_restore: error: could not execute query: ERROR:  role \"app\" does not exist\n"
-      "psql:dump.sql:12: ERROR:  extension \"postgis\" is not available\n"
-      "pg_restore: error: unsupported version (1.16) in file header\n"
-      "pg_restore: error: could not read from input file: end of file\n"
-      "psql:dump.sql:40: ERROR:  relation \"x\" does not exist\n"
-      "pg_restore: warning: errors ignored on restore: 3\n");
-  std::vector<std::string> kinds;
-  for (const auto& problem : problems) kinds.push_back(problem.kind);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"missing role", "missing extension", "archive newer than the tools",
-                                             "truncated or corrupt archive", "SQL error", "restore tool error"}));
+TEST(backup, text_that_is_no_sql_is_no_backup) {
+  EXPECT_EQ(detail::format_of("--\n-- PostgreSQL database dump\n"), backup_format::plain);
+  EXPECT_EQ(detail::format_of("\xEF\xBB\xBF  create table t (a int);\n"), backup_format::plain);
+  EXPECT_EQ(detail::format_of("\\connect app\n"), backup_format::plain);
+  EXPECT_EQ(detail::text_looks_like("<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>"), "an HTML page");
+  EXPECT_EQ(detail::text_looks_like("  <html>"), "an HTML page");
+  EXPECT_EQ(detail::text_looks_like("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>"), "XML");
+  EXPECT_EQ(detail::text_looks_like("{\"error\": \"not found\"}"), "JSON");
+  EXPECT_EQ(detail::text_looks_like(""), "an empty file");
+  EXPECT_EQ(detail::text_looks_like("hello world\n"), "text that is not SQL");
+  EXPECT_EQ(detail::text_looks_like(std::string("ab\0cd", 5)), "binary data");
+  EXPECT_EQ(detail::format_of("<html>"), backup_format::unknown);
 }
 
 TEST(backup, table_of_contents_lines_parse_with_multiword_types_and_spaced_names) {

@@ -149,7 +149,7 @@ TEST_F(drill_cli, not_a_backup_fails_the_drill) {
     "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
   auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "r.xml").string()});
   EXPECT_EQ(result.exit_code, 1) << result.output;
-  EXPECT_NE(result.output.find("is not a pg_dump backup"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("is not a PostgreSQL backup: it looks like binary data"), std::string::npos) << result.output;
 }
 
 TEST_F(drill_cli, help_lists_commands_and_exit_codes) {

@@ -55,7 +55,7 @@ TEST(stages, locate_hashes_names_and_fails_what_is_no_backup) {
   drill_state state(plan_for(dir.path() / "noise.dump"), {});
   step_result step;
   EXPECT_EQ(stages::locate(state, step), outcome::failed);
-  EXPECT_NE(step.message.find("is not a pg_dump backup"), std::string::npos);
+  EXPECT_NE(step.message.find("is not a PostgreSQL backup: it looks like binary data"), std::string::npos);
   EXPECT_EQ(state.result.backup.size_bytes, 2048U);
   EXPECT_EQ(state.result.backup.sha256, sha256_file(dir.path() / "noise.dump"));
   stages::hygiene(state);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -21,6 +22,7 @@
 #include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
+#include <pgdrill/restore_errors.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
 
@@ -88,6 +90,7 @@ struct backup_info {
   std::optional<std::time_t> name_time;  ///< timestamp found in the file name (UTC)
   std::string chosen_because;            ///< why it was picked, for the report
   std::string sha256;                    ///< of the file, once computed (empty for directories)
+  std::string looks_like;                ///< for an unknown format: what the bytes look like instead
 
   /// When the backup was taken, as far as we can tell: the name's timestamp, else the mtime.
   std::time_t taken_at() const {
@@ -118,11 +121,32 @@ inline bool starts_with_bytes(const std::string& head, std::initializer_list<uns
                     [](unsigned char want, char have) { return want == static_cast<unsigned char>(have); });
 }
 
+// What text that is no pg_dump archive looks like: "" for SQL (what pg_dump, pg_dumpall or a
+// person writes: comments, psql meta-commands, statements), else a description for the report.
+inline std::string text_looks_like(const std::string& head) {
+  if (head.empty()) return "an empty file";
+  if (head.find('\0') != std::string::npos) return "binary data";
+  auto start = head.find_first_not_of(" \t\r\n", head.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0);
+  if (start == std::string::npos) return "blank text";
+  std::string word;
+  for (auto at = start; at < head.size() && (std::isalpha(static_cast<unsigned char>(head[at])) || head[at] == '<' || head[at] == '!'); ++at)
+    word += static_cast<char>(std::toupper(static_cast<unsigned char>(head[at])));
+  if (word.rfind("<!DOCTYPE", 0) == 0 || word.rfind("<HTML", 0) == 0) return "an HTML page";
+  if (head[start] == '<') return "XML";
+  if (head[start] == '{' || head[start] == '[') return "JSON";
+  if (head.compare(start, 2, "--") == 0 || head.compare(start, 2, "/*") == 0 || head[start] == '\\') return "";
+  static const std::vector<std::string> keywords{"SET", "SELECT", "CREATE", "ALTER", "BEGIN", "START", "INSERT", "COPY",
+                                                 "DROP", "COMMENT", "GRANT", "REVOKE", "UPDATE", "DELETE", "WITH", "DO",
+                                                 "TRUNCATE", "COMMIT", "ANALYZE", "VACUUM", "LOCK", "REFRESH", "VALUES"};
+  if (std::find(keywords.begin(), keywords.end(), word) != keywords.end()) return "";
+  return "text that is not SQL";
+}
+
 // The format the first bytes of an (uncompressed) pg_dump output say.
 inline backup_format format_of(const std::string& head) {
   if (head.compare(0, 5, "PGDMP") == 0) return backup_format::custom;
   if (head.size() >= 262 && head.compare(257, 5, "ustar") == 0) return backup_format::tar;
-  if (!head.empty() && head.find('\0') == std::string::npos) return backup_format::plain;  // SQL text
+  if (text_looks_like(head).empty()) return backup_format::plain;
   return backup_format::unknown;
 }
 
@@ -154,6 +178,7 @@ inline backup_info inspect_file(const std::filesystem::path& path) {
     for (const auto& entry : std::filesystem::recursive_directory_iterator(path, failure))
       if (entry.is_regular_file()) info.size += entry.file_size();
     info.format = std::filesystem::exists(path / "toc.dat") ? backup_format::directory : backup_format::unknown;
+    if (info.format == backup_format::unknown) info.looks_like = "a directory without toc.dat";
     return info;
   }
   info.size = std::filesystem::file_size(path, failure);
@@ -183,48 +208,10 @@ inline backup_info inspect_file(const std::filesystem::path& path) {
     }
   }
   info.format = detail::format_of(head);
+  if (info.format == backup_format::unknown)
+    info.looks_like = head.empty() && info.compressed != compression::none ? "a damaged " + std::string(to_string(info.compressed)) + " stream"
+                                                                           : detail::text_looks_like(head);
   return info;
-}
-
-/// The first error a restore tool reported, and what kind of trouble it is.
-struct restore_problem {
-  std::string kind;  ///< "missing role", "missing extension", "truncated or corrupt archive", ...
-  std::string line;  ///< the tool's own line
-};
-
-/// Lines of a restore tool's stderr that report errors, each classified. Notices and warnings
-/// about harmless things are not errors; "errors ignored on restore" is.
-inline std::vector<restore_problem> classify_restore_errors(const std::string& stderr_text) {
-  struct rule {
-    std::regex pattern;
-    const char* kind;
-  };
-  static const std::vector<rule> rules{
-      {std::regex(R"(role "[^"]*" does not exist)"), "missing role"},
-      {std::regex(R"(extension "[^"]*" is not available|could not open extension control file|could not access file "\$libdir)"),
-       "missing extension"},
-      {std::regex(R"(unsupported version \([0-9.]+\) in file header)"), "archive newer than the tools"},
-      {std::regex(R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
-                  R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
-                  R"(could not read from input file|invalid byte sequence|not a valid archive|truncated|)"
-                  R"(could not close data file|could not open input file)"),
-       "truncated or corrupt archive"},
-      {std::regex(R"(ERROR:)"), "SQL error"}};
-  static const std::regex error_line(R"((ERROR|FATAL|PANIC):|pg_restore: error:|psql: error:|errors ignored on restore)");
-  std::vector<restore_problem> problems;
-  std::istringstream lines(stderr_text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    if (!std::regex_search(line, error_line)) continue;
-    std::string kind = "restore tool error";
-    for (const auto& candidate : rules)
-      if (std::regex_search(line, candidate.pattern)) {
-        kind = candidate.kind;
-        break;
-      }
-    problems.push_back({kind, line});
-  }
-  return problems;
 }
 
 /// One line of an archive's table of contents (`pg_restore --list`).
@@ -239,6 +226,8 @@ struct backup_contents {
   std::string source_version;  ///< server the dump was taken from, e.g. "15.18"; empty when unknown
   std::string dump_version;    ///< pg_dump that wrote it
   std::vector<toc_entry> toc;  ///< archives only (plain SQL has no table of contents)
+  bool cluster = false;            ///< plain pg_dumpall output: roles, tablespaces, every database
+  bool creates_databases = false;  ///< plain SQL that creates and \connects to its own databases
 
   std::optional<int> source_major() const {
     if (source_version.empty()) return std::nullopt;
@@ -305,24 +294,43 @@ inline std::string first_word(const std::string& text) { return text.substr(0, t
 
 }  // namespace detail
 
+/// What the lines before a plain script's first table say: versions (which pg_dumpall writes
+/// only after its roles and tablespaces), whether it is a pg_dumpall cluster dump, and whether
+/// it creates and `\connect`s to databases of its own (pg_dump --create, pg_dumpall). Reads at
+/// most 64 MiB, streaming.
+inline backup_contents read_plain_header(const std::filesystem::path& file) {
+  backup_contents contents;
+  static const std::regex from(R"(^-- Dumped from database version (\S+))"), by(R"(^-- Dumped by pg_dump version (\S+))");
+  backup_reader reader(file);
+  std::vector<char> block(1U << 20);
+  std::string pending;
+  std::uint64_t scanned = 0;
+  auto header_line = [&](const std::string& line) {  // false once the script's tables begin
+    std::smatch match;
+    if (contents.source_version.empty() && std::regex_search(line, match, from)) contents.source_version = match[1];
+    if (contents.dump_version.empty() && std::regex_search(line, match, by)) contents.dump_version = match[1];
+    if (line == "-- PostgreSQL database cluster dump") contents.cluster = true;
+    if (line.rfind("\\connect ", 0) == 0) contents.creates_databases = true;
+    return !(line.rfind("CREATE TABLE ", 0) == 0 || line.rfind("COPY ", 0) == 0 || line.rfind("INSERT INTO ", 0) == 0);
+  };
+  for (std::size_t got; scanned < (64U << 20) && (got = reader.read(block.data(), block.size())) > 0; scanned += got) {
+    pending.append(block.data(), got);
+    std::size_t start = 0;
+    for (std::size_t newline; (newline = pending.find('\n', start)) != std::string::npos; start = newline + 1)
+      if (!header_line(pending.substr(start, newline - start))) return contents;
+    pending.erase(0, start);
+  }
+  header_line(pending);
+  return contents;
+}
+
 /// Read versions and table of contents with the field's own tools: `pg_restore --list` for
 /// archives (fed the decompressed stream when compressed), the header comments of plain SQL.
 /// Throws corrupt_backup when the table of contents cannot be read, could_not_verify when the
 /// archive is newer than the installed tools.
 inline backup_contents read_contents(const backup_info& backup, const pg_binaries& tools) {
+  if (backup.format == backup_format::plain) return read_plain_header(backup.path);
   backup_contents contents;
-  if (backup.format == backup_format::plain) {
-    backup_reader reader(backup.path);
-    std::string head(64U << 10, '\0');
-    std::size_t got = 0, step;
-    while (got < head.size() && (step = reader.read(head.data() + got, head.size() - got)) > 0) got += step;
-    head.resize(got);
-    static const std::regex from(R"(-- Dumped from database version (\S+))"), by(R"(-- Dumped by pg_dump version (\S+))");
-    std::smatch match;
-    if (std::regex_search(head, match, from)) contents.source_version = match[1];
-    if (std::regex_search(head, match, by)) contents.dump_version = match[1];
-    return contents;
-  }
 
   if (backup.format == backup_format::tar) check_tar_complete(backup.path);
   command list(tools.tool("pg_restore"), {"--list"});

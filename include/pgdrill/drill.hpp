@@ -73,11 +73,11 @@ struct drill_state {
   void record_check(const step_result& step) {
     if (step.rows && !step.table.empty()) result.table_rows[step.table] = *step.rows;
     result.checks.push_back(step);
-    if (options.on_step) options.on_step(step);
+    detail::notify(options.on_step, step);
   }
   void record_stage(const step_result& step) {
     result.stages.push_back(step);
-    if (options.on_step) options.on_step(step);
+    detail::notify(options.on_step, step);
   }
   /// The assertions planned against the manifest found (if any): names as every report shows them.
   std::vector<planned_check> planned_checks() const { return plan_checks(plan.assertions, expected ? &*expected : nullptr); }
@@ -279,8 +279,9 @@ inline outcome locate(drill_state& state, step_result& step) {
   }
   for (const auto& backup : backups)
     if (backup.format == backup_format::unknown) {
-      step.message = backup.path.string() + " is not a pg_dump backup (no known format in its " +
-                     (backup.compressed != compression::none ? "decompressed " : "") + "first bytes)";
+      step.message = backup.path.string() + " is not a PostgreSQL backup: " +
+                     (backup.compressed != compression::none ? "decompressed, it" : "it") + " looks like " +
+                     (backup.looks_like.empty() ? "no format pg_dump writes" : backup.looks_like);
       return outcome::failed;
     }
   return outcome::passed;
@@ -292,12 +293,14 @@ inline void hygiene(drill_state& state) {
   for (const auto& check : verify_backups(state.located, state.plan.hygiene)) state.record_check(check);
 }
 
-/// Versions and table of contents, read with the newest tools (they read the most archive versions).
+/// Versions and table of contents: plain SQL's from its header lines, archives' with the newest
+/// tools (they read the most archive versions).
 inline outcome inspect(drill_state& state, step_result& step) {
-  auto tools = find_binaries(state.options.local.binaries);
+  std::optional<pg_binaries> tools;  // only archives need them: plain SQL is read in-process
   std::size_t toc_entries = 0;
   for (const auto& backup : state.located.backups) {
-    auto contents = read_contents(backup, tools);
+    if (backup.format != backup_format::plain && !tools) tools = find_binaries(state.options.local.binaries);
+    auto contents = tools ? read_contents(backup, *tools) : read_plain_header(backup.path);
     toc_entries += contents.toc.size();
     if (auto major = contents.source_major(); major && (!state.source_major || *major > *state.source_major)) {
       state.source_major = major;
@@ -335,12 +338,19 @@ inline outcome restore(drill_state& state, step_result& step) {
   state.target = state.target_server->restore_target();
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
                               state.options.local.temp_root, state.created_roles, state.options.on_progress);
-  state.result.restore.tool = restored.tool;
-  state.result.restore.jobs = restored.jobs;
+  auto& facts = state.result.restore;
+  facts.tool = restored.tool;
+  facts.jobs = restored.jobs;
+  for (const auto& error : restored.tolerated) facts.tolerated.push_back(error.reason + ": " + error.statement);
+  facts.adjustments = restored.adjustments;
   step.message = restored.message;
   step.detail = restored.detail;
-  if (!restored.ok) return outcome::failed;
-  state.result.restore.seconds = restored.seconds;
+  for (const auto& line : facts.adjustments) step.detail += (step.detail.empty() ? "" : "\n") + line;
+  for (const auto& error : restored.tolerated)
+    step.detail += (step.detail.empty() ? "" : "\n") + ("tolerated (" + error.reason + "): " + error.line);
+  if (!restored.ok) return restored.environment_fault ? outcome::error : outcome::failed;
+  if (!restored.database.empty()) state.target = state.target->with_database(facts.database = restored.database);
+  facts.seconds = restored.seconds;
   return outcome::passed;
 }
 

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace pgdrill {
 
@@ -66,5 +67,20 @@ class lock_error : public error {
   using error::error;
   exit_code code() const noexcept override { return exit_code::locked; }
 };
+
+namespace detail {
+
+/// Call an observer (console output, a progress bar): one that throws, e.g. on a closed
+/// terminal, must never change a drill's outcome, so whatever it throws is dropped.
+template <class Observer, class... Arguments>
+void notify(const Observer& observer, Arguments&&... arguments) noexcept {
+  if (!observer) return;
+  try {
+    observer(std::forward<Arguments>(arguments)...);
+  } catch (...) {
+  }
+}
+
+}  // namespace detail
 
 }  // namespace pgdrill

@@ -52,8 +52,10 @@ inline std::string console_line(const step_result& step) {
          "  " + step.message;
 }
 
-/// The closing lines: counts, verdict and exit code.
-inline void print_verdict(std::ostream& out, const drill_result& result) {
+/// The closing lines: the stage that stopped the drill (with the tool's output unless `brief`),
+/// what the restore tolerated, the failed checks again (a long drill's first lines are far up),
+/// coverage, and the verdict with its counts. `brief` (--quiet) keeps what failed and the verdict.
+inline void print_verdict(std::ostream& out, const drill_result& result, bool brief = false) {
   int passed = 0, failed = 0, errors = 0, skipped = 0;
   for (const auto& check : result.checks) {
     passed += check.result == outcome::passed;
@@ -63,10 +65,15 @@ inline void print_verdict(std::ostream& out, const drill_result& result) {
   }
   for (const auto& stage : result.stages)
     if (stage.result == outcome::failed || stage.result == outcome::error) {
-      out << "\n" << stage.name << ": " << stage.message << "\n";
-      if (!stage.detail.empty()) out << stage.detail << (stage.detail.back() == '\n' ? "" : "\n");
+      out << (brief ? "" : "\n") << stage.name << ": " << stage.message << "\n";
+      if (!brief && !stage.detail.empty()) out << stage.detail << (stage.detail.back() == '\n' ? "" : "\n");
     }
-  if (const auto& coverage = result.coverage; coverage.measured)
+  const auto& tolerated = result.restore.tolerated;
+  for (std::size_t index = 0; !brief && index < tolerated.size() && index < 5; ++index) out << "tolerated: " << tolerated[index] << "\n";
+  if (!brief && tolerated.size() > 5) out << "tolerated: " << tolerated.size() - 5 << " more (see the JSON report)\n";
+  for (const auto& check : result.checks)
+    if (check.result == outcome::failed || check.result == outcome::error) out << console_line(check) << "\n";
+  if (const auto& coverage = result.coverage; coverage.measured && !brief)
     out << "coverage: " << coverage.tables.covered << " of " << coverage.tables.total << " tables, "
         << coverage.large_objects.covered << " of " << coverage.large_objects.total << " large objects, "
         << coverage.sequences.covered << " of " << coverage.sequences.total << " sequences, " << coverage.materialized_views.covered
@@ -135,7 +142,7 @@ inline void write_junit(const drill_result& result, const std::filesystem::path&
       if (!step.expected.empty()) body = "expected: " + step.expected + "\nactual: " + step.actual + "\n" + body;
       if (!body.empty()) node.text() = body.c_str();
     } else if (!step.message.empty()) {
-      testcase.append_child("system-out").text() = step.message.c_str();
+      testcase.append_child("system-out").text() = (step.message + (step.detail.empty() ? "" : "\n" + step.detail)).c_str();
     }
   };
   for (const auto& stage : result.stages) add_case(stage, "stage");
@@ -181,6 +188,7 @@ inline nlohmann::json to_json(const drill_result& result) {
           {"seconds", result.seconds},
           {"verdict", {{"exit_code", static_cast<int>(code)}, {"outcome", describe(code)}}},
           {"properties", properties_of(result)},
+          {"restore", {{"tolerated_errors", result.restore.tolerated}, {"adjustments", result.restore.adjustments}}},
           {"stages", stages},
           {"checks", checks}};
 }
@@ -268,11 +276,7 @@ class console_reporter {
                  {{"scenario", result.scenario}, {"exit_code", static_cast<int>(code)}, {"outcome", describe(code)},
                   {"seconds", result.seconds}, {"reports", reports}});
     }
-    std::ostringstream text;
-    print_verdict(text, result);
-    std::string verdict = text.str();
-    if (options_.quiet) verdict = verdict.substr(verdict.rfind("verdict:"));
-    out_ << verdict;
+    print_verdict(out_, result, options_.quiet);
     if (!options_.quiet)
       for (const auto& report : reports) out_ << "report: " << report << "\n";
     out_ << std::flush;

@@ -1,6 +1,9 @@
 // Restoring a backup with PostgreSQL's own tools, and telling an honest restore from a broken one.
 #pragma once
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -8,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>  // stream reader for compressed backups
+#include <iterator>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -37,23 +41,34 @@ struct restore_result {
   int jobs = 1;
   double seconds = 0;
   std::string outcome;       ///< "exited with status 1", "timed out after 600s"
-  std::vector<restore_problem> problems;
+  std::vector<restore_problem> problems;   ///< what failed it, the first cause first
+  std::vector<tolerated_error> tolerated;  ///< known-harmless errors of a healthy dump
+  std::vector<std::string> adjustments;    ///< what the drill changed in a script to run it, e.g. tablespace paths
   std::string stderr_tail;
+
+  /// The drill's environment, not the backup, stopped the restore (could not verify).
+  bool environment_fault() const { return !ok && !problems.empty() && problems.front().environment; }
 
   /// One line for the report: the first problem, or how the tool ended.
   std::string summary() const {
     if (ok) return tool + " restored the backup in " + std::to_string(seconds).substr(0, 5) + "s";
     if (!problems.empty())
       return problems.front().kind + ": " + problems.front().line +
-             (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)" : "");
+             (problems.size() > 1 ? " (and " + std::to_string(problems.size() - 1) + " more)" : "") +
+             (problems.front().hint.empty() ? "" : "; " + problems.front().hint);
     return tool + " " + outcome;
   }
 };
 
 namespace detail {
 
-constexpr const char* plain_dump_header = "-- PostgreSQL database dump";
-constexpr const char* plain_dump_footer = "-- PostgreSQL database dump complete";
+// The opening and closing lines of pg_dump's and pg_dumpall's scripts.
+inline const std::vector<std::pair<std::string, std::string>>& plain_script_frames() {
+  static const std::vector<std::pair<std::string, std::string>> frames{
+      {"-- PostgreSQL database dump\n", "-- PostgreSQL database dump complete"},
+      {"-- PostgreSQL database cluster dump\n", "-- PostgreSQL database cluster dump complete"}};
+  return frames;
+}
 
 // Keeps the first and last bytes of a stream: enough to see pg_dump's opening and closing lines.
 struct stream_ends {
@@ -63,49 +78,51 @@ struct stream_ends {
     tail.append(data, size);
     if (tail.size() > 256) tail.erase(0, tail.size() - 256);
   }
-  // pg_dump output that lacks its closing line was cut short.
-  bool truncated_plain_dump() const {
-    return head.rfind("--\n" + std::string(plain_dump_header), 0) == 0 || head.rfind(plain_dump_header, 0) == 0
-               ? tail.find(plain_dump_footer) == std::string::npos
-               : false;
+  // The closing line a script that opens like pg_dump's (or pg_dumpall's) lacks: it was cut short.
+  std::string missing_footer() const {
+    for (const auto& [header, footer] : plain_script_frames())
+      if ((head.rfind("--\n" + header, 0) == 0 || head.rfind(header, 0) == 0) && tail.find(footer) == std::string::npos)
+        return footer;
+    return "";
   }
 };
 
-inline stream_ends file_ends(const std::filesystem::path& file) {
-  stream_ends ends;
-  std::ifstream in(file, std::ios::binary | std::ios::ate);
-  std::streamoff size = in.tellg();
-  auto read_at = [&](std::streamoff offset, std::streamoff length) {
-    std::string bytes(static_cast<std::size_t>(std::max<std::streamoff>(0, std::min(length, size - offset))), '\0');
-    in.seekg(offset);
-    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return bytes;
-  };
-  ends.head = read_at(0, 64);
-  ends.tail = read_at(std::max<std::streamoff>(0, size - 256), 256);
-  return ends;
+// The text of a /proc file, empty when it cannot be read (the process may exit at any moment).
+inline std::string proc_text(const std::filesystem::path& file) {
+  std::string text;
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (ssize_t got; (got = ::read(fd, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(got));
+  ::close(fd);
+  return text;
 }
 
-// How far the processes of a group have read into `path` (a file, or files under a directory
-// archive), from /proc/PID/fdinfo: progress for tools that read the backup themselves.
-inline std::uint64_t bytes_read_by_group(pid_t group, const std::filesystem::path& path) {
+// `root` and its descendants, from /proc/PID/task/TID/children: the drill's own processes only.
+inline std::vector<std::string> process_tree(pid_t root) {
+  std::vector<std::string> pids{std::to_string(root)};
+  std::error_code ignored;
+  for (std::size_t index = 0; index < pids.size() && pids.size() < 1024; ++index)
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + pids[index] + "/task", ignored)) {
+      std::istringstream children(proc_text(task.path() / "children"));
+      for (std::string child; children >> child;) pids.push_back(child);
+    }
+  return pids;
+}
+
+// How far the restore tool (the process `leader` and its workers) has read into `path` (a file,
+// or the files under a directory archive), from /proc/PID/fdinfo: progress for tools that read
+// the backup themselves. A process that exits mid-read counts as 0; this never throws.
+inline std::uint64_t bytes_read_by_tree(pid_t leader, const std::filesystem::path& path) {
   std::error_code ignored;
   std::string target = std::filesystem::canonical(path, ignored).string();
   std::uint64_t total = 0;
-  for (const auto& process : std::filesystem::directory_iterator("/proc", ignored)) {
-    std::string pid = process.path().filename().string();
-    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(process.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-    auto close = text.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream fields(text.substr(close + 2));
-    std::string state, parent, process_group;
-    if (!(fields >> state >> parent >> process_group) || process_group != std::to_string(group)) continue;
-    for (const auto& fd : std::filesystem::directory_iterator(process.path() / "fd", ignored)) {
+  for (const auto& pid : process_tree(leader)) {
+    std::filesystem::path process = "/proc/" + pid;
+    for (const auto& fd : std::filesystem::directory_iterator(process / "fd", ignored)) {
       auto link = std::filesystem::read_symlink(fd.path(), ignored).string();
       if (ignored || link.compare(0, target.size(), target) != 0) continue;
-      std::ifstream info(process.path() / "fdinfo" / fd.path().filename());
+      std::istringstream info(proc_text(process / "fdinfo" / fd.path().filename()));
       std::string key;
       std::uint64_t position = 0;
       while (info >> key)
@@ -135,8 +152,9 @@ struct restore_input {
 // be made from the damaged stream.
 inline restore_input choose_input(const backup_info& backup, const format_traits& format, const restore_spec& spec,
                                   const std::filesystem::path& scratch) {
-  restore_input input{backup.path, backup.compressed != compression::none, 1};
   const bool archive = std::string(format.restore_tool) == "pg_restore";
+  // Plain SQL always streams through the drill, which reads its ends and adapts cluster dumps.
+  restore_input input{backup.path, backup.compressed != compression::none || !archive, 1};
   int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
   if (archive && format.parallel_restore && !spec.single_transaction) input.jobs = spec.jobs > 0 ? spec.jobs : cores;
@@ -162,35 +180,72 @@ inline command restore_command(const pg_binaries& tools, const format_traits& fo
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
     if (!input.via_stdin) cmd.args.push_back(input.path.string());
   } else {
-    cmd.args = {"-X", "-q", "-v", "ON_ERROR_STOP=1", "--dbname", target.dbname};
-    if (!input.via_stdin) cmd.args.insert(cmd.args.end(), {"--file", input.path.string()});
+    // Like pg_restore, psql goes on after an error; every error is then judged with its
+    // SQLSTATE (VERBOSITY=verbose) and the statement that failed (--echo-errors).
+    cmd.args = {"-X", "-q", "--echo-errors", "-v", "VERBOSITY=verbose", "--dbname", target.dbname};
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
   }
   cmd.with_env(target.libpq_env()).without_env(endpoint::foreign_libpq_env());
   return cmd;
 }
 
-// Classifies a tool's stderr line by line as it arrives: the first errors matter most and would
-// be gone from the kept tail of a long, noisy restore.
-class stderr_classifier {
+// The plain script as psql gets it: unchanged, except that the tablespaces a pg_dumpall cluster
+// dump creates before its first \connect get no LOCATION of their own (a directory of the source
+// machine) but live in the throwaway server's data directory (allow_in_place_tablespaces).
+class plain_script_filter {
  public:
-  explicit stderr_classifier(std::vector<restore_problem>& problems) : problems_(problems) {}
-  void feed(std::string_view chunk) {
-    partial_line_.append(chunk);
-    auto last_newline = partial_line_.rfind('\n');
-    if (last_newline == std::string::npos) return;
-    classify(partial_line_.substr(0, last_newline));
-    partial_line_.erase(0, last_newline + 1);
+  plain_script_filter(backup_reader& reader, stream_ends& ends, std::vector<std::string>& adjustments)
+      : reader_(reader), ends_(ends), adjustments_(adjustments) {}
+
+  std::size_t read(char* buffer, std::size_t capacity) {
+    while (output_.empty() && !passing_through_) fill();
+    if (output_.empty()) return source(buffer, capacity);
+    std::size_t count = std::min(capacity, output_.size());
+    std::copy_n(output_.data(), count, buffer);
+    output_.erase(0, count);
+    return count;
   }
-  void finish() { classify(partial_line_); }
 
  private:
-  void classify(const std::string& text) {
-    for (auto& problem : classify_restore_errors(text))
-      if (problems_.size() < 100) problems_.push_back(std::move(problem));
+  std::size_t source(char* buffer, std::size_t capacity) {
+    std::size_t got = reader_.read(buffer, capacity);
+    ends_.see(buffer, got);
+    return got;
   }
-  std::vector<restore_problem>& problems_;
-  std::string partial_line_;
+  // Reads on until a line of the globals section is complete, or the section is over.
+  void fill() {
+    std::string block(64U << 10, '\0');
+    std::size_t got = source(block.data(), block.size());
+    pending_.append(block.data(), got);
+    if (!checked_) {
+      if (pending_.size() < 64 && got > 0) return;
+      checked_ = true;
+      passing_through_ = pending_.find("-- PostgreSQL database cluster dump\n") >= 64;
+    }
+    std::size_t start = 0;
+    for (std::size_t newline; !passing_through_ && (newline = pending_.find('\n', start)) != std::string::npos; start = newline + 1)
+      output_ += adapt(pending_.substr(start, newline - start)) + "\n";
+    pending_.erase(0, start);
+    if (passing_through_ || got == 0) {
+      output_ += pending_;
+      pending_.clear();
+      passing_through_ = true;
+    }
+  }
+  std::string adapt(const std::string& line) {
+    static const std::regex tablespace(R"(^(CREATE TABLESPACE .* )LOCATION '(?:[^']|'')*';$)");
+    if (line.rfind("\\connect ", 0) == 0) passing_through_ = true;  // the databases begin: nothing more to adapt
+    std::smatch match;
+    if (passing_through_ || !std::regex_match(line, match, tablespace)) return line;
+    adjustments_.push_back("tablespace created in the server's data directory: " + line);
+    return "SET allow_in_place_tablespaces = on;\n" + match[1].str() + "LOCATION '';";
+  }
+
+  backup_reader& reader_;
+  stream_ends& ends_;
+  std::vector<std::string>& adjustments_;
+  std::string pending_, output_;
+  bool checked_ = false, passing_through_ = false;
 };
 
 // What is left of the restore's time limit after any decompression (at least 1 ms: 0 means none).
@@ -202,13 +257,44 @@ inline std::chrono::milliseconds remaining(std::chrono::seconds limit, std::chro
 
 }  // namespace detail
 
-/// Restore one backup file into the database `target`: plain SQL through
-/// `psql -X -v ON_ERROR_STOP=1`, archives through `pg_restore` (-j for custom and directory).
-/// Compressed backups are decompressed in-process and streamed into the tool's stdin; only a
-/// compressed custom archive restored with -j (which needs a seekable file) is decompressed into
-/// `scratch` first. A zero exit status with errors on stderr is still a failure, and so is plain
-/// pg_dump output without its closing line (truncated). Throws could_not_verify when the tool
-/// cannot run at all.
+namespace detail {
+
+// The verdict on a finished tool run: its errors judged (the tolerated ones set aside), then what
+// its exit and a plain script's missing closing line say beyond them.
+inline void judge_run(restore_result& result, const run_result& finished, tool_error_reader& errors, bool tolerate,
+                      const stream_ends* plain_ends) {
+  std::size_t ignored = errors.ignored_by_pg_restore();
+  auto judged = judge_errors(errors.finish(), tolerate);
+  result.tolerated = std::move(judged.tolerated);
+  result.problems = std::move(judged.problems);
+  auto& problems = result.problems;
+  if (finished.timed_out) {
+    problems.insert(problems.begin(), {"timeout", "restore " + finished.describe(), "", false, ""});
+  } else if (finished.status.signal != 0) {
+    problems.insert(problems.begin(), {"restore tool killed", result.tool + " was " + finished.describe(), "", true,
+                                       "something outside the drill stopped the tool (the OOM killer?): see the system log"});
+  } else if (plain_ends && finished.status.code == 2 && (problems.empty() || !problems.front().environment)) {
+    problems.insert(problems.begin(), {"server stopped or unreachable", "psql lost its connection to the server", "", true,
+                                       "the drill's server stopped during the restore: see its log"});
+  } else if (auto footer = plain_ends ? plain_ends->missing_footer() : ""; finished.status.success() && !footer.empty()) {
+    problems.insert(problems.begin(), {"truncated or corrupt archive",
+                                       "the plain SQL script ends without its closing '" + footer + "' line: it was cut short", "", false, ""});
+  }
+  // pg_restore exits 1 after errors it went past: fine when those were exactly the tolerated ones.
+  bool only_tolerated = !plain_ends && finished.status.code == 1 && ignored > 0 && ignored == result.tolerated.size();
+  result.ok = !finished.timed_out && (finished.status.success() || only_tolerated) && problems.empty();
+}
+
+}  // namespace detail
+
+/// Restore one backup file into the database `target`: plain SQL streamed into `psql`, archives
+/// through `pg_restore` (-j for custom and directory). Both go on after an error, like a person
+/// restoring would; every error is then judged (restore_errors.hpp): known-harmless errors of a
+/// healthy dump are tolerated and listed, anything else fails the restore, as the backup's fault
+/// or the environment's. Compressed backups are decompressed in-process into the tool's stdin;
+/// only a compressed custom archive restored with -j (which needs a seekable file) is
+/// decompressed into `scratch` first. Plain SQL without its closing line was cut short. Throws
+/// could_not_verify when the tool cannot run at all.
 inline restore_result restore_backup(const backup_info& backup, const endpoint& target, const pg_binaries& tools,
                                      const restore_spec& spec, const std::filesystem::path& scratch,
                                      const restore_progress& progress = {}) {
@@ -220,7 +306,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   result.tool = format.restore_tool;
   auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   auto damaged = [&](const corrupt_backup& failure, const char* outcome) {
-    result.problems.insert(result.problems.begin(), {"truncated or corrupt archive", failure.what()});
+    result.problems.insert(result.problems.begin(), {"truncated or corrupt archive", failure.what(), "", false, ""});
     result.outcome = outcome;
     result.seconds = seconds();
     return result;
@@ -233,27 +319,27 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   }
   result.jobs = input.jobs;
   auto cmd = detail::restore_command(tools, format, target, spec, input);
-  result.command_line = cmd.display() + (input.via_stdin ? " < (decompressed " + backup.path.filename().string() + ")" : "");
+  result.command_line = cmd.display() + (input.via_stdin ? " < " + backup.path.filename().string() : "");
 
-  detail::stderr_classifier classifier(result.problems);
+  tool_error_reader errors;
   run_options options;
   options.timeout = detail::remaining(spec.timeout, started);
   options.stdout_sink = [](std::string_view) {};  // psql echoes query results of the script
-  options.stderr_sink = [&](std::string_view chunk) { classifier.feed(chunk); };
+  options.stderr_sink = [&](std::string_view chunk) { errors.feed(chunk); };
   std::optional<backup_reader> reader;
   detail::stream_ends ends;
+  std::optional<detail::plain_script_filter> script;
   if (input.via_stdin) {
     reader.emplace(backup.path);
+    if (plain) script.emplace(*reader, ends, result.adjustments);
     options.stdin_source = [&](char* buffer, std::size_t capacity) {
-      std::size_t got = reader->read(buffer, capacity);
-      ends.see(buffer, got);
-      return got;
+      return script ? script->read(buffer, capacity) : reader->read(buffer, capacity);
     };
   }
   if (progress) {
-    auto report = [&](std::uint64_t done) { progress(std::min<std::uint64_t>(done, backup.size), backup.size, seconds()); };
+    auto report = [&](std::uint64_t done) { detail::notify(progress, std::min<std::uint64_t>(done, backup.size), backup.size, seconds()); };
     options.on_tick = [&, report](pid_t pid) {  // `report` by value: it lives only in this block
-      report(reader ? reader->file_bytes_read() : detail::bytes_read_by_group(pid, input.path));
+      report(reader ? reader->file_bytes_read() : detail::bytes_read_by_tree(pid, input.path));
     };
     report(0);
   }
@@ -263,17 +349,11 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   } catch (const corrupt_backup& failure) {
     return damaged(failure, "stopped: the compressed backup is damaged");
   }
-  classifier.finish();
-  if (plain && !input.via_stdin) ends = detail::file_ends(input.path);
-  if (plain && finished.ok() && ends.truncated_plain_dump())
-    result.problems.push_back({"truncated or corrupt archive", "the plain SQL dump ends without pg_dump's closing '" +
-                                                                   std::string(detail::plain_dump_footer) + "' line: it was cut short"});
+  detail::judge_run(result, finished, errors, !spec.single_transaction, plain ? &ends : nullptr);
   result.seconds = seconds();
   result.outcome = finished.describe();
   result.stderr_tail = finished.err_tail;
-  if (finished.timed_out) result.problems.insert(result.problems.begin(), {"timeout", "restore " + finished.describe()});
-  result.ok = finished.ok() && result.problems.empty();
-  if (progress && result.ok) progress(backup.size, backup.size, result.seconds);
+  if (progress && result.ok) detail::notify(progress, backup.size, backup.size, result.seconds);
   return result;
 }
 
@@ -298,23 +378,75 @@ inline void prepare_target(server& target_server, const endpoint& target, const 
 /// What restoring a whole backup set did.
 struct restore_set_result {
   bool ok = false;
+  bool environment_fault = false;  ///< on failure: the environment, not the backup, stopped it
   std::string tool;      ///< of the last file restored
   int jobs = 0;
   double seconds = 0;    ///< preparation, every file and sql_after
   std::string message;   ///< one line: what was restored, or the first failure
   std::string detail;    ///< on failure: the command and the tool's stderr tail
+  std::vector<tolerated_error> tolerated;  ///< known-harmless errors, every file's
+  std::vector<std::string> adjustments;    ///< what the drill changed in a script to run it
+  std::string database;  ///< for a backup that creates its own databases: the one to check
 };
+
+namespace detail {
+
+// Whether any backup of the set creates databases of its own or is a whole cluster's dump.
+inline bool creates_databases(const std::vector<backup_info>& backups) {
+  return std::any_of(backups.begin(), backups.end(), [](const backup_info& backup) {
+    if (backup.format != backup_format::plain) return false;  // pg_restore creates none unless asked (-C)
+    auto header = read_plain_header(backup.path);
+    return header.cluster || header.creates_databases;
+  });
+}
+
+inline std::vector<std::string> database_names(server& target_server) {
+  pqxx::connection connection(target_server.admin().conninfo());
+  std::vector<std::string> names;
+  for (const auto& row : pqxx::nontransaction(connection).exec("SELECT datname FROM pg_catalog.pg_database ORDER BY 1"))
+    names.push_back(row[0].as<std::string>());
+  return names;
+}
+
+// The database the checks examine after a backup that created its own: the scenario's
+// `database`, else the only one it created, else `postgres` (whose contents a cluster dump
+// restores in place). Empty, with `problem` set, when the named one is not there.
+inline std::string database_to_check(const std::vector<std::string>& before, const std::vector<std::string>& after,
+                                     const std::string& wanted, std::string& problem) {
+  std::vector<std::string> created;
+  std::set_difference(after.begin(), after.end(), before.begin(), before.end(), std::back_inserter(created));
+  if (!wanted.empty()) {
+    if (std::find(after.begin(), after.end(), wanted) != after.end()) return wanted;
+    problem = "the backup created no database '" + wanted + "' (it created: " + (created.empty() ? "none" : join(created)) + ")";
+    return "";
+  }
+  if (created.size() > 1)
+    throw could_not_verify("the backup created the databases " + join(created) +
+                           ": name the one the checks examine with \"database\" in the scenario's restore section");
+  return created.empty() ? "postgres" : created.front();
+}
+
+}  // namespace detail
 
 /// The one restore every entry point uses: prepare the target (roles, extensions, sql_before),
 /// restore each backup in order with `tools`, then run `sql_after`. Stops at the first file that
-/// fails; throws could_not_verify when a tool cannot run at all. Scratch files live under
-/// `temp_root` and are gone when it returns.
+/// fails; throws could_not_verify when a tool cannot run at all, and for a backup that creates
+/// databases of its own (pg_dump --create, pg_dumpall) on a shared server, which it would alter.
+/// Scratch files live under `temp_root` and are gone when it returns.
 inline restore_set_result restore_set(server& target_server, const endpoint& target, const pg_binaries& tools,
                                       const std::vector<backup_info>& backups, const restore_spec& spec,
                                       const std::filesystem::path& temp_root, std::vector<std::string>& created_roles,
                                       const restore_progress& progress = {}) {
   restore_set_result result;
   auto started = std::chrono::steady_clock::now();
+  const bool own_databases = detail::creates_databases(backups);
+  if (own_databases && target_server.shared())
+    throw could_not_verify("the backup creates databases (and roles) of its own (pg_dump --create or pg_dumpall): the existing "
+                           "provider restores only into its scratch database and never alters a shared server; drill it "
+                           "with the local or container provider");
+  if (!own_databases && !spec.database.empty())
+    throw could_not_verify("the scenario names the database '" + spec.database + "' to check, but the backup creates no database");
+  auto before = own_databases ? detail::database_names(target_server) : std::vector<std::string>{};
   scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
   prepare_target(target_server, target, spec, created_roles);
   for (const auto& backup : backups) {
@@ -322,20 +454,34 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
     result.tool = restored.tool;
     result.jobs = restored.jobs;
     result.message = restored.summary();
+    result.tolerated.insert(result.tolerated.end(), restored.tolerated.begin(), restored.tolerated.end());
+    result.adjustments.insert(result.adjustments.end(), restored.adjustments.begin(), restored.adjustments.end());
     if (!restored.ok) {
       if (backups.size() > 1) result.message = backup.path.filename().string() + ": " + result.message;
+      result.environment_fault = restored.environment_fault();
       result.detail = restored.command_line + "\n" + restored.stderr_tail;
       return result;
     }
   }
+  if (own_databases) {
+    std::string problem;
+    result.database = detail::database_to_check(before, detail::database_names(target_server), spec.database, problem);
+    if (!problem.empty()) {
+      result.message = problem;
+      return result;
+    }
+  }
   if (!spec.sql_after.empty()) {
-    pqxx::connection connection(target.conninfo());
+    pqxx::connection connection(result.database.empty() ? target.conninfo() : target.with_database(result.database).conninfo());
     pqxx::nontransaction(connection).exec(spec.sql_after);
   }
   result.ok = true;
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (backups.size() > 1)
     result.message = "restored " + std::to_string(backups.size()) + " files in order in " + detail::seconds_text(result.seconds);
+  if (!result.database.empty()) result.message += "; it created its own databases: checking '" + result.database + "'";
+  if (!result.tolerated.empty())
+    result.message += "; " + std::to_string(result.tolerated.size()) + " harmless error(s) tolerated (see the detail)";
   return result;
 }
 

@@ -72,6 +72,9 @@ struct restore_facts {
   std::string tool;  ///< psql, pg_restore
   int jobs = 0;
   std::optional<double> seconds;  ///< absent unless the whole restore completed
+  std::string database;           ///< the database checked, when the backup created its own
+  std::vector<std::string> tolerated;    ///< known-harmless errors: "why: statement"
+  std::vector<std::string> adjustments;  ///< what the drill changed in a script to run it
 };
 
 /// How much of the restored database the checks looked at, of how much there is.
@@ -143,6 +146,8 @@ inline std::map<std::string, std::string> properties_of(const drill_result& resu
   set("restore.tool", result.restore.tool);
   if (result.restore.jobs > 0) set("restore.jobs", std::to_string(result.restore.jobs));
   if (result.restore.seconds) set("restore.seconds", std::to_string(*result.restore.seconds));
+  set("restore.database", result.restore.database);
+  if (!result.restore.tolerated.empty()) set("restore.tolerated_errors", std::to_string(result.restore.tolerated.size()));
   if (const auto& coverage = result.coverage; coverage.measured)
     for (const auto& [name, share] : {std::pair{"tables", coverage.tables}, {"large_objects", coverage.large_objects},
                                       {"sequences", coverage.sequences}, {"materialized_views", coverage.materialized_views}})

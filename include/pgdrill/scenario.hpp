@@ -95,6 +95,7 @@ struct restore_spec {
   std::vector<std::string> extensions; ///< created in the target database before the restore
   std::string sql_before, sql_after;   ///< run in the target database around the restore
   std::optional<double> max_seconds;   ///< recovery time objective: the restore must finish within it
+  std::string database;                ///< of a backup that creates its own (pg_dumpall, --create): the one the checks examine
 };
 
 /// A parsed scenario. Paths are absolute, resolved against the scenario file's directory.
@@ -186,7 +187,7 @@ inline restore_spec parse_restore(const json_reader& root) {
   restore_spec spec;
   if (!root.has("restore")) return spec;
   auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction",
-                                         "roles", "extensions", "sql_before", "sql_after", "max_seconds"});
+                                         "roles", "extensions", "sql_before", "sql_after", "max_seconds", "database"});
   spec.jobs = restore.optional<int>("jobs").value_or(0);
   if (spec.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
   spec.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
@@ -198,6 +199,7 @@ inline restore_spec parse_restore(const json_reader& root) {
   spec.sql_before = restore.optional<std::string>("sql_before").value_or("");
   spec.sql_after = restore.optional<std::string>("sql_after").value_or("");
   spec.max_seconds = restore.optional<double>("max_seconds");
+  spec.database = restore.optional<std::string>("database").value_or("");
   return spec;
 }
 

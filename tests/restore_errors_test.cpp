@@ -1,0 +1,165 @@
+// Reading and judging restore tools' errors, on stderr as psql 15 and pg_restore 15 printed it
+// for real dumps (captured with `psql --echo-errors -v VERBOSITY=verbose` and `pg_restore`).
+#include <gtest/gtest.h>
+
+#include <pgdrill/restore_errors.hpp>
+
+using namespace pgdrill;
+
+namespace {
+
+std::vector<tool_error> read_errors(const std::string& text, std::size_t chunk = 7) {
+  tool_error_reader reader;
+  for (std::size_t at = 0; at < text.size(); at += chunk) reader.feed(std::string_view(text).substr(at, chunk));
+  return reader.finish();
+}
+
+judged_errors judged(const std::string& text, bool tolerate = true) { return judge_errors(read_errors(text), tolerate); }
+
+// pg_dump --clean restored into a fresh database (psql, from a file).
+const char* clean_dump_stderr =
+    "psql:clean.sql:21: ERROR:  42P01: relation \"public.t\" does not exist\n"
+    "LOCATION:  RangeVarGetRelidExtended, namespace.c:428\n"
+    "psql:clean.sql:21: STATEMENT:  ALTER TABLE ONLY public.t DROP CONSTRAINT t_pkey;\n"
+    "psql:clean.sql:22: ERROR:  3F000: schema \"s\" does not exist\n"
+    "LOCATION:  DropErrorMsgNonExistent, tablecmds.c:1285\n"
+    "psql:clean.sql:22: STATEMENT:  DROP TABLE s.w;\n"
+    "psql:clean.sql:24: ERROR:  42P01: table \"t\" does not exist\n"
+    "psql:clean.sql:24: STATEMENT:  DROP TABLE public.t;\n";
+
+}  // namespace
+
+TEST(restore_errors, psql_errors_are_read_with_sqlstate_and_statement) {
+  auto errors = read_errors(clean_dump_stderr);
+  ASSERT_EQ(errors.size(), 3U);
+  EXPECT_EQ(errors[0].sqlstate, "42P01");
+  EXPECT_EQ(errors[0].message, "relation \"public.t\" does not exist");
+  EXPECT_EQ(errors[0].statement, "ALTER TABLE ONLY public.t DROP CONSTRAINT t_pkey;");
+  EXPECT_TRUE(errors[0].from_server);
+  EXPECT_EQ(errors[1].statement, "DROP TABLE s.w;");
+}
+
+TEST(restore_errors, clean_dump_drops_on_a_fresh_database_are_tolerated) {
+  auto result = judged(clean_dump_stderr);
+  EXPECT_TRUE(result.problems.empty());
+  ASSERT_EQ(result.tolerated.size(), 3U);
+  EXPECT_NE(result.tolerated[0].reason.find("--clean"), std::string::npos);
+}
+
+TEST(restore_errors, nothing_is_tolerated_in_a_single_transaction) {
+  auto result = judged(clean_dump_stderr, false);
+  EXPECT_EQ(result.problems.size(), 3U);
+  EXPECT_TRUE(result.tolerated.empty());
+}
+
+TEST(restore_errors, a_multiline_statement_is_kept_whole_and_a_missing_type_is_the_backups_fault) {
+  auto result = judged(
+      "ERROR:  42704: type \"nosuchtype\" does not exist\n"
+      "LINE 2:   b nosuchtype);\n"
+      "            ^\n"
+      "LOCATION:  typenameType, parse_type.c:270\n"
+      "STATEMENT:  CREATE TABLE x (a int,\n"
+      "  b nosuchtype);\n");
+  ASSERT_EQ(result.problems.size(), 1U);
+  EXPECT_EQ(result.problems[0].kind, "SQL error");
+  EXPECT_EQ(result.problems[0].statement, "CREATE TABLE x (a int,\n  b nosuchtype);");
+  EXPECT_FALSE(result.problems[0].environment);
+}
+
+TEST(restore_errors, the_real_cause_is_not_hidden_behind_a_harmless_line) {
+  // pg_dump -n public restored by pg_restore: the harmless duplicate schema, then a missing type.
+  auto result = judged(
+      "pg_restore: while PROCESSING TOC:\n"
+      "pg_restore: from TOC entry 4; 2615 2200 SCHEMA public pg_database_owner\n"
+      "pg_restore: error: could not execute query: ERROR:  schema \"public\" already exists\n"
+      "Command was: CREATE SCHEMA public;\n\n\n"
+      "pg_restore: from TOC entry 215; 1259 16390 TABLE public t postgres\n"
+      "pg_restore: error: could not execute query: ERROR:  type \"public.mood\" does not exist\n"
+      "LINE 3:     m public.mood\n"
+      "              ^\n"
+      "Command was: CREATE TABLE public.t (\n    id integer,\n    m public.mood\n);\n\n\n"
+      "pg_restore: warning: errors ignored on restore: 2\n");
+  ASSERT_EQ(result.tolerated.size(), 1U);
+  EXPECT_EQ(result.tolerated[0].statement, "CREATE SCHEMA public;");
+  ASSERT_EQ(result.problems.size(), 1U);
+  EXPECT_EQ(result.problems[0].kind, "SQL error");
+  EXPECT_NE(result.problems[0].line.find("public.mood"), std::string::npos);
+  EXPECT_EQ(result.problems[0].statement, "CREATE TABLE public.t (\n    id integer,\n    m public.mood\n);");
+}
+
+TEST(restore_errors, pg_restore_counts_the_errors_it_went_past) {
+  tool_error_reader reader;
+  reader.feed("pg_restore: error: could not execute query: ERROR:  schema \"public\" already exists\n"
+              "Command was: CREATE SCHEMA public;\n\n\npg_restore: warning: errors ignored on restore: 1\n");
+  auto errors = reader.finish();
+  EXPECT_EQ(reader.ignored_by_pg_restore(), 1U);
+  EXPECT_EQ(errors.size(), 1U);
+}
+
+TEST(restore_errors, cluster_dump_roles_are_tolerated_only_as_the_exact_statements) {
+  auto result = judged(
+      "ERROR:  42710: role \"postgres\" already exists\nSTATEMENT:  CREATE ROLE postgres;\n"
+      "ERROR:  55006: current user cannot be dropped\nSTATEMENT:  DROP ROLE IF EXISTS postgres;\n"
+      "ERROR:  42710: role \"app\" already exists\nSTATEMENT:  CREATE TABLE app (a int); CREATE ROLE app;\n");
+  EXPECT_EQ(result.tolerated.size(), 2U);
+  ASSERT_EQ(result.problems.size(), 1U);
+  EXPECT_EQ(result.problems[0].kind, "SQL error");
+}
+
+TEST(restore_errors, a_tablespace_the_server_lacks_is_tolerated) {
+  auto result = judged("ERROR:  22023: invalid value for parameter \"default_tablespace\": \"ts\"\n"
+                       "DETAIL:  Tablespace \"ts\" does not exist.\nSTATEMENT:  SET default_tablespace = ts;\n");
+  EXPECT_EQ(result.tolerated.size(), 1U);
+  EXPECT_TRUE(result.problems.empty());
+}
+
+TEST(restore_errors, a_duplicate_schema_other_than_public_is_not_tolerated) {
+  auto result = judged("ERROR:  42P06: schema \"sales\" already exists\nSTATEMENT:  CREATE SCHEMA sales;\n");
+  EXPECT_TRUE(result.tolerated.empty());
+  EXPECT_EQ(result.problems.size(), 1U);
+}
+
+TEST(restore_errors, environment_faults_are_not_the_backups) {
+  struct sample {
+    const char* stderr_text;
+    const char* kind;
+  };
+  for (const auto& [text, kind] : std::vector<sample>{
+           {"ERROR:  53100: could not extend file \"base/16384/16390\": No space left on device\n", "disk full"},
+           {"pg_restore: error: could not execute query: ERROR:  could not extend file \"base/1/2\": wrote only 4096 of 8192 bytes\n",
+            "disk full"},
+           {"ERROR:  53200: out of memory\nDETAIL:  Failed on request of size 1024.\n", "server out of memory"},
+           {"pg_restore: error: connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: FATAL:  sorry, too many clients already\n",
+            "too many connections"},
+           {"server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n", "server stopped or unreachable"},
+           {"FATAL:  57P01: terminating connection due to administrator command\n", "server stopped or unreachable"},
+           {"psql: error: connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: fe_sendauth: no password supplied\n",
+            "authentication failed"},
+           {"ERROR:  58P01: could not open extension control file \"/usr/share/postgresql/15/extension/postgis.control\": No such file\n",
+            "missing extension"},
+           {"pg_restore: error: unsupported version (1.16) in file header\n", "archive newer than the tools"}}) {
+    auto result = judged(text);
+    ASSERT_EQ(result.problems.size(), 1U) << text;
+    EXPECT_EQ(result.problems[0].kind, kind) << text;
+    EXPECT_TRUE(result.problems[0].environment) << text;
+    EXPECT_FALSE(result.problems[0].hint.empty()) << text;
+  }
+}
+
+TEST(restore_errors, a_client_out_of_memory_is_a_corrupt_archive_and_a_missing_role_says_how_to_fix_it) {
+  auto result = judged(
+      "pg_restore: error: out of memory\n"
+      "pg_restore: error: could not execute query: ERROR:  role \"app\" does not exist\nCommand was: ALTER TABLE public.t OWNER TO app;\n");
+  ASSERT_EQ(result.problems.size(), 2U);
+  EXPECT_EQ(result.problems[0].kind, "truncated or corrupt archive");
+  EXPECT_FALSE(result.problems[0].environment);
+  EXPECT_EQ(result.problems[1].kind, "missing role");
+  EXPECT_FALSE(result.problems[1].environment);
+  EXPECT_NE(result.problems[1].hint.find("\"roles\": [\"app\"]"), std::string::npos) << result.problems[1].hint;
+}
+
+TEST(restore_errors, notices_and_warnings_are_no_errors) {
+  EXPECT_TRUE(read_errors("NOTICE:  00000: database \"r1\" does not exist, skipping\nLOCATION:  dropdb, dbcommands.c:1557\n"
+                          "pg_restore: warning: harmless\nWARNING:  01000: something\n")
+                  .empty());
+}
