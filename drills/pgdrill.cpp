@@ -1,5 +1,7 @@
 // The pgdrill runner: a table of commands over the library. Each command declares its options
 // and returns what runs it; main() parses, runs the chosen one and maps errors to exit codes.
+#include <csignal>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -630,9 +632,11 @@ int main(int argc, char** argv) {
                "Restores a backup into a throwaway PostgreSQL, runs the scenario's assertions, reports as JUnit."};
   app.footer(std::string("\nExample:\n  pgdrill run scenarios/demo.json\n\n") + exit_codes_help);
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("pgdrill ") + PGDRILL_VERSION);
   std::vector<std::pair<CLI::App*, command_body>> bodies;
   for (const auto& entry : commands()) {
     auto* sub = app.add_subcommand(entry.name, entry.summary);
+    sub->set_version_flag("--version", std::string("pgdrill ") + PGDRILL_VERSION);
     sub->footer("\nExample:\n  " + entry.example + "\n\n" + (entry.exit_help.empty() ? exit_codes_help : entry.exit_help));
     bodies.emplace_back(sub, entry.declare(*sub));
   }
@@ -642,6 +646,9 @@ int main(int argc, char** argv) {
     int status = app.exit(failure);
     return status == 0 ? 0 : code(exit_code::usage);
   }
+  // A closed stdout (`pgdrill run ... | head -1`) must not kill the drill before its reports are
+  // written: writes then fail quietly (children get SIGPIPE back as they start).
+  ::signal(SIGPIPE, SIG_IGN);
   pgdrill::signals::install_handlers();
   for (const auto& [sub, body] : bodies)
     if (*sub) return run_guarded(body);

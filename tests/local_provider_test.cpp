@@ -12,7 +12,7 @@ namespace {
 
 // The uid a process runs as, from /proc.
 uid_t process_uid(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::istringstream status(detail::proc_text("/proc/" + std::to_string(pid) + "/status"));
   std::string key;
   while (status >> key)
     if (key == "Uid:") {

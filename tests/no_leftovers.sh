@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when any process still runs from, or any scratch directory remains in, the tests' temp
-# root, or a pgdrill container remains: every test must clean up after itself (killed-runner tests included, via the reaper).
+# root, or a pgdrill container of this temp root remains: every test must clean up after itself
+# (killed-runner tests included, via the reaper). Other drills on the machine are not judged.
 set -u
 root=${1:?temp root}
 status=0
@@ -18,7 +19,7 @@ for dir in "$root"/pgdrill-*; do
   status=1
 done
 if command -v podman >/dev/null; then
-  containers=$(podman ps -a -q --filter label=io.pgdrill.owner)
+  containers=$(podman ps -a -q --filter "label=io.pgdrill.temp_root=$root")
   [ -z "$containers" ] || { echo "leftover containers: $containers"; status=1; }
 fi
 [ $status -eq 0 ] && echo "no leftover processes or scratch directories under $root"

@@ -43,9 +43,11 @@ class providers : public ::testing::Test {
     return options;
   }
 
-  // Containers of this engine carrying pgdrill's owner label.
+  // This suite's containers (its temp root's label): other drills on the machine are not counted.
   static std::string labelled_containers() {
-    return run(command("/usr/bin/podman", {"ps", "-a", "-q", "--filter", std::string("label=") + container_owner_label})).out;
+    return run(command("/usr/bin/podman", {"ps", "-a", "-q", "--filter",
+                                           std::string("label=") + container_temp_root_label + "=" + PGDRILL_TEST_TMPDIR}))
+        .out;
   }
 
   static inline scratch_dir* workspace_ = nullptr;
@@ -160,7 +162,7 @@ TEST_F(providers, password_is_in_no_argv_log_or_report) {
     if (at == std::string::npos) return;
     password = env.out.substr(at + 18, env.out.find('\n', at) - at - 18);
     for (const auto& process : std::filesystem::directory_iterator("/proc"))
-      argv_seen += testkit::read_file(process.path() / "cmdline") + "\n";
+      argv_seen += detail::proc_text(process.path() / "cmdline") + "\n";
   };
   auto result = run(drill, options);
   EXPECT_EQ(result.status.code, 0) << output;
@@ -188,7 +190,7 @@ TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_re
   std::string container;
   auto restoring = [] {
     for (const auto& process : std::filesystem::directory_iterator("/proc"))
-      if (testkit::read_file(process.path() / "cmdline").find(std::string("/psql\0-X\0-q\0", 12)) != std::string::npos) return true;
+      if (detail::proc_text(process.path() / "cmdline").find(std::string("/psql\0-X\0-q\0", 12)) != std::string::npos) return true;
     return false;
   };
   for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {

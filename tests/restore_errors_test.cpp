@@ -113,6 +113,15 @@ TEST(restore_errors, a_tablespace_the_server_lacks_is_tolerated) {
   EXPECT_TRUE(result.problems.empty());
 }
 
+TEST(restore_errors, pg_restore_tablespace_and_large_object_clean_errors_are_tolerated) {
+  auto result = judged(
+      "pg_restore: error: could not set default_tablespace to archive_space: ERROR:  invalid value for parameter "
+      "\"default_tablespace\": \"archive_space\"\n"
+      "ERROR:  42704: large object 16482 does not exist\nSTATEMENT:  SELECT pg_catalog.lo_unlink('16482');\n");
+  EXPECT_EQ(result.tolerated.size(), 2U);
+  EXPECT_TRUE(result.problems.empty()) << result.problems.front().line;
+}
+
 TEST(restore_errors, a_duplicate_schema_other_than_public_is_not_tolerated) {
   auto result = judged("ERROR:  42P06: schema \"sales\" already exists\nSTATEMENT:  CREATE SCHEMA sales;\n");
   EXPECT_TRUE(result.tolerated.empty());

@@ -30,9 +30,13 @@ struct container_options {
   setting_list settings;  ///< over restore_settings()
   wait_strategy readiness{std::chrono::seconds(180), std::chrono::milliseconds(100)};
   std::string shm_size = "1g";
+  /// The drill's temp root, recorded on the container so a test suite (or an operator) can tell
+  /// its own containers from other drills' on the same machine.
+  std::filesystem::path temp_root = default_temp_root();
 };
 
 constexpr const char* container_owner_label = "io.pgdrill.owner";
+constexpr const char* container_temp_root_label = "io.pgdrill.temp_root";
 
 namespace detail {
 
@@ -123,6 +127,7 @@ class container_server final : public server {
     std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();
     std::vector<std::string> args{"run", "-d", "--name", name,
                                   "--label", std::string(container_owner_label) + "=" + owner_tag(),
+                                  "--label", std::string(container_temp_root_label) + "=" + options.temp_root.string(),
                                   // The password travels in the engine's environment, named here without a value.
                                   "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_USER=postgres", "-e", "POSTGRES_DB=postgres",
                                   "-e", "PGDATA=/var/lib/postgresql/data/pgdata",

@@ -179,6 +179,7 @@ inline std::string engine_wanted(const drill_state& state) {
 inline std::unique_ptr<server> start_container(const drill_state& state) {
   container_options settings = state.options.container;
   settings.engine = engine_wanted(state);
+  settings.temp_root = state.options.local.temp_root;
   if (!state.plan.container_image.empty()) settings.image_template = state.plan.container_image;
   if (state.source_major) settings.major = *state.source_major;
   settings.settings.insert(settings.settings.end(), state.plan.server_settings.begin(), state.plan.server_settings.end());

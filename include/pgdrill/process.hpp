@@ -118,6 +118,18 @@ struct stream_target {
 
 namespace detail {
 
+// The text of a /proc file, empty when it cannot be read (the process may exit at any moment).
+inline std::string proc_text(const std::filesystem::path& file) {
+  std::string text;
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (ssize_t got; (got = ::read(fd, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(got));
+  ::close(fd);
+  return text;
+}
+
+
 // Process groups of live children, so a signal handler can stop them with async-signal-safe calls.
 inline std::array<std::atomic<pid_t>, 256> tracked_groups{};
 inline std::atomic<int> received_signal{0};

@@ -204,22 +204,41 @@ inline void write_json_report(const drill_result& result, const std::filesystem:
 /// How the runner talks to people and log collectors.
 struct console_options {
   bool color = false;     ///< ANSI colours (a terminal, and no NO_COLOR)
-  bool progress = false;  ///< a live progress line on stderr (a terminal)
-  bool quiet = false;     ///< only the verdict
+  bool progress = false;  ///< restore progress on stderr: a live bar on a terminal, else a line every 30 s
+  bool live = false;      ///< stderr is a terminal that understands escape codes (not TERM=dumb)
+  bool quiet = false;     ///< only what failed and the verdict
   bool json_logs = false; ///< JSON lines with UTC timestamps instead of text
 
-  /// Colour and progress only on a terminal; never colour with NO_COLOR or TERM=dumb.
+  /// Colour only on a terminal; never colour or escape codes with NO_COLOR or TERM=dumb.
   static console_options detect(bool quiet, bool json_logs) {
     console_options options;
     const char* term = std::getenv("TERM");
+    bool dumb = term && std::string(term) == "dumb";
     bool no_color = std::getenv("NO_COLOR") && *std::getenv("NO_COLOR");
-    options.color = !json_logs && !no_color && ::isatty(STDOUT_FILENO) && !(term && std::string(term) == "dumb");
-    options.progress = !quiet && !json_logs && ::isatty(STDERR_FILENO);
+    options.color = !json_logs && !no_color && !dumb && ::isatty(STDOUT_FILENO);
+    options.live = !dumb && ::isatty(STDERR_FILENO);
+    options.progress = !quiet && !json_logs;
     options.quiet = quiet;
     options.json_logs = json_logs;
     return options;
   }
 };
+
+namespace detail {
+
+// "restoring 45.2% 1.2 GB / 2.7 GB at 30.0 MB/s, about 50s left"
+inline std::string progress_text(std::uint64_t done, std::uint64_t total, double seconds) {
+  double fraction = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 0;
+  double rate = seconds > 0 ? static_cast<double>(done) / seconds : 0;
+  char text[160];
+  std::snprintf(text, sizeof text, "%5.1f%% %s / %s at %s/s", fraction * 100, bytes_text(static_cast<double>(done)).c_str(),
+                bytes_text(static_cast<double>(total)).c_str(), bytes_text(rate).c_str());
+  std::string line = text;
+  if (rate > 0 && done > 0 && done < total) line += ", about " + seconds_text(static_cast<double>(total - done) / rate) + " left";
+  return line;
+}
+
+}  // namespace detail
 
 /// The console reporter: step lines, a progress line while a restore runs, the verdict.
 class console_reporter {
@@ -254,17 +273,20 @@ class console_reporter {
     out_ << line << std::endl;
   }
 
-  /// Progress of a restore: bytes read of the backup so far.
+  /// Progress of a restore: bytes read of the backup so far. A bar redrawn in place on a
+  /// terminal; elsewhere (CI logs) a line every 30 s, so a long restore is never silent.
   void progress(std::uint64_t done, std::uint64_t total, double seconds) {
     if (!options_.progress) return;
+    std::string text = detail::progress_text(done, total, seconds);
+    if (!options_.live) {
+      if (seconds < next_line_at_) return;
+      next_line_at_ = seconds + 30;
+      err_ << "  restoring " << text << std::endl;
+      return;
+    }
     double fraction = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 0;
     int filled = static_cast<int>(fraction * 30);
-    char line[160];
-    std::snprintf(line, sizeof line, "\r  restoring [%s%s] %5.1f%% %s / %s  %s/s ", std::string(filled, '#').c_str(),
-                  std::string(30 - filled, '.').c_str(), fraction * 100, detail::bytes_text(static_cast<double>(done)).c_str(),
-                  detail::bytes_text(static_cast<double>(total)).c_str(),
-                  detail::bytes_text(seconds > 0 ? static_cast<double>(done) / seconds : 0).c_str());
-    err_ << line << std::flush;
+    err_ << "\r  restoring [" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << text << " " << std::flush;
     progress_shown_ = true;
   }
 
@@ -292,6 +314,7 @@ class console_reporter {
   std::ostream& out_;
   std::ostream& err_;
   bool progress_shown_ = false;
+  double next_line_at_ = 30;  ///< a short restore prints no progress line in a log
 };
 
 }  // namespace pgdrill

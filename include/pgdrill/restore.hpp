@@ -1,9 +1,6 @@
 // Restoring a backup with PostgreSQL's own tools, and telling an honest restore from a broken one.
 #pragma once
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -86,17 +83,6 @@ struct stream_ends {
     return "";
   }
 };
-
-// The text of a /proc file, empty when it cannot be read (the process may exit at any moment).
-inline std::string proc_text(const std::filesystem::path& file) {
-  std::string text;
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
-  char buffer[4096];
-  for (ssize_t got; (got = ::read(fd, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(got));
-  ::close(fd);
-  return text;
-}
 
 // `root` and its descendants, from /proc/PID/task/TID/children: the drill's own processes only.
 inline std::vector<std::string> process_tree(pid_t root) {
@@ -391,13 +377,22 @@ struct restore_set_result {
 
 namespace detail {
 
-// Whether any backup of the set creates databases of its own or is a whole cluster's dump.
-inline bool creates_databases(const std::vector<backup_info>& backups) {
-  return std::any_of(backups.begin(), backups.end(), [](const backup_info& backup) {
-    if (backup.format != backup_format::plain) return false;  // pg_restore creates none unless asked (-C)
+// What the plain scripts of a set create beyond one database: server-wide objects (a pg_dumpall
+// script's roles and tablespaces, or databases) and databases of their own to \connect to.
+struct beyond_one_database {
+  bool server_objects = false;
+  bool databases = false;
+};
+
+inline beyond_one_database what_the_scripts_create(const std::vector<backup_info>& backups) {
+  beyond_one_database found;
+  for (const auto& backup : backups) {
+    if (backup.format != backup_format::plain) continue;  // pg_restore creates no database unless asked (-C)
     auto header = read_plain_header(backup.path);
-    return header.cluster || header.creates_databases;
-  });
+    found.server_objects = found.server_objects || header.cluster || header.creates_databases;
+    found.databases = found.databases || header.creates_databases;
+  }
+  return found;
 }
 
 inline std::vector<std::string> database_names(server& target_server) {
@@ -439,11 +434,12 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
                                       const restore_progress& progress = {}) {
   restore_set_result result;
   auto started = std::chrono::steady_clock::now();
-  const bool own_databases = detail::creates_databases(backups);
-  if (own_databases && target_server.shared())
-    throw could_not_verify("the backup creates databases (and roles) of its own (pg_dump --create or pg_dumpall): the existing "
-                           "provider restores only into its scratch database and never alters a shared server; drill it "
-                           "with the local or container provider");
+  const auto creates = detail::what_the_scripts_create(backups);
+  const bool own_databases = creates.databases;
+  if (creates.server_objects && target_server.shared())
+    throw could_not_verify("the backup creates databases, roles or tablespaces of its own (pg_dumpall, pg_dump --create): the "
+                           "existing provider restores only into its scratch database and never alters a shared server; "
+                           "drill it with the local or container provider");
   if (!own_databases && !spec.database.empty())
     throw could_not_verify("the scenario names the database '" + spec.database + "' to check, but the backup creates no database");
   auto before = own_databases ? detail::database_names(target_server) : std::vector<std::string>{};

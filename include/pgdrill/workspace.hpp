@@ -30,10 +30,9 @@ namespace detail {
 // Field 22 of /proc/PID/stat: the process's start time, which tells a live owner from a
 // recycled pid. The command name (field 2) may contain spaces, so count from its closing ')'.
 inline unsigned long long process_start_time(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  std::string text = proc_text("/proc/" + std::to_string(pid) + "/stat");
   auto close = text.rfind(')');
-  if (close == std::string::npos) return 0;
+  if (close == std::string::npos || close + 2 > text.size()) return 0;
   std::istringstream fields(text.substr(close + 2));
   std::string field;
   for (int index = 3; index <= 22 && (fields >> field); ++index)
