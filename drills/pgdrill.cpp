@@ -137,7 +137,7 @@ int with_server_command(const std::vector<std::string>& command_line, const std:
     program = *found;
   }
   pgdrill::command cmd(program, {command_line.begin() + 1, command_line.end()});
-  cmd.with_env(server->admin().libpq_env()).without_env(pgdrill::endpoint::foreign_libpq_env());
+  server->admin().apply_to(cmd);
   auto child = pgdrill::child::spawn(cmd, {pgdrill::stream_target::inherit(), pgdrill::stream_target::inherit(),
                                            pgdrill::stream_target::inherit()});
   auto status = child.wait();

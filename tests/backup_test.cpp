@@ -128,3 +128,31 @@ TEST(backup, attached_partitions_are_not_counted_as_tables) {
   EXPECT_EQ(contents.tables(), (std::vector<std::string>{"public.events_2026"}));
   EXPECT_EQ(contents.toc[1].type, "TABLE ATTACH");
 }
+
+TEST(backup, a_directory_archive_sidecar_lists_every_file_and_catches_each_change) {
+  scratch_dir dir;
+  auto archive = dir.path() / "shop.dir";
+  testkit::write_file(archive / "toc.dat", "PGDMP toc");
+  testkit::write_file(archive / "3001.dat.gz", "rows");
+  auto sidecar = dir.path() / "shop.dir.sha256";
+  auto lines = directory_sha256_lines(archive);
+  testkit::write_file(sidecar, lines);
+  EXPECT_EQ(lines.substr(64, 14), "  3001.dat.gz\n") << "sha256sum's format, sorted by path: " << lines;
+  hygiene_spec spec;
+  spec.min_size_bytes = 0;
+  auto sha256_step = [&] {
+    for (const auto& step : check_backup_file(inspect_file(archive), spec))
+      if (step.name == "backup sha256") return step;
+    return step_result{};
+  };
+  EXPECT_EQ(sha256_step().result, outcome::passed) << sha256_step().message;
+  testkit::write_file(archive / "3001.dat.gz", "rowz");
+  EXPECT_EQ(sha256_step().result, outcome::failed);
+  EXPECT_NE(sha256_step().message.find("3001.dat.gz changed after the sidecar was written"), std::string::npos) << sha256_step().message;
+  testkit::write_file(archive / "3001.dat.gz", "rows");
+  testkit::write_file(archive / "3002.dat.gz", "more");
+  EXPECT_NE(sha256_step().message.find("3002.dat.gz is in the archive but not in the sidecar"), std::string::npos);
+  std::filesystem::remove(archive / "3002.dat.gz");
+  std::filesystem::remove(archive / "3001.dat.gz");
+  EXPECT_NE(sha256_step().message.find("3001.dat.gz is listed in the sidecar but missing"), std::string::npos);
+}

@@ -239,3 +239,97 @@ TEST_F(drill_cli, validate_checks_a_scenario_without_running_it) {
   EXPECT_EQ(result.exit_code, 3) << result.output;
   EXPECT_NE(result.output.find("at /assertions/0/table: expected a string, got an integer"), std::string::npos) << result.output;
 }
+
+TEST_F(drill_cli, a_closed_stdout_still_gets_its_junit_report_written) {
+  auto file = scenario(R"({"name": "piped", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.customers", "equals": 1000}]})");
+  auto junit = dir_.path() / "piped.xml";
+  // `| head -1` closes the pipe after the first line; the drill must still finish and report.
+  auto result = run(command("/bin/bash", {"-c", std::string("set -o pipefail; '") + PGDRILL_RUNNER_PATH + "' run '" + file.string() +
+                                                    "' --junit '" + junit.string() + "' | head -1"}),
+                    run_options::within(std::chrono::minutes(5)));
+  EXPECT_TRUE(result.status.signal == 0) << result.describe();
+  ASSERT_TRUE(std::filesystem::exists(junit)) << result.out << result.err_tail;
+  EXPECT_NE(testkit::read_file(junit).find("failures=\"0\""), std::string::npos);
+  EXPECT_NE(result.out.find("pgdrill: drill 'piped'"), std::string::npos) << result.out;
+}
+
+TEST_F(drill_cli, in_a_terminal_with_processes_coming_and_going_the_verdict_stands) {
+  // The progress bar reads /proc while pg_restore works; processes that exit mid-read (here a
+  // loop of short-lived ones) must never turn a good drill into "could not verify".
+  auto file = scenario(R"({"name": "tty", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.customers", "equals": 1000}]})");
+  auto churn = child::spawn(command("/bin/sh", {"-c", "while :; do /bin/true & /bin/true; done"}), {});
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    auto typescript = dir_.path() / ("typescript-" + std::to_string(attempt));
+    command drill("/usr/bin/script", {"-q", "-e", "-c",
+                                      std::string("'") + PGDRILL_RUNNER_PATH + "' run '" + file.string() + "' --junit '" +
+                                          (dir_.path() / "tty.xml").string() + "'",
+                                      typescript.string()});
+    drill.with_env({{"TERM", attempt % 2 ? "dumb" : "xterm"}});
+    auto result = run(drill, run_options::within(std::chrono::minutes(5)));
+    auto seen = testkit::read_file(typescript);
+    EXPECT_EQ(result.status.code, 0) << seen;
+    if (attempt % 2) {
+      EXPECT_EQ(seen.find('\033'), std::string::npos) << "TERM=dumb gets no escape codes: " << seen;
+    }
+  }
+  churn.kill_and_reap();
+}
+
+TEST_F(drill_cli, quiet_still_names_what_failed_and_version_answers_everywhere) {
+  auto file = scenario(R"({"name": "quiet", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.customers", "equals": 999}]})");
+  auto result = run_cli({"run", file.string(), "--junit", (dir_.path() / "q.xml").string(), "--quiet"});
+  EXPECT_EQ(result.exit_code, 1) << result.output;
+  EXPECT_NE(result.output.find("FAIL   row_count public.customers"), std::string::npos) << result.output;
+  EXPECT_LT(result.output.find("FAIL   row_count"), result.output.find("verdict: FAILED")) << result.output;
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"--version"}, {"run", "--version"}, {"dump", "--version"}}) {
+    auto version = run_cli(args);
+    EXPECT_EQ(version.exit_code, 0) << version.output;
+    EXPECT_EQ(version.output.rfind("pgdrill ", 0), 0U) << version.output;
+  }
+}
+
+TEST_F(drill_cli, an_unwritable_junit_path_still_prints_the_verdict_and_writes_the_other_reports) {
+  auto file = scenario(R"({"name": "unwritable", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "public.customers", "equals": 1000}]})");
+  auto json = dir_.path() / "report.json";
+  auto result = run_cli({"run", file.string(), "--junit", "/dev/null/report.xml", "--json", json.string()});
+  EXPECT_EQ(result.exit_code, 2) << "a verdict whose report is missing cannot be trusted: " << result.output;
+  EXPECT_NE(result.output.find("verdict: PASSED (exit 0)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("cannot write JUnit report /dev/null/report.xml"), std::string::npos) << result.output;
+  EXPECT_TRUE(std::filesystem::exists(json));
+}
+
+TEST_F(drill_cli, dump_connects_as_the_user_said_with_a_passfile_or_a_service) {
+  auto source = testkit::start_demo_source();
+  const std::string password = "sekret-in-passfile-only";
+  testkit::psql(*source, "ALTER ROLE postgres PASSWORD '" + password + "'");
+  auto hba = testkit::psql(*source, "SHOW hba_file");
+  hba.erase(hba.find_last_not_of(" \n") + 1);
+  write_file(hba, "local all all scram-sha-256\n");
+  testkit::psql(*source, "SELECT pg_reload_conf()");  // from now on only the password lets anyone in
+  auto passfile = dir_.path() / "pgpass";
+  write_file(passfile, "*:*:*:postgres:" + password + "\n");
+  std::filesystem::permissions(passfile, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto services = dir_.path() / "pg_service.conf";
+  write_file(services, "[shop]\nhost=" + source->admin().host + "\nport=5432\nuser=postgres\ndbname=postgres\n");
+  const std::string conninfo = "host=" + source->admin().host + " port=5432 user=postgres dbname=postgres";
+
+  auto without = run_cli({"dump", "--source", conninfo, "--out", (dir_.path() / "none").string()});
+  EXPECT_EQ(without.exit_code, 2) << "no password, no dump: " << without.output;
+  auto with_passfile = run_cli({"dump", "--source", conninfo, "--out", (dir_.path() / "passfile").string()},
+                               {{"PGPASSFILE", passfile.string()}});
+  EXPECT_EQ(with_passfile.exit_code, 0) << with_passfile.output;
+  auto with_service = run_cli({"dump", "--source", "service=shop", "--out", (dir_.path() / "service").string()},
+                              {{"PGPASSFILE", passfile.string()}, {"PGSERVICEFILE", services.string()}});
+  EXPECT_EQ(with_service.exit_code, 0) << with_service.output;
+  for (const auto* output : {&without.output, &with_passfile.output, &with_service.output})
+    EXPECT_EQ(output->find(password), std::string::npos) << *output;
+  std::size_t dumps = 0;
+  for (const auto& sub : {"passfile", "service"})
+    for (const auto& entry : std::filesystem::directory_iterator(dir_.path() / sub))
+      dumps += entry.path().extension() == ".dump";
+  EXPECT_EQ(dumps, 2U);
+}

@@ -169,3 +169,33 @@ TEST(manifest, file_round_trips_and_rejects_unknown_keys) {
   }
   EXPECT_THROW(load_manifest(dir.path() / "absent.json"), could_not_verify);
 }
+
+TEST(manifest, a_directory_dump_gets_a_sidecar_that_a_drill_requiring_one_accepts) {
+  auto source = make_source();
+  scratch_dir out;
+  auto result = dump(*source, out.path(), {}, "directory");
+  auto sidecar = testkit::read_file(result.backup.string() + ".sha256");
+  EXPECT_NE(sidecar.find("  toc.dat\n"), std::string::npos) << sidecar;
+  EXPECT_EQ(std::filesystem::status(result.backup.string() + ".sha256").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  auto plan = manifest_plan(result.backup);
+  plan.hygiene.sha256_sidecar = "required";
+  auto drilled = run_drill(plan);
+  EXPECT_EQ(drilled.verdict(), exit_code::passed) << testkit::drill_report(drilled);
+}
+
+TEST(manifest, a_sql_ascii_database_with_bytes_that_are_not_utf8_is_dumped_and_hashed_as_stored) {
+  auto source = testkit::start_server();
+  testkit::psql(*source, "CREATE DATABASE legacy ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
+  testkit::psql(*source, "CREATE TABLE notes (body text); INSERT INTO notes VALUES (E'caf\\xe9'), (E'na\\xefve'), ('plain')", "legacy");
+  scratch_dir out;
+  dump_options options;
+  options.out_dir = out.path();
+  options.name = "legacy";
+  auto result = dump_with_manifest(source->admin().with_database("legacy"), options);
+  EXPECT_TRUE(result.data.unreadable().empty()) << ::testing::PrintToString(result.data.unreadable());
+  auto notes = result.data.find("public.notes");
+  ASSERT_NE(notes, nullptr);
+  EXPECT_EQ(notes->rows, 3);
+  EXPECT_EQ(notes->digest, checksum_connection(source->admin().with_database("legacy")).checksum("public.notes").digest);
+}

@@ -68,6 +68,10 @@ class checksum_connection {
       throw could_not_verify("cannot connect to " + target.describe() + ": " + PQerrorMessage(connection_.get()));
     for (const auto& [name, value] : pinned_session_settings())
       execute("SET " + name + " = " + detail::quote_literal(value));
+    // A SQL_ASCII database declares no encoding: its rows are hashed as the bytes it stores
+    // (converting them to UTF8 fails on the first byte that is not).
+    if (const char* encoding = PQparameterStatus(connection_.get(), "server_encoding"); encoding && std::string(encoding) == "SQL_ASCII")
+      execute("SET client_encoding = 'SQL_ASCII'");
   }
 
   /// Join another transaction's exported snapshot (manifests read what pg_dump reads).

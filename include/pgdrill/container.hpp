@@ -150,7 +150,7 @@ class container_server final : public server {
     auto colon = port.out.rfind(':');
     if (!port.ok() || colon == std::string::npos)
       throw provisioning_error("cannot read the published port of " + name + ": " + port.err_tail + server->logs());
-    server->admin_ = endpoint{"127.0.0.1", std::atoi(port.out.substr(colon + 1).c_str()), "postgres", "postgres", password};
+    server->admin_ = endpoint::of_started_server("127.0.0.1", std::atoi(port.out.substr(colon + 1).c_str()), "postgres", password);
     wait_until_ready(server->admin_, options.readiness, [&] { return server->running(); },
                      [&] { return "container " + name + " log:\n" + server->logs(); });
     // What the image really runs, whatever its tag says.

@@ -8,8 +8,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>  // optional limits
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,7 +46,45 @@ inline std::string sha256_file(const std::filesystem::path& file) {
   return hex;
 }
 
+/// The SHA-256 sidecar of a directory-format archive: one `sha256sum` line per file ("HEX  PATH",
+/// the path relative to the directory), sorted by path, so `cd DIR && sha256sum -c ../DIR.sha256`
+/// checks it too.
+inline std::string directory_sha256_lines(const std::filesystem::path& directory) {
+  std::vector<std::string> lines;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(directory))
+    if (entry.is_regular_file())
+      lines.push_back(sha256_file(entry.path()) + "  " + std::filesystem::relative(entry.path(), directory).generic_string());
+  std::sort(lines.begin(), lines.end(), [](const std::string& a, const std::string& b) { return a.substr(66) < b.substr(66); });
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  return text;
+}
+
 namespace detail {
+
+// "path -> hex" of sha256sum lines.
+inline std::map<std::string, std::string> sha256_lines_by_path(const std::string& text) {
+  std::map<std::string, std::string> files;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (line.size() > 66) files[line.substr(66)] = line.substr(0, 64);
+  return files;
+}
+
+// The first difference between a directory archive's sidecar and its files, "" when none.
+inline std::string directory_sidecar_difference(const std::filesystem::path& directory, const std::filesystem::path& sidecar) {
+  std::ifstream in(sidecar);
+  auto expected = sha256_lines_by_path({std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()});
+  auto actual = sha256_lines_by_path(directory_sha256_lines(directory));
+  for (const auto& [path, hex] : expected) {
+    auto found = actual.find(path);
+    if (found == actual.end()) return path + " is listed in the sidecar but missing from the archive";
+    if (found->second != hex) return path + " changed after the sidecar was written (SHA-256 " + found->second + ", sidecar " + hex + ")";
+  }
+  for (const auto& [path, hex] : actual)
+    if (!expected.count(path)) return path + " is in the archive but not in the sidecar";
+  return "";
+}
 
 inline step_result hygiene_step(const std::string& name, bool ok, std::string expected, std::string actual,
                                 std::string message) {
@@ -97,7 +137,13 @@ inline std::vector<step_result> check_backup_file(const backup_info& backup, con
   if (spec.sha256_sidecar == "required" && !has_sidecar) {
     steps.push_back(detail::hygiene_step("backup sha256", false, "a " + std::filesystem::path(sidecar).filename().string() + " sidecar",
                                          "none", "no SHA-256 sidecar " + sidecar));
-  } else if (spec.sha256_sidecar != "ignore" && has_sidecar && !std::filesystem::is_directory(backup.path)) {
+  } else if (spec.sha256_sidecar != "ignore" && has_sidecar && std::filesystem::is_directory(backup.path)) {
+    auto difference = detail::directory_sidecar_difference(backup.path, sidecar);
+    steps.push_back(detail::hygiene_step("backup sha256", difference.empty(), "every file as in the sidecar",
+                                         difference.empty() ? "as in the sidecar" : difference,
+                                         difference.empty() ? "every file matches " + std::filesystem::path(sidecar).filename().string()
+                                                            : difference));
+  } else if (spec.sha256_sidecar != "ignore" && has_sidecar) {
     std::ifstream in(sidecar);
     std::string expected;
     in >> expected;  // "HEX" or sha256sum's "HEX  NAME"

@@ -153,7 +153,7 @@ class local_server final : public server {
     for (const auto& [name, value] : settings) postgres.args.insert(postgres.args.end(), {"-c", name + "=" + value});
     child process = child::spawn(postgres, {stream_target::null(), stream_target::to_file(log), stream_target::to_file(log)});
 
-    endpoint admin{dir.path().string(), 5432, options.superuser, "postgres", ""};
+    auto admin = endpoint::of_started_server(dir.path().string(), 5432, options.superuser, "");
     wait_until_ready(
         admin, options.readiness, [&] { return !process.poll_exit(); },
         [&] {

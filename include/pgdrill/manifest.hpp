@@ -346,7 +346,7 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
                                        "--file", partial.string()});
   dump.args.insert(dump.args.end(), options.pg_dump_args.begin(), options.pg_dump_args.end());
   dump.args.push_back(session.database());
-  dump.with_env(source.libpq_env()).without_env(endpoint::foreign_libpq_env());
+  source.apply_to(dump);
   auto dumped = run(dump);
   result.data = sums.get();
   if (!dumped.ok()) {
@@ -360,7 +360,9 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
     result.data.dump_version = tools.version;
     result.data.backup_file = result.backup.filename().string();
     result.data.backup_size = inspect_file(partial).size;
-    if (!std::filesystem::is_directory(partial)) {
+    if (std::filesystem::is_directory(partial)) {
+      detail::write_private(sidecar, directory_sha256_lines(partial));  // relative paths: valid after the rename
+    } else {
       result.data.backup_sha256 = sha256_file(partial);
       detail::write_private(sidecar, result.data.backup_sha256 + "  " + result.data.backup_file + "\n");
     }

@@ -24,11 +24,32 @@ namespace pgdrill {
 /// Where to connect. The password is only ever handed to libpq (in-process) or to a child's
 /// environment (PGPASSWORD), never to argv, logs or messages.
 struct endpoint {
+  /// One libpq setting as the user gave it: its conninfo keyword and its environment variable.
+  struct setting {
+    std::string keyword, variable, value;
+  };
+
   std::string host;  ///< host name, or a unix socket directory
   int port = 5432;
   std::string user;
-  std::string dbname = "postgres";
+  std::string dbname = "postgres";  ///< empty: whatever libpq resolves (a server the user named)
   std::string password;
+  /// A server the user named (endpoint_from_conninfo): their libpq environment applies, and
+  /// `given` holds every setting of their connection string except the password (service,
+  /// passfile, sslmode, options, ...), handed to libpq and the tools unchanged so libpq resolves
+  /// them as it would for the user. False for a server pgdrill started.
+  bool named_by_user = false;
+  std::vector<setting> given;
+
+  /// A server pgdrill started itself: none of the user's libpq settings apply to it.
+  static endpoint of_started_server(std::string host, int port, std::string user, std::string password) {
+    endpoint started;
+    started.host = std::move(host);
+    started.port = port;
+    started.user = std::move(user);
+    started.password = std::move(password);
+    return started;
+  }
 
   /// Same server, another database.
   endpoint with_database(std::string name) const {
@@ -39,24 +60,47 @@ struct endpoint {
 
   /// A libpq connection string, password included: for in-process connections only.
   std::string conninfo() const {
-    std::string text = "host=" + quote(host) + " port=" + std::to_string(port) + " user=" + quote(user) +
-                       " dbname=" + quote(dbname) + " application_name=pgdrill";
+    std::string text;
+    if (!named_by_user) {
+      text = "host=" + quote(host) + " port=" + std::to_string(port) + " user=" + quote(user);
+    } else {
+      for (const auto& item : given)
+        if (item.keyword != "dbname") text += item.keyword + "=" + quote(item.value) + " ";
+    }
+    if (!dbname.empty()) text += " dbname=" + quote(dbname);
+    text += " application_name=pgdrill";
     if (!password.empty()) text += " password=" + quote(password);
     return text;
   }
 
-  /// For messages and reports: no password.
+  /// For messages and reports: no password. A server the user named is shown as they named it.
   std::string describe() const {
-    return user + "@" + host + ":" + std::to_string(port) + "/" + dbname + (password.empty() ? "" : " (password set)");
+    std::string text;
+    if (!named_by_user) text = user + "@" + host + ":" + std::to_string(port) + "/" + dbname;
+    for (const auto& item : given)
+      if (item.keyword != "dbname") text += (text.empty() ? "" : " ") + item.keyword + "=" + item.value;
+    if (named_by_user) text += (text.empty() ? "" : " ") + (dbname.empty() ? std::string("(libpq's defaults)") : "dbname=" + dbname);
+    return text + (password.empty() ? "" : " (password set)");
   }
 
   /// The libpq environment for child tools (psql, pg_restore, pg_dump).
   std::vector<std::pair<std::string, std::string>> libpq_env() const {
-    std::vector<std::pair<std::string, std::string>> env{
-        {"PGHOST", host}, {"PGPORT", std::to_string(port)}, {"PGUSER", user}, {"PGDATABASE", dbname},
-        {"PGAPPNAME", "pgdrill"}, {"PGCONNECT_TIMEOUT", "30"}};
+    std::vector<std::pair<std::string, std::string>> env;
+    if (!named_by_user) env = {{"PGHOST", host}, {"PGPORT", std::to_string(port)}, {"PGUSER", user}};
+    for (const auto& item : given)
+      if (item.keyword != "dbname") env.emplace_back(item.variable, item.value);
+    if (!dbname.empty()) env.emplace_back("PGDATABASE", dbname);
+    env.insert(env.end(), {{"PGAPPNAME", "pgdrill"}, {"PGCONNECT_TIMEOUT", "30"}});
     if (!password.empty()) env.emplace_back("PGPASSWORD", password);
     return env;
+  }
+
+  /// Point a child tool at this endpoint through its environment. A server pgdrill started gets
+  /// none of the user's own libpq settings (they could redirect the drill); a server the user
+  /// named keeps them all (PGPASSFILE, PGSERVICE, ~/.pgpass, SSL files), as the user's own tools would.
+  void apply_to(command& tool) const {
+    tool.with_env(libpq_env());
+    if (!named_by_user) tool.without_env(foreign_libpq_env());
   }
 
   /// Variables to remove from a child's environment so the user's own libpq settings
@@ -100,14 +144,22 @@ inline endpoint endpoint_from_conninfo(std::string conninfo) {
     return "";
   };
   endpoint result;
+  for (auto* option = given.get(); option && option->keyword; ++option) {
+    std::string keyword = option->keyword;
+    if (!option->val || !*option->val || keyword == "password") continue;
+    for (auto* known = defaults.get(); known && known->keyword; ++known)
+      if (keyword == known->keyword && known->envvar) result.given.push_back({keyword, known->envvar, option->val});
+  }
+  result.named_by_user = true;
   result.host = value("host");
   if (result.host.empty()) result.host = value("hostaddr");
   if (result.host.empty()) result.host = "/var/run/postgresql";
   std::string port = value("port");
   result.port = port.empty() ? 5432 : std::atoi(port.c_str());
   result.user = value("user");
-  result.dbname = value("dbname");
-  if (result.dbname.empty()) result.dbname = result.user;
+  // Only as given: otherwise libpq resolves it (PGDATABASE, a service's dbname, the user name).
+  for (const auto& item : result.given)
+    if (item.keyword == "dbname") result.dbname = item.value;
   result.password = value("password");
   return result;
 }

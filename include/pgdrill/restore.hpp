@@ -171,7 +171,7 @@ inline command restore_command(const pg_binaries& tools, const format_traits& fo
     cmd.args = {"-X", "-q", "--echo-errors", "-v", "VERBOSITY=verbose", "--dbname", target.dbname};
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
   }
-  cmd.with_env(target.libpq_env()).without_env(endpoint::foreign_libpq_env());
+  target.apply_to(cmd);
   return cmd;
 }
 
