@@ -119,7 +119,7 @@ void restore_benchmark(benchmark::State& state, std::string format, int jobs, bo
     restore_spec spec;
     spec.jobs = jobs;
     spec.single_transaction = single_transaction;
-    auto target = server->restore_target();
+    auto target = server->restore_target({});
     auto start = clock_type::now();
     auto restored = restore_backup(backup, target, server->binaries(), spec, scratch.path());
     state.SetIterationTime(seconds_since(start));
@@ -209,7 +209,7 @@ void floor_benchmark(benchmark::State& state) {
   auto backup = inspect_file(data.dump("custom"));
   for (auto _ : state) {
     auto server = local_server::start();
-    auto target = server->restore_target();
+    auto target = server->restore_target({});
     // Table data as files the server itself can read, written by the source server.
     std::map<std::string, double> copy, index;
     {

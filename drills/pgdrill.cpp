@@ -462,7 +462,7 @@ int bench_command(const std::string& file, int max_jobs, const std::string& pg_b
     pgdrill::scratch_dir scratch(options.temp_root);
     pgdrill::restore_spec spec;
     spec.jobs = jobs;
-    auto restored = pgdrill::restore_backup(backup, server->restore_target(), server->binaries(), spec, scratch.path());
+    auto restored = pgdrill::restore_backup(backup, server->restore_target({}), server->binaries(), spec, scratch.path());
     if (!restored.ok) throw pgdrill::corrupt_backup("restore with -j " + std::to_string(jobs) + " failed: " + restored.summary());
     if (jobs == 1) first = restored.seconds;
     std::printf("%6d %12s %12s/s %11.2fx\n", jobs, pgdrill::detail::seconds_text(restored.seconds).c_str(),

@@ -156,3 +156,24 @@ TEST(backup, a_directory_archive_sidecar_lists_every_file_and_catches_each_chang
   std::filesystem::remove(archive / "3001.dat.gz");
   EXPECT_NE(sha256_step().message.find("3001.dat.gz is listed in the sidecar but missing"), std::string::npos);
 }
+
+TEST(backup, plain_header_is_read_wherever_pg_dumpall_puts_it) {
+  scratch_dir dir;
+  std::string roles;
+  for (int index = 0; index < 3000; ++index) roles += "CREATE ROLE role_" + std::to_string(index) + ";\n";  // > 64 KiB
+  testkit::write_file(dir.path() / "cluster.sql",
+                      "--\n-- PostgreSQL database cluster dump\n--\n\nSET client_encoding = 'SQL_ASCII';\n" + roles +
+                          "\\connect template1\n\n-- Dumped from database version 13.22\n-- Dumped by pg_dump version 17.6\n"
+                          "CREATE TABLE t (a int);\n-- Dumped from database version 99.0\n");
+  auto header = read_plain_header(dir.path() / "cluster.sql");
+  EXPECT_TRUE(header.cluster);
+  EXPECT_TRUE(header.creates_databases);
+  EXPECT_EQ(header.source_version, "13.22");
+  EXPECT_EQ(header.dump_version, "17.6");
+  EXPECT_EQ(header.encoding, "SQL_ASCII");
+  testkit::write_file(dir.path() / "plain.sql", "--\n-- PostgreSQL database dump\n--\nSET client_encoding = 'UTF8';\nCOPY t FROM stdin;\n\\connect x\n");
+  auto plain = read_plain_header(dir.path() / "plain.sql");
+  EXPECT_FALSE(plain.cluster);
+  EXPECT_FALSE(plain.creates_databases) << "a \\connect in the data is no header";
+  EXPECT_EQ(plain.encoding, "UTF8");
+}

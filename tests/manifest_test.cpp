@@ -198,4 +198,9 @@ TEST(manifest, a_sql_ascii_database_with_bytes_that_are_not_utf8_is_dumped_and_h
   ASSERT_NE(notes, nullptr);
   EXPECT_EQ(notes->rows, 3);
   EXPECT_EQ(notes->digest, checksum_connection(source->admin().with_database("legacy")).checksum("public.notes").digest);
+  // Restored into a database of its own encoding (its bytes are valid UTF8 nowhere), the backup
+  // passes its manifest drill.
+  EXPECT_EQ(read_contents(inspect_file(result.backup), find_binaries(binary_search::from_environment())).encoding, "SQL_ASCII");
+  auto drilled = run_drill(manifest_plan(result.backup));
+  EXPECT_EQ(drilled.verdict(), exit_code::passed) << testkit::drill_report(drilled);
 }

@@ -228,6 +228,7 @@ struct backup_contents {
   std::vector<toc_entry> toc;  ///< archives only (plain SQL has no table of contents)
   bool cluster = false;            ///< plain pg_dumpall output: roles, tablespaces, every database
   bool creates_databases = false;  ///< plain SQL that creates and \connects to its own databases
+  std::string encoding;            ///< the source database's, e.g. "UTF8", "SQL_ASCII"; empty when unknown
 
   std::optional<int> source_major() const {
     if (source_version.empty()) return std::nullopt;
@@ -300,7 +301,8 @@ inline std::string first_word(const std::string& text) { return text.substr(0, t
 /// most 64 MiB, streaming.
 inline backup_contents read_plain_header(const std::filesystem::path& file) {
   backup_contents contents;
-  static const std::regex from(R"(^-- Dumped from database version (\S+))"), by(R"(^-- Dumped by pg_dump version (\S+))");
+  static const std::regex from(R"(^-- Dumped from database version (\S+))"), by(R"(^-- Dumped by pg_dump version (\S+))"),
+      encoding(R"(^SET client_encoding = '([^']+)';$)");
   backup_reader reader(file);
   std::vector<char> block(1U << 20);
   std::string pending;
@@ -309,6 +311,7 @@ inline backup_contents read_plain_header(const std::filesystem::path& file) {
     std::smatch match;
     if (contents.source_version.empty() && std::regex_search(line, match, from)) contents.source_version = match[1];
     if (contents.dump_version.empty() && std::regex_search(line, match, by)) contents.dump_version = match[1];
+    if (contents.encoding.empty() && std::regex_search(line, match, encoding)) contents.encoding = match[1];
     if (line == "-- PostgreSQL database cluster dump") contents.cluster = true;
     if (line.rfind("\\connect ", 0) == 0) contents.creates_databases = true;
     return !(line.rfind("CREATE TABLE ", 0) == 0 || line.rfind("COPY ", 0) == 0 || line.rfind("INSERT INTO ", 0) == 0);
@@ -324,25 +327,22 @@ inline backup_contents read_plain_header(const std::filesystem::path& file) {
   return contents;
 }
 
-/// Read versions and table of contents with the field's own tools: `pg_restore --list` for
-/// archives (fed the decompressed stream when compressed), the header comments of plain SQL.
-/// Throws corrupt_backup when the table of contents cannot be read, could_not_verify when the
-/// archive is newer than the installed tools.
-inline backup_contents read_contents(const backup_info& backup, const pg_binaries& tools) {
-  if (backup.format == backup_format::plain) return read_plain_header(backup.path);
-  backup_contents contents;
+namespace detail {
 
-  if (backup.format == backup_format::tar) check_tar_complete(backup.path);
-  command list(tools.tool("pg_restore"), {"--list"});
+// pg_restore's output for `args` on an archive (fed the decompressed stream when compressed).
+// Throws corrupt_backup when it cannot read the archive, could_not_verify when the archive is
+// newer than the tools.
+inline std::string read_archive(const backup_info& backup, const pg_binaries& tools, std::vector<std::string> args) {
+  command tool(tools.tool("pg_restore"), std::move(args));
   run_options options = run_options::within(std::chrono::minutes(10));
   std::optional<backup_reader> reader;
   if (backup.compressed != compression::none) {
     reader.emplace(backup.path);
     options.stdin_source = [&](char* buffer, std::size_t capacity) { return reader->read(buffer, capacity); };
   } else {
-    list.args.push_back(backup.path.string());
+    tool.args.push_back(backup.path.string());
   }
-  auto result = run(list, options);
+  auto result = run(tool, options);
   auto problems = classify_restore_errors(result.err_tail);
   if (!result.ok() || !problems.empty()) {
     std::string first = problems.empty() ? result.describe() : problems.front().line;
@@ -351,13 +351,31 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
                              tools.version + " tools can read (" + first + ")");
     throw corrupt_backup("table of contents of " + backup.path.string() + " is unreadable: " + first);
   }
+  return result.out;
+}
+
+}  // namespace detail
+
+/// Read versions and table of contents with the field's own tools: `pg_restore --list` for
+/// archives (fed the decompressed stream when compressed), the header comments of plain SQL.
+/// Throws corrupt_backup when the table of contents cannot be read, could_not_verify when the
+/// archive is newer than the installed tools.
+inline backup_contents read_contents(const backup_info& backup, const pg_binaries& tools) {
+  if (backup.format == backup_format::plain) return read_plain_header(backup.path);
+  backup_contents contents;
+  if (backup.format == backup_format::tar) check_tar_complete(backup.path);
+  auto listing = detail::read_archive(backup, tools, {"--list"});
   static const std::regex from(R"(Dumped from database version: (\S+))"), by(R"(Dumped by pg_dump version: (\S+))");
   std::smatch match;
-  if (std::regex_search(result.out, match, from)) contents.source_version = match[1];
-  if (std::regex_search(result.out, match, by)) contents.dump_version = match[1];
-  std::istringstream lines(result.out);
+  if (std::regex_search(listing, match, from)) contents.source_version = match[1];
+  if (std::regex_search(listing, match, by)) contents.dump_version = match[1];
+  std::istringstream lines(listing);
   for (std::string line; std::getline(lines, line);)
     if (auto entry = detail::parse_toc_line(line)) contents.toc.push_back(*entry);
+  // The source database's encoding is in the preamble pg_restore writes for an empty selection.
+  auto preamble = detail::read_archive(backup, tools, {"--file", "-", "--use-list", "/dev/null"});
+  static const std::regex encoding(R"(SET client_encoding = '([^']+)';)");
+  if (std::regex_search(preamble, match, encoding)) contents.encoding = match[1];
   return contents;
 }
 

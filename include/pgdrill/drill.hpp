@@ -63,6 +63,7 @@ struct drill_state {
   located_backups located;              ///< locate: what is restored, in order
   std::optional<manifest> expected;     ///< locate: the manifest beside the first backup
   std::optional<int> source_major;      ///< inspect: the newest source major in the set
+  std::string source_encoding;          ///< inspect: the first backup's source database encoding
   std::unique_ptr<server> target_server;  ///< provision
   pg_binaries tools;                    ///< provision: pg_restore and psql that restore into it
   std::optional<endpoint> target;       ///< restore: the database restored into
@@ -303,6 +304,7 @@ inline outcome inspect(drill_state& state, step_result& step) {
     if (backup.format != backup_format::plain && !tools) tools = find_binaries(state.options.local.binaries);
     auto contents = tools ? read_contents(backup, *tools) : read_plain_header(backup.path);
     toc_entries += contents.toc.size();
+    if (state.source_encoding.empty()) state.source_encoding = contents.encoding;
     if (auto major = contents.source_major(); major && (!state.source_major || *major > *state.source_major)) {
       state.source_major = major;
       state.result.backup.source_version = contents.source_version;
@@ -336,7 +338,7 @@ inline outcome provision(drill_state& state, step_result& step) {
 
 /// The backup set restored into the server's restore target.
 inline outcome restore(drill_state& state, step_result& step) {
-  state.target = state.target_server->restore_target();
+  state.target = state.target_server->restore_target(state.source_encoding);
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
                               state.options.local.temp_root, state.created_roles, state.options.on_progress);
   auto& facts = state.result.restore;

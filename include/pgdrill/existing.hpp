@@ -55,7 +55,9 @@ class existing_server final : public server {
     return "existing PostgreSQL " + version_ + " at " + admin_.describe() + ", scratch database " + scratch_;
   }
   bool shared() const override { return true; }
-  endpoint restore_target() override { return admin_.with_database(scratch_); }
+  endpoint restore_target(const std::string& /*source_encoding: the scratch database exists already*/) override {
+    return admin_.with_database(scratch_);
+  }
   const std::string& scratch_database() const noexcept { return scratch_; }
 
   /// Drop the scratch database (forcing other sessions off it); safe to call twice.

@@ -193,11 +193,14 @@ class server {
   /// A server other work shares (existing provider): the drill leaves nothing on it but what it
   /// created and drops.
   virtual bool shared() const { return false; }
-  /// The empty database to restore into. A throwaway server creates `pgdrill_restore`; a shared
-  /// one has its own uniquely named scratch database.
-  virtual endpoint restore_target() {
+  /// The empty database to restore into. A throwaway server creates `pgdrill_restore` (in
+  /// SQL_ASCII for a backup of a SQL_ASCII database); a shared one has its own uniquely named
+  /// scratch database.
+  virtual endpoint restore_target(const std::string& source_encoding) {
     pqxx::connection connection(admin().conninfo());
-    pqxx::nontransaction(connection).exec("CREATE DATABASE pgdrill_restore");
+    // A SQL_ASCII database's bytes are valid in no other encoding: restore them into their own.
+    std::string as_source = source_encoding == "SQL_ASCII" ? " TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'" : "";
+    pqxx::nontransaction(connection).exec("CREATE DATABASE pgdrill_restore" + as_source);
     return admin().with_database("pgdrill_restore");
   }
 };
