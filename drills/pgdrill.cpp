@@ -98,7 +98,7 @@ command_entry run_entry() {
             app.add_option("--history", args->reports.history,
                            "Append a line to this JSON-lines history (default: reports.history)")
                 ->envname("PGDRILL_HISTORY");
-            app.add_flag("--quiet", args->quiet, "Print only the verdict");
+            app.add_flag("--quiet", args->quiet, "Print only what failed and the verdict");
             std::string providers;
             for (const auto& provider : pgdrill::providers()) providers += std::string("\n  ") + provider.name + ": " + provider.summary;
             app.add_option("--provider", args->provider, "Where the server comes from (default: the scenario's):" + providers)
