@@ -2,8 +2,6 @@
 // pg_dumpall on a database nobody tidied (fixtures/nasty.sql, plus a role that owns things and a
 // tablespace). Healthy ones exit 0, broken ones exit 1 naming their first real cause, and faults
 // of the drill's environment exit 2.
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 
 #include <thread>
@@ -15,22 +13,13 @@ using namespace pgdrill;
 namespace {
 
 
-// The dumps, made once per build tree under an flock (CTest runs each test in its own process).
+// The dumps, made once per build tree (testkit::build_once).
 struct corpus {
   std::filesystem::path root = std::filesystem::path(PGDRILL_BINARY_DIR) / "test-fixtures" / "corpus-v2";
   std::filesystem::path file(const std::string& name) const { return root / name; }
 
   corpus() {
-    std::filesystem::create_directories(root.parent_path());
-    int lock = ::open((root.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    ::flock(lock, LOCK_EX);
-    if (!std::filesystem::exists(root / "complete")) {
-      std::filesystem::remove_all(root);
-      std::filesystem::create_directories(root);
-      build();
-      testkit::write_file(root / "complete", "");
-    }
-    ::close(lock);
+    testkit::build_once(root, [this] { build(); });
   }
 
   void build() {

@@ -1,7 +1,5 @@
 // Every pg_dump format and compression, restored for real and compared with the source; and
 // damaged copies of each, which must fail the drill with a classified message.
-#include <fcntl.h>
-#include <sys/file.h>
 
 #include <set>
 
@@ -22,18 +20,9 @@ struct fixture {
   std::filesystem::path file(const std::string& name) const { return root / name; }
 
   fixture() {
-    std::filesystem::create_directories(root.parent_path());
-    int lock = ::open((root.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    ::flock(lock, LOCK_EX);
-    if (!std::filesystem::exists(root / "complete")) {
-      std::filesystem::remove_all(root);
-      std::filesystem::create_directories(root);
-      build();
-      testkit::write_file(root / "complete", "");
-    }
+    testkit::build_once(root, [this] { build(); });
     auto stored = nlohmann::json::parse(testkit::read_file(root / "counts.json"));
     for (const auto& item : stored.items()) counts[item.key()] = item.value().get<long long>();
-    ::close(lock);
   }
 
   void build() {

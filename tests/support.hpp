@@ -1,6 +1,9 @@
 // Helpers shared by the tests: real servers through the library, the runner binary, temp files.
 #pragma once
 
+#include <fcntl.h>
+#include <sys/file.h>
+
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -59,6 +62,24 @@ inline cli_result run_cli(const std::vector<std::string>& args,
   auto finished = run(cmd, options);
   result.exit_code = finished.status.signal ? 128 + finished.status.signal : finished.status.code;
   return result;
+}
+
+inline void write_file(const std::filesystem::path& file, const std::string& text);
+
+/// Fixture files under `root`, made by `build` once per build tree: CTest runs each test in its
+/// own process, so the first builds them under an flock and the rest reuse them.
+template <class Build>
+void build_once(const std::filesystem::path& root, Build build) {
+  std::filesystem::create_directories(root.parent_path());
+  int lock = ::open((root.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+  ::flock(lock, LOCK_EX);
+  if (!std::filesystem::exists(root / "complete")) {
+    std::filesystem::remove_all(root);
+    std::filesystem::create_directories(root);
+    build();
+    write_file(root / "complete", "");
+  }
+  ::close(lock);
 }
 
 inline void write_file(const std::filesystem::path& file, const std::string& text) {
