@@ -82,8 +82,9 @@ TEST(stages, checks_after_a_stop_are_each_not_reached_under_their_names) {
   drill_state state(plan_for("/nowhere"), {});
   state.stopped_by = "restore failed";
   stages::checks(state);
-  ASSERT_EQ(state.result.checks.size(), 2U);
+  ASSERT_EQ(state.result.checks.size(), 3U);  // two row counts and the roles check every drill has
   EXPECT_EQ(state.result.checks[0].name, "row_count public.orders");
+  EXPECT_EQ(state.result.checks[2].name, "roles");
   EXPECT_EQ(state.result.checks[1].message, "not reached: restore failed");
 }
 
@@ -104,6 +105,6 @@ TEST(drill, a_missing_backup_cannot_verify_and_starts_nothing) {
   EXPECT_EQ(stages, (std::vector<std::string>{"locate backup:error", "inspect backup:skipped", "provision server:skipped",
                                               "restore:skipped", "teardown:passed"}));
   EXPECT_EQ(result.stages.back().message, "nothing to tear down");
-  EXPECT_EQ(result.checks.size(), 2U);
+  EXPECT_EQ(result.checks.size(), 3U);
   EXPECT_FALSE(result.restore.seconds);
 }

@@ -37,10 +37,11 @@ endforeach()
 
 string(REGEX MATCHALL "\n?case [^\n]* passed" good_passed "${good_junit}")
 list(LENGTH good_passed good_passed_count)
-# 7 fixture tests; the scenario's drill: 2 hygiene checks (size, the dump's sha256 sidecar) and
-# 4 assertions (tables_present, a checksum per table, sequences), named as `pgdrill run` names them.
-if(NOT good_status EQUAL 0 OR NOT good_passed_count EQUAL 13)
-  message(FATAL_ERROR "the good backup should pass all 13 tests:\n${good_junit}\n${good_output}")
+# 7 fixture tests; the scenario's drill: 2 hygiene checks (size, the dump's sha256 sidecar),
+# 4 assertions (tables_present, a checksum per table, sequences) and the roles check every drill
+# has, named as `pgdrill run` names them.
+if(NOT good_status EQUAL 0 OR NOT good_passed_count EQUAL 14)
+  message(FATAL_ERROR "the good backup should pass all 14 tests:\n${good_junit}\n${good_output}")
 endif()
 if(damaged_status EQUAL 0)
   message(FATAL_ERROR "the damaged backup passed:\n${damaged_output}")
@@ -50,7 +51,8 @@ foreach(expected
     "case shop_backup/every_customer_came_back passed"
     "case shop_backup/row_counts_and_content_match_the_manifest failure"
     "case scenario/shop_scenario/holds/checksum_public_orders failure"
-    "case scenario/shop_scenario/holds/backup_sha256 passed")
+    "case scenario/shop_scenario/holds/backup_sha256 passed"
+    "case scenario/shop_scenario/holds/roles passed")
   if(NOT damaged_junit MATCHES "${expected}")
     message(FATAL_ERROR "missing from the damaged run's XML: ${expected}\n${damaged_junit}")
   endif()

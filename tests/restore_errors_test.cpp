@@ -167,6 +167,16 @@ TEST(restore_errors, a_client_out_of_memory_is_a_corrupt_archive_and_a_missing_r
   EXPECT_NE(result.problems[1].hint.find("\"roles\": [\"app\"]"), std::string::npos) << result.problems[1].hint;
 }
 
+TEST(restore_errors, every_missing_role_is_in_one_hint) {
+  auto result = judged(
+      "psql:d.sql:9: ERROR:  42704: role \"app\" does not exist\npsql:d.sql:9: STATEMENT:  ALTER TABLE public.t OWNER TO app;\n"
+      "psql:d.sql:10: ERROR:  42704: role \"Odd \"R\" does not exist\n"
+      "psql:d.sql:10: STATEMENT:  GRANT SELECT ON TABLE public.t TO \"Odd \"\"R\";\n"
+      "psql:d.sql:11: ERROR:  42704: role \"app\" does not exist\npsql:d.sql:11: STATEMENT:  GRANT SELECT ON TABLE public.u TO app;\n");
+  ASSERT_EQ(result.problems.size(), 3U);
+  EXPECT_NE(result.problems[0].hint.find(R"("roles": ["app", "Odd \"R"])"), std::string::npos) << result.problems[0].hint;
+}
+
 TEST(restore_errors, notices_and_warnings_are_no_errors) {
   EXPECT_TRUE(read_errors("NOTICE:  00000: database \"r1\" does not exist, skipping\nLOCATION:  dropdb, dbcommands.c:1557\n"
                           "pg_restore: warning: harmless\nWARNING:  01000: something\n")

@@ -167,12 +167,27 @@ TEST(scenario, plans_manifest_assertions_one_per_table) {
   std::vector<std::string> names;
   for (const auto& check : planned) names.push_back(check.name);
   EXPECT_EQ(names, (std::vector<std::string>{"row_count public.a", "row_count public.b", "checksum public.b", "tables_present",
-                                             "row_count public.a #2"}));
+                                             "row_count public.a #2", "roles"}));
   EXPECT_EQ(std::get<row_count_assertion>(planned[1].check).equals, 20);
   EXPECT_EQ(std::get<checksum_assertion>(planned[2].check).equals, std::string(32, '2'));
   EXPECT_EQ(std::get<tables_present_assertion>(planned[3].check).tables.size(), 3U);
   auto without = plan_checks(plan.assertions, nullptr);
   EXPECT_NE(without[0].problem.find("no manifest"), std::string::npos);
+}
+
+// Every drill shows the roles its restore lacked: a roles check is planned unless the scenario has one.
+TEST(scenario, every_plan_has_one_roles_check) {
+  auto implicit = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "row_count", "table": "t", "equals": 1}]})");
+  auto planned = plan_checks(implicit.assertions, nullptr);
+  ASSERT_EQ(planned.size(), 2U);
+  EXPECT_EQ(planned[1].kind, "roles");
+  EXPECT_TRUE(std::get<roles_assertion>(planned[1].check).ignore.empty());
+  auto explicit_one = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "roles", "ignore": ["app", "*"]}]})");
+  planned = plan_checks(explicit_one.assertions, nullptr);
+  ASSERT_EQ(planned.size(), 1U);
+  EXPECT_EQ(std::get<roles_assertion>(planned[0].check).ignore, (std::vector<std::string>{"app", "*"}));
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "roles", "ignore": "app"}]})").find("/assertions/0/ignore"),
+            std::string::npos);
 }
 
 // The CI templates users copy are valid YAML with the parts they rely on.
@@ -203,7 +218,7 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
       {"sql", R"("query": "SELECT 1", "expected": 1)"}, {"sequences", ""},
       {"extensions_present", R"("extensions": ["x"])"}, {"freshness", R"("table": "t", "column": "c", "max_age_hours": 1)"},
       {"large_objects", R"("expect": "manifest")"}, {"materialized_views", R"("expect": "manifest")"},
-      {"schema_objects", R"("expect": "manifest")"}};
+      {"schema_objects", R"("expect": "manifest")"}, {"roles", R"("ignore": ["app"])"}};
   ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
   for (const auto& kind : assertion_kinds()) {
     ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;

@@ -266,10 +266,26 @@ struct schema_objects_assertion {
   }
 };
 
+/// `roles`: every role the backup's SQL refers to (owners, grantees, policy roles) exists in the
+/// target after the restore, else ownership and grants were lost. Every drill has one: when a
+/// scenario lists none, the planner adds it. `ignore` names roles whose absence is accepted
+/// ("*": all of them).
+struct roles_assertion {
+  static constexpr const char* kind = "roles";
+  std::string name;
+  std::vector<std::string> ignore;
+
+  std::string default_name() const { return kind; }
+  static roles_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "ignore"});
+    return {detail::optional_name(item), item.strings("ignore")};
+  }
+};
+
 /// Every assertion kind, in the order the docs list them.
 using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
                                sequences_assertion, extensions_present_assertion, freshness_assertion,
-                               large_objects_assertion, materialized_views_assertion, schema_objects_assertion>;
+                               large_objects_assertion, materialized_views_assertion, schema_objects_assertion, roles_assertion>;
 
 /// "row_count", "checksum", ...: the kind of one assertion.
 inline std::string kind_of(const assertion& check) {

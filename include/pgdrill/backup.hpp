@@ -12,10 +12,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>  // optional timestamp from the file name
 #include <regex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <pgdrill/binaries.hpp>
@@ -332,9 +334,12 @@ namespace detail {
 // pg_restore's output for `args` on an archive (fed the decompressed stream when compressed).
 // Throws corrupt_backup when it cannot read the archive, could_not_verify when the archive is
 // newer than the tools.
-inline std::string read_archive(const backup_info& backup, const pg_binaries& tools, std::vector<std::string> args) {
+// pg_restore's output for `args`: returned, or handed piece by piece to `sink` when one is given.
+inline std::string read_archive(const backup_info& backup, const pg_binaries& tools, std::vector<std::string> args,
+                                const std::function<void(std::string_view)>& sink = {}) {
   command tool(tools.tool("pg_restore"), std::move(args));
   run_options options = run_options::within(std::chrono::minutes(10));
+  options.stdout_sink = sink;
   std::optional<backup_reader> reader;
   if (backup.compressed != compression::none) {
     reader.emplace(backup.path);

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <functional>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <variant>
@@ -21,6 +22,7 @@
 #include <pgdrill/manifest.hpp>
 #include <pgdrill/objects.hpp>
 #include <pgdrill/result.hpp>
+#include <pgdrill/roles.hpp>
 #include <pgdrill/scenario.hpp>
 
 namespace pgdrill {
@@ -39,6 +41,8 @@ struct check_context {
   std::time_t backup_time = 0;
   const manifest* expected = nullptr;
   const endpoint* target = nullptr;  ///< the restored database, for checks that read it with their own connection
+  /// The roles the restored backups' SQL refers to; null when the restore did not read them.
+  const std::set<std::string>* referenced_roles = nullptr;
 };
 
 namespace detail {
@@ -104,7 +108,10 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
     }
     if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
   };
-  for (const auto& original : assertions) {
+  auto all = assertions;  // every drill shows the roles its restore lacked
+  if (std::none_of(all.begin(), all.end(), [](const assertion& check) { return std::holds_alternative<roles_assertion>(check); }))
+    all.emplace_back(roles_assertion{});
+  for (const auto& original : all) {
     std::visit(detail::overloaded{
                    [&](const row_count_assertion& c) {
                      per_manifest_table(c, [](row_count_assertion& one, const table_checksum& table) { one.equals = table.rows; });
@@ -418,6 +425,37 @@ inline void run_assertion(pqxx::connection& connection, const extensions_present
 inline void run_assertion(pqxx::connection& connection, const freshness_assertion& check, const check_context& context,
                           step_result& step) {
   check_freshness(connection, check, context, step);
+}
+
+// The referenced roles the target lacks, minus those the scenario accepts losing. The fix is
+// named in the scenario's own words.
+inline void check_roles(pqxx::connection& connection, const roles_assertion& check, const check_context& context,
+                        step_result& step) {
+  if (!context.referenced_roles) throw std::runtime_error("the restore did not read which roles the backup refers to");
+  std::set<std::string> existing;
+  for (const auto& row : pqxx::nontransaction(connection).exec("SELECT rolname FROM pg_catalog.pg_roles")) existing.insert(row[0].c_str());
+  const auto& referenced = *context.referenced_roles;
+  auto lacking = roles_missing(referenced, existing);
+  auto missing = roles_missing(referenced, existing, check.ignore);
+  step.expected = "every role the backup refers to";
+  step.actual = lacking.empty() ? step.expected : "lacking: " + join(lacking);
+  std::string passed = referenced.empty() ? "the backup refers to no roles"
+                                          : "all " + std::to_string(referenced.size()) + " roles the backup refers to exist: " +
+                                                join(std::vector<std::string>(referenced.begin(), referenced.end()));
+  if (missing.empty() && !lacking.empty())
+    passed = "the restore lacks " + join(lacking) + " (ownership and grants to them were not restored), accepted by \"ignore\"";
+  std::string quoted;
+  for (const auto& role : missing) quoted += (quoted.empty() ? "" : ", ") + nlohmann::json(role).dump();
+  pass_or_fail(step, missing.empty(), passed,
+               "the restore lacks roles the backup refers to: " + join(missing) +
+                   "; objects they owned and grants to them were not restored. The backup set does not create them: add "
+                   "a pg_dumpall --globals-only file before it in \"backup\", or \"roles\": [" + quoted +
+                   "] to the scenario's \"restore\" section to create them, or {\"type\": \"roles\", \"ignore\": [" + quoted +
+                   "]} to its \"assertions\" to accept their loss");
+}
+inline void run_assertion(pqxx::connection& connection, const roles_assertion& check, const check_context& context,
+                          step_result& step) {
+  check_roles(connection, check, context, step);
 }
 
 // Reports want one-line messages: the rest of a multi-line one goes into the detail.

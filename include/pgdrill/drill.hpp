@@ -68,6 +68,7 @@ struct drill_state {
   pg_binaries tools;                    ///< provision: pg_restore and psql that restore into it
   std::optional<endpoint> target;       ///< restore: the database restored into
   std::vector<std::string> created_roles;  ///< restore: roles the drill created (dropped on shared servers)
+  std::optional<std::set<std::string>> referenced_roles;  ///< restore: roles the backups' SQL refers to
   std::string stopped_by;               ///< the first stage that failed or could not run
 
   /// Record a check's result (and the rows it counted) and tell the caller's on_step.
@@ -87,6 +88,7 @@ struct drill_state {
     check_context context;
     context.expected = expected ? &*expected : nullptr;
     context.target = target ? &*target : nullptr;
+    context.referenced_roles = referenced_roles ? &*referenced_roles : nullptr;
     if (!located.backups.empty()) context.backup_time = located.backups.front().taken_at();
     if (expected)
       if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
@@ -353,6 +355,7 @@ inline outcome restore(drill_state& state, step_result& step) {
     step.detail += (step.detail.empty() ? "" : "\n") + ("tolerated (" + error.reason + "): " + error.line);
   if (!restored.ok) return restored.environment_fault ? outcome::error : outcome::failed;
   if (!restored.database.empty()) state.target = state.target->with_database(facts.database = restored.database);
+  state.referenced_roles = restored.referenced_roles;
   facts.seconds = restored.seconds;
   return outcome::passed;
 }

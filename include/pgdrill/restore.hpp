@@ -10,6 +10,7 @@
 #include <optional>  // stream reader for compressed backups
 #include <iterator>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 #include <pgdrill/detail/text.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
+#include <pgdrill/roles.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
 #include <pgdrill/workspace.hpp>
@@ -41,6 +43,7 @@ struct restore_result {
   std::vector<restore_problem> problems;   ///< what failed it, the first cause first
   std::vector<tolerated_error> tolerated;  ///< known-harmless errors of a healthy dump
   std::vector<std::string> adjustments;    ///< what the drill changed in a script to run it, e.g. tablespace paths
+  std::set<std::string> referenced_roles;  ///< roles the backup's SQL refers to (read when the restore succeeded)
   std::string stderr_tail;
 
   /// The drill's environment, not the backup, stopped the restore (could not verify).
@@ -180,8 +183,9 @@ inline command restore_command(const pg_binaries& tools, const format_traits& fo
 // machine) but live in the throwaway server's data directory (allow_in_place_tablespaces).
 class plain_script_filter {
  public:
-  plain_script_filter(backup_reader& reader, stream_ends& ends, std::vector<std::string>& adjustments)
-      : reader_(reader), ends_(ends), adjustments_(adjustments) {}
+  plain_script_filter(backup_reader& reader, stream_ends& ends, role_reference_scanner& roles,
+                      std::vector<std::string>& adjustments)
+      : reader_(reader), ends_(ends), roles_(roles), adjustments_(adjustments) {}
 
   std::size_t read(char* buffer, std::size_t capacity) {
     while (output_.empty() && !passing_through_) fill();
@@ -196,6 +200,8 @@ class plain_script_filter {
   std::size_t source(char* buffer, std::size_t capacity) {
     std::size_t got = reader_.read(buffer, capacity);
     ends_.see(buffer, got);
+    roles_.feed(buffer, got);
+    if (got == 0) roles_.finish();
     return got;
   }
   // Reads on until a line of the globals section is complete, or the section is over.
@@ -229,6 +235,7 @@ class plain_script_filter {
 
   backup_reader& reader_;
   stream_ends& ends_;
+  role_reference_scanner& roles_;
   std::vector<std::string>& adjustments_;
   std::string pending_, output_;
   bool checked_ = false, passing_through_ = false;
@@ -314,10 +321,11 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   options.stderr_sink = [&](std::string_view chunk) { errors.feed(chunk); };
   std::optional<backup_reader> reader;
   detail::stream_ends ends;
+  role_reference_scanner roles;
   std::optional<detail::plain_script_filter> script;
   if (input.via_stdin) {
     reader.emplace(backup.path);
-    if (plain) script.emplace(*reader, ends, result.adjustments);
+    if (plain) script.emplace(*reader, ends, roles, result.adjustments);
     options.stdin_source = [&](char* buffer, std::size_t capacity) {
       return script ? script->read(buffer, capacity) : reader->read(buffer, capacity);
     };
@@ -339,6 +347,11 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   result.seconds = seconds();
   result.outcome = finished.describe();
   result.stderr_tail = finished.err_tail;
+  if (result.ok) {
+    if (!plain) detail::read_archive(backup, tools, {"--schema-only", "--file", "-"}, [&](std::string_view sql) { roles.feed(sql.data(), sql.size()); });
+    roles.finish();
+    result.referenced_roles = roles.roles();
+  }
   if (progress && result.ok) detail::notify(progress, backup.size, backup.size, result.seconds);
   return result;
 }
@@ -373,6 +386,7 @@ struct restore_set_result {
   std::vector<tolerated_error> tolerated;  ///< known-harmless errors, every file's
   std::vector<std::string> adjustments;    ///< what the drill changed in a script to run it
   std::string database;  ///< for a backup that creates its own databases: the one to check
+  std::set<std::string> referenced_roles;  ///< every restored file's
 };
 
 namespace detail {
@@ -452,6 +466,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
     result.message = restored.summary();
     result.tolerated.insert(result.tolerated.end(), restored.tolerated.begin(), restored.tolerated.end());
     result.adjustments.insert(result.adjustments.end(), restored.adjustments.begin(), restored.adjustments.end());
+    result.referenced_roles.insert(restored.referenced_roles.begin(), restored.referenced_roles.end());
     if (!restored.ok) {
       if (backups.size() > 1) result.message = backup.path.filename().string() + ": " + result.message;
       result.environment_fault = restored.environment_fault();

@@ -109,7 +109,7 @@ inline const std::vector<problem_rule>& problem_rules() {
        "the drill's server lacks this extension: use a server or image that has it"},
       {"archive newer than the tools", true, false, {}, R"(unsupported version \([0-9.]+\) in file header)",
        "restore with the tools of a newer PostgreSQL major (or the container provider)"},
-      {"missing role", false, false, {}, R"(role "[^"]*" does not exist)", ""},
+      {"missing role", false, false, {}, R"(role ".*" does not exist)", ""},
       {"truncated or corrupt archive", false, false, {},
        R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
        R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
@@ -122,8 +122,22 @@ inline const std::vector<problem_rule>& problem_rules() {
 
 inline std::string role_in(const std::string& message) {
   std::smatch match;
-  static const std::regex role(R"re(role "([^"]*)" does not exist)re");
+  static const std::regex role(R"re(role "(.*)" does not exist)re");  // the server does not double inner quotes
   return std::regex_search(message, match, role) ? match[1].str() : "";
+}
+
+// A role name as a JSON string, for scenario lines to copy.
+inline std::string json_string(const std::string& text) {
+  std::string quoted = "\"";
+  for (char c : text) quoted += c == '"' || c == '\\' ? std::string("\\") + c : std::string(1, c);
+  return quoted + "\"";
+}
+
+inline std::string missing_roles_hint(const std::vector<std::string>& roles) {
+  std::string list;
+  for (const auto& role : roles) list += (list.empty() ? "" : ", ") + json_string(role);
+  return "the backup set does not create the roles it needs: restore a pg_dumpall --globals-only file before it, or create "
+         "them for the drill with \"roles\": [" + list + "] in the scenario's restore section";
 }
 
 }  // namespace detail
@@ -152,12 +166,7 @@ inline restore_problem judge(const tool_error& error) {
     problem.hint = rule.hint;
     break;
   }
-  if (problem.kind == "missing role") {
-    auto role = detail::role_in(error.line);
-    problem.hint = "create it for the restore with \"roles\": [\"" + role +
-                   "\"] in the scenario's restore section, or drop ownership and grants with \"no_owner\": true, "
-                   "\"no_privileges\": true";
-  }
+  if (problem.kind == "missing role") problem.hint = detail::missing_roles_hint({detail::role_in(error.line)});
   return problem;
 }
 
@@ -242,6 +251,13 @@ inline judged_errors judge_errors(const std::vector<tool_error>& errors, bool to
     if (reason) judged.tolerated.push_back({reason, error.line, error.statement});
     else judged.problems.push_back(judge(error));
   }
+  // Every missing role in one hint, so one edit of the scenario fixes them all.
+  std::vector<std::string> roles;
+  for (const auto& problem : judged.problems)
+    if (problem.kind == "missing role" && std::find(roles.begin(), roles.end(), detail::role_in(problem.line)) == roles.end())
+      roles.push_back(detail::role_in(problem.line));
+  for (auto& problem : judged.problems)
+    if (problem.kind == "missing role") problem.hint = detail::missing_roles_hint(roles);
   return judged;
 }
 
