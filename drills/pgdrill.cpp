@@ -76,6 +76,9 @@ int run_drill_command(const run_arguments& args) {
   pgdrill::console_reporter console(pgdrill::console_options::detect(args.quiet, args.log_format == "json"));
   options.on_step = [&](const pgdrill::step_result& step) { console.step(step); };
   options.on_progress = [&](std::uint64_t done, std::uint64_t total, double seconds) { console.progress(done, total, seconds); };
+  options.on_checksum_progress = [&](std::size_t done, std::size_t total, double seconds) {
+    console.checksum_progress(done, total, seconds);
+  };
 
   auto lock = pgdrill::drill_lock::acquire(plan.file.string(), options.local.temp_root);
   console.start(plan.name, args.scenario_file);

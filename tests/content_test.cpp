@@ -2,6 +2,8 @@
 // passes a manifest drill, and each kind of damage fails naming the table.
 #include <sys/stat.h>
 
+#include <atomic>
+
 #include "support.hpp"
 
 using namespace pgdrill;
@@ -125,7 +127,12 @@ TEST_F(content, checksums_do_not_depend_on_column_order) {
   ASSERT_TRUE(restore_backup(inspect_file(dumped.backup), restored->admin(), restored->binaries(), {}, scratch.path()).ok);
   const char* order = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'public.puppies'::regclass AND attnum > 0";
   ASSERT_NE(testkit::psql(*source_, order), testkit::psql(*restored, order)) << "the fixture must reorder the columns";
-  auto here = checksum_tables(source_->admin(), leaf_tables);
+  std::atomic<std::size_t> done{0};  // workers report each table, failed or not
+  auto with_a_missing_one = leaf_tables;
+  with_a_missing_one.push_back("public.no_such_table");
+  auto here = checksum_tables(source_->admin(), with_a_missing_one, {}, 2, "", [&] { ++done; });
+  EXPECT_EQ(done, with_a_missing_one.size());
+  EXPECT_NE(here.failures.back(), "");
   auto there = checksum_tables(restored->admin(), leaf_tables);
   for (std::size_t index = 0; index < leaf_tables.size(); ++index) {
     EXPECT_EQ(here.failures[index], "") << leaf_tables[index];

@@ -98,3 +98,38 @@ TEST(reports, an_unwritable_report_loses_none_of_the_others) {
   EXPECT_NE(written.problems.front().find("junit.xml"), std::string::npos);
   EXPECT_EQ(read_history(paths.history).size(), 1U);
 }
+
+// Off a terminal, progress is a line every 30 s of each phase (a short one prints none); on a
+// terminal, a bar redrawn in place, cleared before the next step line.
+TEST(console_progress, checksums_show_tables_done_like_a_restore_shows_bytes) {
+  std::ostringstream out, err;
+  console_options options;
+  options.progress = true;
+  console_reporter log(options, out, err);
+  log.progress(100, 1000, 10);
+  log.progress(900, 1000, 95);  // a long restore: one line
+  log.checksum_progress(1, 4, 5);  // the checksums start their own 30 s
+  log.checksum_progress(2, 4, 31);
+  log.checksum_progress(3, 4, 40);
+  EXPECT_EQ(err.str(), "  restoring  90.0% 900 B / 1000 B at 9 B/s, about 10.56s left\n"
+                       "  checksums 2 of 4 tables, 31.00s, about 31.00s left\n");
+  options.live = true;
+  std::ostringstream live_err;
+  console_reporter bar(options, out, live_err);
+  bar.checksum_progress(1, 4, 2);
+  EXPECT_EQ(live_err.str().rfind("\r  checksums [#######.......................] 1 of 4 tables, 2.00s", 0), 0U) << live_err.str();
+  bar.step(make_step("checksum public.t", "checksum", outcome::passed, "ok"));
+  EXPECT_NE(live_err.str().find("\r\033[K"), std::string::npos);
+}
+
+TEST(ticker, ticks_until_destroyed) {
+  std::atomic<int> ticks{0};
+  {
+    detail::ticker tick([&] { ++ticks; }, std::chrono::milliseconds(5));
+    while (ticks < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  int after = ticks;
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  EXPECT_EQ(ticks, after);
+  detail::ticker none({}, std::chrono::milliseconds(1));  // no callback: no thread
+}

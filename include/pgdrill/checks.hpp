@@ -5,11 +5,15 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -501,10 +505,48 @@ inline step_result run_check(pqxx::connection& connection, const planned_check& 
   return step;
 }
 
+/// Progress of the checksums: tables done, tables to do, seconds since they began.
+using checksum_progress = std::function<void(std::size_t done, std::size_t total, double seconds)>;
+
+namespace detail {
+
+// Calls `tick` every `interval` on a thread of its own until destroyed (progress while a
+// long call runs).
+class ticker {
+ public:
+  ticker(std::function<void()> tick, std::chrono::milliseconds interval) : tick_(std::move(tick)) {
+    if (!tick_) return;
+    thread_ = std::thread([this, interval] {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (!stop_.wait_for(lock, interval, [this] { return stopping_; })) notify(tick_);
+    });
+  }
+  ~ticker() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    stop_.notify_one();
+    thread_.join();
+  }
+  ticker(const ticker&) = delete;
+  ticker& operator=(const ticker&) = delete;
+
+ private:
+  std::function<void()> tick_;
+  std::mutex mutex_;
+  std::condition_variable stop_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace detail
+
 /// Run every checksum check among `planned` over parallel connections; results by index into
-/// `planned` (other kinds are absent).
+/// `planned` (other kinds are absent). `progress` hears about every second while they run.
 inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, const std::vector<planned_check>& planned,
-                                                        int parallel = 0) {
+                                                        int parallel = 0, const checksum_progress& progress = {}) {
   std::vector<std::size_t> indexes;
   std::vector<std::string> tables;
   std::vector<std::vector<std::string>> columns;
@@ -515,8 +557,15 @@ inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, 
       columns.push_back(check->columns);
     }
   auto started = std::chrono::steady_clock::now();
-  auto batch = checksum_tables(target, tables, columns, parallel);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
+  std::atomic<std::size_t> done{0};
+  checksum_batch batch;
+  {
+    detail::ticker tick(tables.empty() || !progress ? std::function<void()>{} : [&] { progress(done, tables.size(), elapsed()); },
+                        std::chrono::seconds(1));
+    batch = checksum_tables(target, tables, columns, parallel, "", [&] { ++done; });
+  }
+  double seconds = elapsed();
   std::map<std::size_t, step_result> results;
   for (std::size_t position = 0; position < indexes.size(); ++position) {
     const auto& planned_one = planned[indexes[position]];
@@ -553,7 +602,8 @@ inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, 
 /// errors (could not run).
 inline std::vector<step_result> run_checks(const endpoint& target, const std::vector<planned_check>& planned,
                                            const check_context& context,
-                                           const std::function<void(const step_result&)>& on_result = {}) {
+                                           const std::function<void(const step_result&)>& on_result = {},
+                                           const checksum_progress& progress = {}) {
   std::vector<step_result> results;
   auto record = [&](step_result step) {
     if (on_result) on_result(step);
@@ -561,7 +611,7 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
   };
   std::size_t done = 0;
   try {
-    auto checksums = run_checksums(target, planned);
+    auto checksums = run_checksums(target, planned, 0, progress);
     pqxx::connection connection(target.conninfo());
     for (; done < planned.size(); ++done) {
       auto checksum = checksums.find(done);

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -157,9 +158,10 @@ struct checksum_batch {
   std::vector<std::string> failures;  ///< empty string where the table succeeded
 };
 
+/// `on_table_done` is called (from any of the workers) as each table is done.
 inline checksum_batch checksum_tables(const endpoint& target, const std::vector<std::string>& tables,
                                       const std::vector<std::vector<std::string>>& columns = {}, int parallel = 0,
-                                      const std::string& snapshot = "") {
+                                      const std::string& snapshot = "", const std::function<void()>& on_table_done = {}) {
   checksum_batch batch;
   batch.sums.resize(tables.size());
   batch.failures.resize(tables.size());
@@ -181,6 +183,7 @@ inline checksum_batch checksum_tables(const endpoint& target, const std::vector<
         batch.sums[index].table = detail::qualified_table(tables[index]);
         connection.reset();  // its transaction may be aborted: the next table gets a fresh one
       }
+      detail::notify(on_table_done);
     }
   };
   std::vector<std::thread> threads;

@@ -46,6 +46,8 @@ struct drill_options {
   std::function<void(const step_result&)> on_step;
   /// Called while a restore runs, about four times a second (a progress bar).
   restore_progress on_progress;
+  /// Called about every second while the checksums run.
+  checksum_progress on_checksum_progress;
 };
 
 /// Everything the stages of one drill share: what they were asked, what they found and what
@@ -382,7 +384,8 @@ inline void checks(drill_state& state) {
       state.record_check(make_step(check.name, check.kind, outcome::skipped, "not reached: " + state.stopped_by));
     return;
   }
-  auto results = run_checks(*state.target, planned, state.context(), [&](const step_result& step) { state.record_check(step); });
+  auto results = run_checks(*state.target, planned, state.context(), [&](const step_result& step) { state.record_check(step); },
+                            state.options.on_checksum_progress);
   try {
     state.result.coverage = detail::measure_coverage(state, planned, results);
   } catch (const std::exception&) {  // the checks said what went wrong; a report without coverage shows it was not measured

@@ -276,18 +276,16 @@ class console_reporter {
   /// Progress of a restore: bytes read of the backup so far. A bar redrawn in place on a
   /// terminal; elsewhere (CI logs) a line every 30 s, so a long restore is never silent.
   void progress(std::uint64_t done, std::uint64_t total, double seconds) {
-    if (!options_.progress) return;
-    std::string text = detail::progress_text(done, total, seconds);
-    if (!options_.live) {
-      if (seconds < next_line_at_) return;
-      next_line_at_ = seconds + 30;
-      err_ << "  restoring " << text << std::endl;
-      return;
-    }
     double fraction = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 0;
-    int filled = static_cast<int>(fraction * 30);
-    err_ << "\r  restoring [" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << text << " " << std::flush;
-    progress_shown_ = true;
+    show_progress("restoring", fraction, detail::progress_text(done, total, seconds), seconds);
+  }
+
+  /// Progress of the checksums, tables done of those to do, shown like a restore's.
+  void checksum_progress(std::size_t done, std::size_t total, double seconds) {
+    double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0;
+    std::string text = std::to_string(done) + " of " + std::to_string(total) + " tables, " + detail::seconds_text(seconds);
+    if (done > 0 && done < total) text += ", about " + detail::seconds_text(seconds / fraction - seconds) + " left";
+    show_progress("checksums", fraction, text, seconds);
   }
 
   void verdict(const drill_result& result, const std::vector<std::string>& reports) {
@@ -305,6 +303,22 @@ class console_reporter {
   }
 
  private:
+  // A bar redrawn in place on a terminal; elsewhere a line every 30 s of each phase.
+  void show_progress(const std::string& phase, double fraction, const std::string& text, double seconds) {
+    if (!options_.progress) return;
+    if (!options_.live) {
+      if (phase != phase_) next_line_at_ = 30;  // a short phase prints no progress line in a log
+      phase_ = phase;
+      if (seconds < next_line_at_) return;
+      next_line_at_ = seconds + 30;
+      err_ << "  " << phase << " " << text << std::endl;
+      return;
+    }
+    int filled = static_cast<int>(fraction * 30);
+    err_ << "\r  " << phase << " [" << std::string(filled, '#') << std::string(30 - filled, '.') << "] " << text << " " << std::flush;
+    progress_shown_ = true;
+  }
+
   void clear_progress() {
     if (progress_shown_) err_ << "\r\033[K" << std::flush;
     progress_shown_ = false;
@@ -314,7 +328,8 @@ class console_reporter {
   std::ostream& out_;
   std::ostream& err_;
   bool progress_shown_ = false;
-  double next_line_at_ = 30;  ///< a short restore prints no progress line in a log
+  double next_line_at_ = 30;  ///< a short phase prints no progress line in a log
+  std::string phase_;
 };
 
 }  // namespace pgdrill
