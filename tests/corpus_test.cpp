@@ -15,7 +15,7 @@ namespace {
 
 // The dumps, made once per build tree (testkit::build_once).
 struct corpus {
-  std::filesystem::path root = std::filesystem::path(PGDRILL_BINARY_DIR) / "test-fixtures" / "corpus-v3";
+  std::filesystem::path root = std::filesystem::path(PGDRILL_BINARY_DIR) / "test-fixtures" / "corpus-v4";
   std::filesystem::path file(const std::string& name) const { return root / name; }
 
   corpus() {
@@ -41,6 +41,8 @@ struct corpus {
       testkit::pg_dump(*source, args, "shop");
     };
     dump("plain.sql", {});
+    testkit::psql(*source, "CREATE TABLE public.in_postgres (id int); INSERT INTO public.in_postgres VALUES (1), (2)");
+    testkit::pg_dump(*source, {"--create", "-f", file("create_postgres.sql").string()}, "postgres");
     dump("create.sql", {"--create"});
     dump("clean.sql", {"--clean"});
     dump("clean_if_exists.sql", {"--clean", "--if-exists"});
@@ -148,6 +150,8 @@ INSTANTIATE_TEST_SUITE_P(
         cell{"plain", {"plain.sql"}, with_app, 0, "tolerated: the tablespace is not on the drill's server"},
         cell{"create", {"create.sql"}, with_app, 0, "it created its own databases: checking 'shop'"},
         cell{"create_gzip", {"create.sql.gz"}, with_app, 0, "checking 'shop'"},
+        cell{"create_of_postgres", {"create_postgres.sql"}, "{}", 0, "tolerated: the fresh server already has database postgres", "",
+             R"([{"type": "row_count", "table": "public.in_postgres", "equals": 2}])"},
         cell{"clean", {"clean.sql"}, with_app, 0, "tolerated: --clean drops what a fresh database does not have"},
         cell{"clean_if_exists", {"clean_if_exists.sql"}, with_app, 0, plain_ok},
         cell{"create_clean", {"create_clean.sql"}, with_app, 0, "checking 'shop'"},

@@ -167,6 +167,23 @@ TEST(restore_errors, a_client_out_of_memory_is_a_corrupt_archive_and_a_missing_r
   EXPECT_NE(result.problems[1].hint.find("\"roles\": [\"app\"]"), std::string::npos) << result.problems[1].hint;
 }
 
+// pg_dump --create of the database postgres, restored by psql into a fresh server (stderr as
+// psql 15 printed it): only that database, which every fresh server has, is tolerated.
+TEST(restore_errors, a_create_dump_of_postgres_restores_into_the_fresh_one) {
+  const std::string postgres =
+      "psql:<stdin>:26: ERROR:  42P04: database \"postgres\" already exists\n"
+      "LOCATION:  createdb, dbcommands.c:1053\n"
+      "psql:<stdin>:26: STATEMENT:  CREATE DATABASE postgres WITH TEMPLATE = template0 ENCODING = 'UTF8' LOCALE_PROVIDER = "
+      "libc LOCALE = 'C';\n";
+  auto result = judged(postgres);
+  EXPECT_TRUE(result.problems.empty());
+  ASSERT_EQ(result.tolerated.size(), 1U);
+  EXPECT_NE(result.tolerated[0].reason.find("already has database postgres"), std::string::npos);
+  auto shop = postgres;
+  for (auto at = shop.find("postgres"); at != std::string::npos; at = shop.find("postgres", at)) shop.replace(at, 8, "shop");
+  EXPECT_EQ(judged(shop).problems.size(), 1U) << "a database the server already had is not the dump's to reuse";
+}
+
 TEST(restore_errors, every_missing_role_is_in_one_hint) {
   auto result = judged(
       "psql:d.sql:9: ERROR:  42704: role \"app\" does not exist\npsql:d.sql:9: STATEMENT:  ALTER TABLE public.t OWNER TO app;\n"

@@ -70,6 +70,8 @@ inline const std::vector<tolerance_rule>& tolerance_rules() {
        R"(^(SET default_tablespace = [^;]+;)?$)", {"22023"}, R"(invalid value for parameter "default_tablespace")"},
       {"a cluster dump drops every role, the one restoring it included",
        R"(^DROP ROLE (IF EXISTS )?[^;]+;$)", {"55006"}, R"(^current user cannot be dropped$)"},
+      {"the fresh server already has database postgres (a pg_dump --create of it): the script restores into that one",
+       R"(^CREATE DATABASE postgres WITH [^;]+;$)", {"42P04"}, R"(^database "postgres" already exists$)"},
       {"a cluster dump creates every role, those the server already has included",
        R"(^CREATE ROLE [^;]+;$)", {"42710"}, R"(^role "[^"]+" already exists$)"},
   };
