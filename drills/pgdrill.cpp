@@ -212,11 +212,15 @@ int inspect_command(const std::string& file, const std::string& pg_bin) {
     std::cout << "verdict:      not a PostgreSQL backup: it looks like " << backup.looks_like << "\n";
     return code(exit_code::failed);
   }
-  auto contents = backup.format == pgdrill::backup_format::plain  // plain SQL needs no PostgreSQL tools to read
-                      ? pgdrill::read_plain_header(backup.path)
-                      : pgdrill::read_contents(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
+  auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));  // versions need no PostgreSQL tool
   std::cout << "dumped from:  PostgreSQL " << (contents.source_version.empty() ? "(unknown)" : contents.source_version) << "\n"
             << "dumped by:    pg_dump " << (contents.dump_version.empty() ? "(unknown)" : contents.dump_version) << "\n";
+  if (auto needed = contents.needed_major()) std::cout << "restores on:  PostgreSQL " << *needed << " or newer\n";
+  if (!contents.archive_version.empty()) std::cout << "archive:      format " << contents.archive_version << "\n";
+  if (!contents.toc_unread.empty()) {
+    std::cout << "toc:          not read on this host: " << contents.toc_unread << "\n";
+    return code(exit_code::passed);
+  }
   if (contents.cluster || contents.creates_databases)
     std::cout << "script:       " << (contents.cluster ? "a whole cluster's dump (pg_dumpall)" : "creates its own database (pg_dump --create)")
               << "\n";
@@ -245,10 +249,12 @@ pgdrill::step_result toc_step(const pgdrill::backup_info& backup, const std::str
   auto started = std::chrono::steady_clock::now();
   try {
     if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a PostgreSQL backup: it looks like " + backup.looks_like);
-    auto contents = pgdrill::read_contents(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
+    auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));
     toc.message = backup.format == pgdrill::backup_format::plain
                       ? "plain SQL from PostgreSQL " + contents.source_version + " (no table of contents)"
-                      : std::to_string(contents.toc.size()) + " entries read cleanly: " + contents.toc_summary();
+                  : contents.toc_unread.empty()
+                      ? std::to_string(contents.toc.size()) + " entries read cleanly: " + contents.toc_summary()
+                      : "header read (" + contents.origin() + "); table of contents not read on this host: " + contents.toc_unread;
   } catch (const pgdrill::error& failure) {
     toc.result = failure.code() == exit_code::failed ? pgdrill::outcome::failed : pgdrill::outcome::error;
     toc.message = failure.what();
@@ -455,7 +461,7 @@ int bench_command(const std::string& file, int max_jobs, const std::string& pg_b
   auto backup = pgdrill::inspect_file(file);
   pgdrill::local_options options;
   options.binaries = binaries_from(pg_bin);
-  options.min_major = pgdrill::read_contents(backup, pgdrill::find_binaries(options.binaries)).source_major();
+  options.min_major = pgdrill::read_versions(backup).needed_major();
   if (!pgdrill::traits_of(backup.format).parallel_restore) max_jobs = 1;  // psql and tar archives restore serially
   std::printf("%s: %s, %s\n%6s %12s %14s %12s\n", backup.path.filename().c_str(), pgdrill::to_string(backup.format),
               pgdrill::detail::bytes_text(static_cast<double>(backup.size)).c_str(), "JOBS", "RESTORE", "THROUGHPUT", "VS -j 1");

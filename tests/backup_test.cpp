@@ -177,3 +177,68 @@ TEST(backup, plain_header_is_read_wherever_pg_dumpall_puts_it) {
   EXPECT_FALSE(plain.creates_databases) << "a \\connect in the data is no header";
   EXPECT_EQ(plain.encoding, "UTF8");
 }
+
+namespace {
+
+// pg_dump's header integers: a sign byte, then 4 little-endian bytes; strings: length, bytes.
+std::string header_int(long long value) {
+  std::string bytes(1, value < 0 ? '\1' : '\0');
+  unsigned long long magnitude = static_cast<unsigned long long>(value < 0 ? -value : value);
+  for (int index = 0; index < 4; ++index) bytes += static_cast<char>((magnitude >> (8 * index)) & 0xFF);
+  return bytes;
+}
+std::string header_text(const std::string& text) { return header_int(static_cast<long long>(text.size())) + text; }
+
+// The header as pg_dump writes it (laid out like a real PostgreSQL 15 custom archive's first
+// bytes; 1.15 and later write the compression algorithm as one byte instead of a level).
+std::string archive_bytes(int minor, const std::string& source, const std::string& dump) {
+  std::string bytes = std::string("PGDMP") + '\1' + static_cast<char>(minor) + '\0' + '\4' + '\10' + '\1';
+  bytes += minor >= 15 ? std::string(1, '\0') : header_int(-1);
+  for (int field : {46, 32, 9, 22, 10, 126, 0}) bytes += header_int(field);
+  return bytes + header_text("shop") + header_text(source) + header_text(dump) + "rest of the archive";
+}
+
+archive_header parse_header(const std::string& bytes) {
+  std::size_t at = 0;
+  return detail::archive_header_parser([&](char* buffer, std::size_t capacity) {
+    std::size_t count = std::min(capacity, bytes.size() - at);
+    std::copy_n(bytes.data() + at, count, buffer);
+    at += count;
+    return count;
+  }, "test.dump").parse();
+}
+
+}  // namespace
+
+TEST(archive_header, versions_are_read_from_the_bytes_of_every_archive_version) {
+  auto old = parse_header(archive_bytes(14, "15.18 (Debian 15.18-0+deb12u1)", "15.18 (Debian 15.18-0+deb12u1)"));
+  EXPECT_EQ(old.version(), "1.14");
+  EXPECT_EQ(old.database, "shop");
+  EXPECT_EQ(old.source_version, "15.18 (Debian 15.18-0+deb12u1)");
+  auto newer = parse_header(archive_bytes(16, "13.16", "17.2 (Debian 17.2-1)"));
+  EXPECT_EQ(newer.version(), "1.16");
+  EXPECT_EQ(newer.source_version, "13.16");
+  EXPECT_EQ(newer.dump_version, "17.2 (Debian 17.2-1)");
+}
+
+TEST(archive_header, damaged_headers_are_corrupt_backups) {
+  auto good = archive_bytes(14, "15.18", "15.18");
+  EXPECT_THROW(parse_header("PGDMQ" + good.substr(5)), corrupt_backup);
+  EXPECT_THROW(parse_header(good.substr(0, 40)), corrupt_backup);
+  auto huge_length = good;
+  huge_length.replace(good.find("shop") - 5, 5, header_int(1LL << 30));
+  EXPECT_THROW(parse_header(huge_length), corrupt_backup);
+  EXPECT_THROW(parse_header(""), corrupt_backup);
+}
+
+TEST(backup_contents, the_needed_major_is_the_newer_of_source_and_pg_dump) {
+  backup_contents contents;
+  EXPECT_FALSE(contents.needed_major());
+  contents.source_version = "13.16";
+  EXPECT_EQ(contents.needed_major(), 13);
+  contents.dump_version = "17.2";
+  EXPECT_EQ(contents.needed_major(), 17);
+  EXPECT_EQ(contents.origin(), "PostgreSQL 13.16 by pg_dump 17.2");
+  contents.source_version = "18.1";
+  EXPECT_EQ(contents.needed_major(), 18);
+}

@@ -50,6 +50,16 @@ TEST(binaries, a_too_new_minimum_names_what_is_installed) {
   }
 }
 
+TEST(binaries, the_oldest_that_is_new_enough_else_the_newest) {
+  std::vector<pg_binaries> newest_first{{"/pg/18/bin", 18, "18.1"}, {"/pg/17/bin", 17, "17.7"}, {"/pg/13/bin", 13, "13.23"}};
+  EXPECT_EQ(choose_installation(newest_first, std::nullopt)->major, 18);
+  EXPECT_EQ(choose_installation(newest_first, 13)->major, 13);
+  EXPECT_EQ(choose_installation(newest_first, 14)->major, 17);
+  EXPECT_EQ(choose_installation(newest_first, 18)->major, 18);
+  EXPECT_FALSE(choose_installation(newest_first, 19));
+  EXPECT_FALSE(choose_installation({}, std::nullopt));
+}
+
 TEST(binaries, parses_tool_version_lines) {
   EXPECT_EQ(detail::parse_tool_version("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"), "15.18");
   EXPECT_EQ(detail::parse_tool_version("pg_restore (PostgreSQL) 9.6.24\n"), "9.6.24");

@@ -15,7 +15,7 @@ namespace {
 
 // The dumps, made once per build tree (testkit::build_once).
 struct corpus {
-  std::filesystem::path root = std::filesystem::path(PGDRILL_BINARY_DIR) / "test-fixtures" / "corpus-v4";
+  std::filesystem::path root = std::filesystem::path(PGDRILL_BINARY_DIR) / "test-fixtures" / "corpus-v5";
   std::filesystem::path file(const std::string& name) const { return root / name; }
 
   corpus() {
@@ -67,6 +67,7 @@ struct corpus {
     dump("directory.dir", {"-Fd", "-j", "2"});
     dump("archive.tar", {"-Ft"});
     shell("gzip -c < " + file("create.sql").string() + " > " + file("create.sql.gz").string());
+    shell("gzip -c < " + file("custom.dump").string() + " > " + file("custom.dump.gz").string());
     dumpall(*source, "cluster.sql", {});
     dumpall(*source, "cluster_clean.sql", {"--clean", "--if-exists"});
     dumpall(*source, "globals.sql", {"--globals-only"});
@@ -188,6 +189,32 @@ INSTANTIATE_TEST_SUITE_P(
         cell{"cluster_database_absent", {"cluster.sql"}, R"({"database": "crm"})", 1, "the backup created no database 'crm'"},
         cell{"too_many_jobs", {"custom.dump"}, R"({"jobs": 400})", 2, "too many connections"}),
     [](const ::testing::TestParamInfo<cell>& info) { return info.param.name; });
+
+// Versions come from the archives' own bytes, as pg_restore --list reads them, in every format;
+// inspect needs no PostgreSQL tool for them (here: --pg-bin names a directory without any).
+TEST(archive_versions, read_in_process_agree_with_pg_restore) {
+  auto tools = find_binaries(binary_search::from_environment());
+  for (const char* name : {"custom.dump", "custom_z0.dump", "custom.dump.gz", "directory.dir", "archive.tar"}) {
+    auto backup = inspect_file(shared_corpus().file(name));
+    auto listing = run(command(tools.tool("pg_restore"), {"--list", shared_corpus().file("custom.dump").string()})).out;
+    auto versions = read_versions(backup);
+    auto says = [&](const std::string& label, const std::string& version) {  // the version, then a space or the line's end
+      auto at = listing.find(label + version);
+      return at != std::string::npos && std::string(" \n").find(listing[at + label.size() + version.size()]) != std::string::npos;
+    };
+    EXPECT_TRUE(says("Dumped from database version: ", versions.source_version)) << name << ": " << versions.source_version;
+    EXPECT_TRUE(says("Dumped by pg_dump version: ", versions.dump_version)) << name << ": " << versions.dump_version;
+    EXPECT_EQ(versions.source_version, tools.version) << name;
+    EXPECT_EQ(versions.archive_version, "1.14") << name << ": PostgreSQL 12 to 15 write 1.14";
+    EXPECT_EQ(read_archive_header(backup).database, "shop") << name;
+  }
+  auto inspected = testkit::run_cli({"inspect", shared_corpus().file("archive.tar").string(), "--pg-bin", "/nonexistent/bin"});
+  EXPECT_EQ(inspected.exit_code, 0) << inspected.output;
+  EXPECT_NE(inspected.output.find("dumped from:  PostgreSQL " + tools.version), std::string::npos) << inspected.output;
+  EXPECT_NE(inspected.output.find("restores on:  PostgreSQL " + std::to_string(tools.major) + " or newer"), std::string::npos);
+  EXPECT_NE(inspected.output.find("toc:          not read on this host: "), std::string::npos) << inspected.output;
+  EXPECT_THROW(read_archive_header(inspect_file(shared_corpus().file("error_page.dump"))), corrupt_backup);
+}
 
 // A temp root of its own for one drill, which the drill's server (another user) can enter, so
 // the test can find that drill's processes among others'; removed with everything in it.

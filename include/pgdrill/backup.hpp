@@ -231,10 +231,24 @@ struct backup_contents {
   bool cluster = false;            ///< plain pg_dumpall output: roles, tablespaces, every database
   bool creates_databases = false;  ///< plain SQL that creates and \connects to its own databases
   std::string encoding;            ///< the source database's, e.g. "UTF8", "SQL_ASCII"; empty when unknown
+  std::string archive_version;     ///< archives: the format version of their header, e.g. "1.14"
+  std::string toc_unread;          ///< archives: why the table of contents was not read here, if it was not
 
   std::optional<int> source_major() const {
     if (source_version.empty()) return std::nullopt;
     return std::atoi(source_version.c_str());
+  }
+  /// The PostgreSQL major a restore needs: the newer of the source server's and pg_dump's (a
+  /// newer pg_dump writes settings, e.g. transaction_timeout, older servers do not know).
+  std::optional<int> needed_major() const {
+    auto needed = source_major();
+    if (!dump_version.empty()) needed = std::max(needed.value_or(0), std::atoi(dump_version.c_str()));
+    return needed;
+  }
+  /// "PostgreSQL 13.16 by pg_dump 17.2", for messages.
+  std::string origin() const {
+    return "PostgreSQL " + (source_version.empty() ? "(unknown)" : source_version) + " by pg_dump " +
+           (dump_version.empty() ? "(unknown)" : dump_version);
   }
   /// "schema.table" of every table in the table of contents.
   std::vector<std::string> tables() const {
@@ -361,27 +375,153 @@ inline std::string read_archive(const backup_info& backup, const pg_binaries& to
 
 }  // namespace detail
 
-/// Read versions and table of contents with the field's own tools: `pg_restore --list` for
-/// archives (fed the decompressed stream when compressed), the header comments of plain SQL.
-/// Throws corrupt_backup when the table of contents cannot be read, could_not_verify when the
-/// archive is newer than the installed tools.
-inline backup_contents read_contents(const backup_info& backup, const pg_binaries& tools) {
+/// The header pg_dump writes at the start of a custom archive and of a directory or tar
+/// archive's toc.dat: read in-process, so knowing what an archive is needs no PostgreSQL tool.
+struct archive_header {
+  int version_major = 0, version_minor = 0, version_revision = 0;  ///< the archive format, e.g. 1.14.0
+  std::string database;        ///< the database dumped
+  std::string source_version;  ///< the server's version string, e.g. "13.16 (Debian 13.16-0+deb11u1)"
+  std::string dump_version;    ///< pg_dump's
+
+  /// "1.14", as pg_restore names archive versions.
+  std::string version() const { return std::to_string(version_major) + "." + std::to_string(version_minor); }
+};
+
+namespace detail {
+
+// Reads pg_dump's header fields from a byte source (pg_backup_archiver.c, ReadHead): integers
+// are a sign byte and `int_size` little-endian bytes; strings an integer length and the bytes.
+class archive_header_parser {
+ public:
+  archive_header_parser(std::function<std::size_t(char*, std::size_t)> read, std::string what)
+      : read_(std::move(read)), what_(std::move(what)) {}
+
+  archive_header parse() {
+    archive_header header;
+    if (bytes(5) != "PGDMP") fail("it does not start with pg_dump's PGDMP signature");
+    header.version_major = byte();
+    header.version_minor = byte();
+    header.version_revision = byte();
+    int_size_ = byte();
+    byte();  // offset size
+    byte();  // format: custom 1, tar 3, directory 5
+    if (int_size_ < 1 || int_size_ > 8 || header.version_major != 1) fail("its header is not one pg_dump writes");
+    if (header.version_minor > newest_known_minor) return header;  // a newer layout: only its version is certain
+    if (header.version_minor >= 15) byte();  // compression algorithm (PostgreSQL 16 on)
+    else integer();                           // compression level
+    for (int field = 0; field < 7; ++field) integer();  // the time it was taken (struct tm)
+    header.database = text();
+    header.source_version = text();
+    header.dump_version = text();
+    return header;
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& why) const { throw corrupt_backup(what_ + " is not a readable pg_dump archive: " + why); }
+  std::string bytes(std::size_t count) {
+    std::string data(count, '\0');
+    for (std::size_t got = 0; got < count;) {
+      std::size_t now = read_(data.data() + got, count - got);
+      if (now == 0) fail("it ends inside its header");
+      got += now;
+    }
+    return data;
+  }
+  int byte() { return static_cast<unsigned char>(bytes(1)[0]); }
+  long long integer() {
+    bool negative = byte() != 0;
+    auto digits = bytes(static_cast<std::size_t>(int_size_));
+    unsigned long long value = 0;
+    for (int index = int_size_; index-- > 0;) value = (value << 8) | static_cast<unsigned char>(digits[static_cast<std::size_t>(index)]);
+    return negative ? -static_cast<long long>(value) : static_cast<long long>(value);
+  }
+  std::string text() {
+    long long length = integer();
+    if (length < 0) return "";
+    if (length > 4096) fail("a header field claims " + std::to_string(length) + " bytes");
+    return bytes(static_cast<std::size_t>(length));
+  }
+
+  static constexpr int newest_known_minor = 16;  // archive format 1.16: pg_dump 17 and 18
+
+  std::function<std::size_t(char*, std::size_t)> read_;
+  std::string what_;
+  int int_size_ = 4;
+};
+
+}  // namespace detail
+
+/// The archive's header: from the (decompressed) file of a custom archive, from toc.dat of a
+/// directory archive, and from the first member (toc.dat) of a tar archive. Throws corrupt_backup
+/// when there is none.
+inline archive_header read_archive_header(const backup_info& backup) {
+  auto file = backup.format == backup_format::directory ? backup.path / "toc.dat" : backup.path;
+  if (!std::filesystem::exists(file)) throw corrupt_backup(backup.path.string() + " has no toc.dat: not a directory archive");
+  backup_reader reader(file);
+  auto read = [&](char* buffer, std::size_t capacity) { return reader.read(buffer, capacity); };
+  if (backup.format == backup_format::tar) {  // a 512-byte tar header names the first member
+    std::string member(512, '\0');
+    for (std::size_t got = 0, now; got < member.size(); got += now)
+      if ((now = read(member.data() + got, member.size() - got)) == 0) throw corrupt_backup(backup.path.string() + " is cut short");
+    if (member.compare(0, 8, std::string("toc.dat\0", 8)) != 0)
+      throw corrupt_backup(backup.path.string() + " does not begin with toc.dat: not a pg_dump tar archive");
+  }
+  return detail::archive_header_parser(read, backup.path.string()).parse();
+}
+
+/// Versions, read in-process from the bytes: an archive's header, plain SQL's header lines. No
+/// PostgreSQL tool is needed. Throws corrupt_backup when an archive has no readable header.
+inline backup_contents read_versions(const backup_info& backup) {
   if (backup.format == backup_format::plain) return read_plain_header(backup.path);
-  backup_contents contents;
   if (backup.format == backup_format::tar) check_tar_complete(backup.path);
-  auto listing = detail::read_archive(backup, tools, {"--list"});
-  static const std::regex from(R"(Dumped from database version: (\S+))"), by(R"(Dumped by pg_dump version: (\S+))");
-  std::smatch match;
-  if (std::regex_search(listing, match, from)) contents.source_version = match[1];
-  if (std::regex_search(listing, match, by)) contents.dump_version = match[1];
+  auto header = read_archive_header(backup);
+  backup_contents contents;
+  contents.source_version = detail::first_word(header.source_version);
+  contents.dump_version = detail::first_word(header.dump_version);
+  contents.archive_version = header.version();
+  return contents;
+}
+
+/// Versions (read_versions) and an archive's table of contents with the field's own tools:
+/// `pg_restore --list` (fed the decompressed stream when compressed). Throws corrupt_backup when
+/// the table of contents cannot be read, could_not_verify when the tools are too old for it.
+inline backup_contents read_contents(const backup_info& backup, const pg_binaries& tools) {
+  auto contents = read_versions(backup);
+  if (backup.format == backup_format::plain) return contents;
+  std::string listing;
+  try {
+    listing = detail::read_archive(backup, tools, {"--list"});
+  } catch (const could_not_verify& failure) {
+    throw could_not_verify("backup " + backup.path.string() + " was dumped from " + contents.origin() + " (archive format " +
+                           contents.archive_version + "): the PostgreSQL " + tools.version + " tools in " +
+                           tools.bin_dir.string() + " cannot read it. Restore it with " +
+                           (contents.needed_major() ? "PostgreSQL " + std::to_string(*contents.needed_major()) + " or newer tools"
+                                                    : "the tools of the PostgreSQL major whose pg_dump wrote it") +
+                           ", or with the container provider (" + failure.what() + ")");
+  }
   std::istringstream lines(listing);
   for (std::string line; std::getline(lines, line);)
     if (auto entry = detail::parse_toc_line(line)) contents.toc.push_back(*entry);
   // The source database's encoding is in the preamble pg_restore writes for an empty selection.
   auto preamble = detail::read_archive(backup, tools, {"--file", "-", "--use-list", "/dev/null"});
   static const std::regex encoding(R"(SET client_encoding = '([^']+)';)");
+  std::smatch match;
   if (std::regex_search(preamble, match, encoding)) contents.encoding = match[1];
   return contents;
+}
+
+/// What a backup is, as far as this host can read it: versions always, an archive's table of
+/// contents when tools found by `search` can read it (else `toc_unread` says why: the tools
+/// where the drill restores read it there). Throws corrupt_backup for a damaged backup.
+inline backup_contents read_contents_here(const backup_info& backup, const binary_search& search) {
+  auto versions = read_versions(backup);
+  if (backup.format == backup_format::plain) return versions;
+  try {
+    return read_contents(backup, find_binaries(search));
+  } catch (const could_not_verify& failure) {
+    versions.toc_unread = failure.what();
+    return versions;
+  }
 }
 
 /// Files that describe a backup rather than being one: checksums and pgdrill manifests.

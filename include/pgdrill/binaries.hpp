@@ -148,16 +148,24 @@ inline std::vector<pg_binaries> find_installations(const binary_search& search,
   return found;
 }
 
-/// The installation to use: the oldest major at least `min_major` (closest to the backup's
-/// source), or the newest when no minimum is given. Throws could_not_verify naming every place
+/// Among installations listed newest first: the oldest major at least `min_major` (closest to
+/// what the backup needs), or the newest when no minimum is given (it reads the most archive
+/// versions).
+inline std::optional<pg_binaries> choose_installation(const std::vector<pg_binaries>& newest_first,
+                                                      std::optional<int> min_major) {
+  if (!min_major) return newest_first.empty() ? std::nullopt : std::optional<pg_binaries>(newest_first.front());
+  std::optional<pg_binaries> chosen;
+  for (const auto& binaries : newest_first)
+    if (binaries.major >= *min_major) chosen = binaries;
+  return chosen;
+}
+
+/// The installation to use (choose_installation). Throws could_not_verify naming every place
 /// searched and what is installed.
 inline pg_binaries find_binaries(const binary_search& search, std::optional<int> min_major = std::nullopt) {
   std::vector<std::string> searched;
   auto found = find_installations(search, &searched);
-  std::optional<pg_binaries> chosen;
-  for (const auto& binaries : found)
-    if (!min_major || binaries.major >= *min_major) chosen = binaries;  // list is newest first
-  if (chosen) return *chosen;
+  if (auto chosen = choose_installation(found, min_major)) return *chosen;
 
   std::string tools;
   for (const auto& name : search.required) tools += (tools.empty() ? "" : ", ") + name;

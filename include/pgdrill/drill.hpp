@@ -64,7 +64,7 @@ struct drill_state {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   located_backups located;              ///< locate: what is restored, in order
   std::optional<manifest> expected;     ///< locate: the manifest beside the first backup
-  std::optional<int> source_major;      ///< inspect: the newest source major in the set
+  std::optional<int> needed_major;      ///< inspect: the newest major the set needs (source server or pg_dump)
   std::string source_encoding;          ///< inspect: the first backup's source database encoding
   std::unique_ptr<server> target_server;  ///< provision
   pg_binaries tools;                    ///< provision: pg_restore and psql that restore into it
@@ -172,7 +172,7 @@ namespace detail {
 
 inline std::unique_ptr<server> start_local(const drill_state& state) {
   local_options local = state.options.local;
-  local.min_major = state.source_major;
+  local.min_major = state.needed_major;
   local.settings.insert(local.settings.end(), state.plan.server_settings.begin(), state.plan.server_settings.end());
   return local_server::start(local);
 }
@@ -186,7 +186,7 @@ inline std::unique_ptr<server> start_container(const drill_state& state) {
   settings.engine = engine_wanted(state);
   settings.temp_root = state.options.local.temp_root;
   if (!state.plan.container_image.empty()) settings.image_template = state.plan.container_image;
-  if (state.source_major) settings.major = *state.source_major;
+  if (state.needed_major) settings.major = *state.needed_major;
   settings.settings.insert(settings.settings.end(), state.plan.server_settings.begin(), state.plan.server_settings.end());
   auto engine = container_engine::find(settings.engine);
   settings.engine = engine.program.string();
@@ -299,24 +299,23 @@ inline void hygiene(drill_state& state) {
   for (const auto& check : verify_backups(state.located, state.plan.hygiene)) state.record_check(check);
 }
 
-/// Versions and table of contents: plain SQL's from its header lines, archives' with the newest
-/// tools (they read the most archive versions).
+/// Versions from the backups' own bytes, and archives' tables of contents where this host's
+/// newest tools can read them (else the restore's tools read them where the drill runs).
 inline outcome inspect(drill_state& state, step_result& step) {
-  std::optional<pg_binaries> tools;  // only archives need them: plain SQL is read in-process
   std::size_t toc_entries = 0;
   for (const auto& backup : state.located.backups) {
-    if (backup.format != backup_format::plain && !tools) tools = find_binaries(state.options.local.binaries);
-    auto contents = tools ? read_contents(backup, *tools) : read_plain_header(backup.path);
+    auto contents = read_contents_here(backup, state.options.local.binaries);
     toc_entries += contents.toc.size();
     if (state.source_encoding.empty()) state.source_encoding = contents.encoding;
-    if (auto major = contents.source_major(); major && (!state.source_major || *major > *state.source_major)) {
-      state.source_major = major;
+    if (auto major = contents.needed_major(); major && (!state.needed_major || *major > *state.needed_major)) {
+      state.needed_major = major;
       state.result.backup.source_version = contents.source_version;
       state.result.backup.pg_dump_version = contents.dump_version;
     }
-    step.message = "dumped from PostgreSQL " + (contents.source_version.empty() ? "(unknown)" : contents.source_version) +
-                   " by pg_dump " + (contents.dump_version.empty() ? "(unknown)" : contents.dump_version) +
+    step.message = "dumped from " + contents.origin() +
+                   (contents.archive_version.empty() ? "" : " (archive format " + contents.archive_version + ")") +
                    (contents.toc.empty() ? "" : "; table of contents: " + contents.toc_summary());
+    if (!contents.toc_unread.empty()) step.detail = "table of contents not read on this host: " + contents.toc_unread;
   }
   state.result.backup.toc_entries = toc_entries;
   return outcome::passed;
@@ -329,11 +328,12 @@ inline outcome provision(drill_state& state, step_result& step) {
   std::string why;
   try {
     state.target_server = detail::start_provider(state, why);
-    state.tools = state.target_server->client_tools(state.options.local.binaries, state.source_major);
+    state.tools = state.target_server->client_tools(state.options.local.binaries, state.needed_major);
   } catch (const could_not_verify& failure) {
-    if (!state.source_major) throw;
-    throw could_not_verify("the backup was dumped from PostgreSQL " + state.result.backup.source_version +
-                           " and needs a server at least that new: " + failure.what());
+    if (!state.needed_major) throw;
+    throw could_not_verify("the backup was dumped from PostgreSQL " + state.result.backup.source_version + " by pg_dump " +
+                           state.result.backup.pg_dump_version + " and needs PostgreSQL " + std::to_string(*state.needed_major) +
+                           " or newer (server and tools); install it, or use the container provider: " + failure.what());
   }
   state.result.server = {state.target_server->provider(), state.target_server->version()};
   step.message = why + state.target_server->describe();
