@@ -109,7 +109,7 @@ command_entry run_entry() {
             app.add_option("--target", args->target,
                            "existing provider: libpq connection string or URL (default: PG* variables, DATABASE_URL)");
             app.add_option("--engine", args->engine, "container provider: docker, podman or a path")->envname("PGDRILL_CONTAINER_ENGINE");
-            app.add_option("--image", args->image, "container provider: image, {major} replaced (default postgres:{major})")
+            app.add_option("--image", args->image, "container provider: image, {major} replaced (default docker.io/library/postgres:{major})")
                 ->envname("PGDRILL_IMAGE");
             app.add_option("--log-format", args->log_format, "text (default) or json: JSON lines with UTC timestamps")
                 ->check(CLI::IsMember({"text", "json"}));

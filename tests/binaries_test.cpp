@@ -60,6 +60,19 @@ TEST(binaries, the_oldest_that_is_new_enough_else_the_newest) {
   EXPECT_FALSE(choose_installation({}, std::nullopt));
 }
 
+// Debian's /usr/bin/psql is pg_wrapper, whose version changes with PGHOST: never an installation.
+TEST(binaries, debians_pg_wrapper_is_no_installation) {
+  std::error_code ignored;
+  if (std::filesystem::canonical("/usr/bin/psql", ignored).filename() != "pg_wrapper") GTEST_SKIP() << "no pg_wrapper here";
+  binary_search search;
+  search.roots = {};
+  search.use_pg_config = false;
+  search.required = {"psql", "pg_restore"};
+  for (const auto& found : find_installations(search)) EXPECT_NE(found.bin_dir, "/usr/bin");
+  search.roots = {"/usr/lib/postgresql"};
+  EXPECT_FALSE(find_installations(search).empty()) << "the real directories are still found";
+}
+
 TEST(binaries, parses_tool_version_lines) {
   EXPECT_EQ(detail::parse_tool_version("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"), "15.18");
   EXPECT_EQ(detail::parse_tool_version("pg_restore (PostgreSQL) 9.6.24\n"), "9.6.24");

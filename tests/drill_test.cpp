@@ -108,3 +108,16 @@ TEST(drill, a_missing_backup_cannot_verify_and_starts_nothing) {
   EXPECT_EQ(result.checks.size(), 3U);
   EXPECT_FALSE(result.restore.seconds);
 }
+
+// The official image, fully qualified by default (podman refuses short names without a search
+// registry); PGDRILL_IMAGE and the scenario's template override it.
+TEST(container_image, fully_qualified_official_image_for_the_major_unless_overridden) {
+  container_options options;
+  ::unsetenv("PGDRILL_IMAGE");
+  EXPECT_EQ(options.image_for(17), "docker.io/library/postgres:17");
+  ::setenv("PGDRILL_IMAGE", "registry.example/pg:{major}-alpine", 1);
+  EXPECT_EQ(options.image_for(13), "registry.example/pg:13-alpine");
+  options.image_template = "localhost/mine:{major}";
+  EXPECT_EQ(options.image_for(18), "localhost/mine:18");
+  ::unsetenv("PGDRILL_IMAGE");
+}

@@ -133,10 +133,14 @@ inline std::vector<pg_binaries> find_installations(const binary_search& search,
   }
   std::vector<pg_binaries> found;
   for (const auto& dir : dirs) {
+    std::error_code ignored;
+    // Debian's pg_wrapper (/usr/bin/psql, ...) runs whichever major PGHOST or the cluster
+    // configuration picks: not an installation of one version. Those it runs are found under
+    // /usr/lib/postgresql.
+    if (std::filesystem::canonical(dir / search.required.front(), ignored).filename() == "pg_wrapper") continue;
     auto binaries = probe_bin_dir(dir, search.required);
     if (!binaries) continue;
-    // Debian's /usr/bin wrappers and pg_config may point at a directory already found.
-    std::error_code ignored;
+    // pg_config may point at a directory already found.
     auto canonical = std::filesystem::canonical(binaries->bin_dir / search.required.front(), ignored);
     bool seen = std::any_of(found.begin(), found.end(), [&](const pg_binaries& other) {
       return std::filesystem::canonical(other.bin_dir / search.required.front(), ignored) == canonical;

@@ -20,16 +20,36 @@
 
 namespace pgdrill {
 
+namespace detail {
+
+inline std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+}  // namespace detail
+
 /// Options of the container provider. The engine's own configuration (podman's
 /// containers.conf, docker's daemon.json) applies as usual.
 struct container_options {
   std::string engine;  ///< "docker", "podman", or a path; empty: PGDRILL_CONTAINER_ENGINE, else docker, else podman
-  /// Image, with {major} replaced by the PostgreSQL major version: PGDRILL_IMAGE, else postgres:{major}.
+  /// The official image, fully qualified: podman's short-name policy refuses a bare
+  /// `postgres:17` where no registry is configured as unqualified-search.
+  static constexpr const char* default_image = "docker.io/library/postgres:{major}";
+  /// Image, with {major} replaced by the PostgreSQL major version: PGDRILL_IMAGE, else default_image.
   std::string image_template;
   int major = 0;  ///< the backup's source major (the image tag); 0: the newest installed client tools' major
   setting_list settings;  ///< over restore_settings()
   wait_strategy readiness{std::chrono::seconds(180), std::chrono::milliseconds(100)};
   std::string shm_size = "1g";
+
+  /// The image to run for `major`: the template (else PGDRILL_IMAGE, else default_image) with
+  /// {major} replaced.
+  std::string image_for(int major) const {
+    std::string image = image_template.empty() ? detail::env_or("PGDRILL_IMAGE", default_image) : image_template;
+    if (auto at = image.find("{major}"); at != std::string::npos) image.replace(at, 7, std::to_string(major));
+    return image;
+  }
   /// The drill's temp root, recorded on the container so a test suite (or an operator) can tell
   /// its own containers from other drills' on the same machine.
   std::filesystem::path temp_root = default_temp_root();
@@ -39,11 +59,6 @@ constexpr const char* container_owner_label = "io.pgdrill.owner";
 constexpr const char* container_temp_root_label = "io.pgdrill.temp_root";
 
 namespace detail {
-
-inline std::string env_or(const char* name, const std::string& fallback) {
-  const char* value = std::getenv(name);
-  return value && *value ? value : fallback;
-}
 
 inline std::string random_password() {
   std::random_device source;
@@ -120,8 +135,7 @@ class container_server final : public server {
     auto engine = container_engine::find(options.engine);
     int major = options.major;
     if (major == 0) major = find_binaries(binary_search::from_environment()).major;
-    std::string image = options.image_template.empty() ? detail::env_or("PGDRILL_IMAGE", "postgres:{major}") : options.image_template;
-    if (auto at = image.find("{major}"); at != std::string::npos) image.replace(at, 7, std::to_string(major));
+    std::string image = options.image_for(major);
 
     std::string password = detail::random_password();
     std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();

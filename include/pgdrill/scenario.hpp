@@ -38,7 +38,7 @@ struct provider_info {
 inline const std::vector<provider_info>& providers() {
   static const std::vector<provider_info> table{
       {provider_kind::local, "local", "a throwaway server from the installed PostgreSQL, in a private temp dir"},
-      {provider_kind::container, "container", "a throwaway postgres:{major} container (docker or podman)"},
+      {provider_kind::container, "container", "a throwaway docker.io/library/postgres:{major} container (docker or podman)"},
       {provider_kind::existing, "existing", "a scratch database on a server you name, dropped afterwards"},
       {provider_kind::automatic, "auto", "container when an engine works, else local"}};
   return table;
