@@ -348,7 +348,8 @@ inline outcome restore(drill_state& state, step_result& step) {
   auto& facts = state.result.restore;
   facts.tool = restored.tool;
   facts.jobs = restored.jobs;
-  for (const auto& error : restored.tolerated) facts.tolerated.push_back(error.reason + ": " + error.statement);
+  for (const auto& error : restored.tolerated)  // pg_restore names no statement for some: its own line then
+    facts.tolerated.push_back(error.reason + ": " + (error.statement.empty() ? error.line : error.statement));
   facts.adjustments = restored.adjustments;
   step.message = restored.message;
   step.detail = restored.detail;
