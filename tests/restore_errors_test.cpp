@@ -184,6 +184,18 @@ TEST(restore_errors, a_create_dump_of_postgres_restores_into_the_fresh_one) {
   EXPECT_EQ(judged(shop).problems.size(), 1U) << "a database the server already had is not the dump's to reuse";
 }
 
+// Two pg_restore -j workers failing at once, their stderr interleaved as CI once printed it: the
+// first cause is the damaged data file, not the worker that died of it.
+TEST(restore_errors, interleaved_worker_errors_still_name_the_damage) {
+  auto result = judged(
+      "pg_restore:pg_restore: error: could not close data file \"/d/directory.dir/3362.dat\": Success\n"
+      " error: could not close data file \"/d/directory.dir/3360.dat\": Success\n"
+      "pg_restore: error: a worker process died unexpectedly\n");
+  ASSERT_EQ(result.problems.size(), 3U);
+  EXPECT_EQ(result.problems[0].kind, "truncated or corrupt archive");
+  EXPECT_EQ(result.problems[1].kind, "truncated or corrupt archive");
+}
+
 TEST(restore_errors, every_missing_role_is_in_one_hint) {
   auto result = judged(
       "psql:d.sql:9: ERROR:  42704: role \"app\" does not exist\npsql:d.sql:9: STATEMENT:  ALTER TABLE public.t OWNER TO app;\n"

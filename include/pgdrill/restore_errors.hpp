@@ -198,7 +198,8 @@ class tool_error_reader {
   void read_line(std::string line) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     static const std::regex server_error(R"(^(?:psql:[^:]*:\d+: )?(?:(?:pg_restore|psql): error: (?:could not execute query: )?)?(ERROR|FATAL|PANIC):  (?:([0-9A-Z]{5}): )?(.*)$)");
-    static const std::regex tool_error_line(R"(^(?:psql:[^:]*:\d+: )?(?:(?:pg_restore|psql): )?error: (?:could not execute query: )?(.*)$)");
+    // pg_restore -j workers share stderr: their lines interleave ("pg_restore:pg_restore: error: ...").
+    static const std::regex tool_error_line(R"(^(?:psql:[^:]*:\d+: )?(?:(?:pg_restore|psql): ?)*\s*error: (?:could not execute query: )?(.*)$)");
     static const std::regex lost(R"(^(?:psql:[^:]*:\d+: )?(server closed the connection unexpectedly|connection to server was lost|no connection to the server)$)");
     static const std::regex statement(R"(^(?:psql:[^:]*:\d+: )?(?:STATEMENT:  |Command was: )(.*)$)");
     static const std::regex ignored(R"(^pg_restore: warning: errors ignored on restore: (\d+)$)");
