@@ -119,5 +119,6 @@ TEST(container_image, fully_qualified_official_image_for_the_major_unless_overri
   EXPECT_EQ(options.image_for(13), "registry.example/pg:13-alpine");
   options.image_template = "localhost/mine:{major}";
   EXPECT_EQ(options.image_for(18), "localhost/mine:18");
+  EXPECT_EQ(options.image_for(0), "localhost/mine:latest") << "a backup of unknown major: the newest";
   ::unsetenv("PGDRILL_IMAGE");
 }

@@ -186,11 +186,12 @@ TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_re
   auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string(),
                                                            "--engine", "podman", "--image", test_image}),
                              {});
-  // Wait for the restore to be under way: the container exists and psql is connected to it.
+  // Wait for the restore to be under way: the container exists and psql (run in it through
+  // `podman exec`) is connected to it.
   std::string container;
   auto restoring = [] {
     for (const auto& process : std::filesystem::directory_iterator("/proc"))
-      if (detail::proc_text(process.path() / "cmdline").find(std::string("/psql\0-X\0-q\0", 12)) != std::string::npos) return true;
+      if (detail::proc_text(process.path() / "cmdline").find(std::string("psql\0-X\0-q\0", 11)) != std::string::npos) return true;
     return false;
   };
   for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {

@@ -361,13 +361,15 @@ inline std::string read_archive(const backup_info& backup, const pg_binaries& to
   } else {
     tool.args.push_back(backup.path.string());
   }
-  auto result = run(tool, options);
+  auto result = run(tools.runnable(tool), options);
+  if (tools.exec_failed(result))
+    throw could_not_verify("pg_restore could not run in " + tools.where() + " (" + result.describe() + "): " + result.err_tail);
   auto problems = classify_restore_errors(result.err_tail);
   if (!result.ok() || !problems.empty()) {
     std::string first = problems.empty() ? result.describe() : problems.front().line;
     if (!problems.empty() && problems.front().kind == "archive newer than the tools")
       throw could_not_verify("backup " + backup.path.string() + " was written by a newer pg_dump than the installed " +
-                             tools.version + " tools can read (" + first + ")");
+                             tools.version + " tools (" + tools.where() + ") can read (" + first + ")");
     throw corrupt_backup("table of contents of " + backup.path.string() + " is unreadable: " + first);
   }
   return result.out;
@@ -494,7 +496,7 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
   } catch (const could_not_verify& failure) {
     throw could_not_verify("backup " + backup.path.string() + " was dumped from " + contents.origin() + " (archive format " +
                            contents.archive_version + "): the PostgreSQL " + tools.version + " tools in " +
-                           tools.bin_dir.string() + " cannot read it. Restore it with " +
+                           tools.where() + " cannot read it. Restore it with " +
                            (contents.needed_major() ? "PostgreSQL " + std::to_string(*contents.needed_major()) + " or newer tools"
                                                     : "the tools of the PostgreSQL major whose pg_dump wrote it") +
                            ", or with the container provider (" + failure.what() + ")");

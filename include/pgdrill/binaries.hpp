@@ -7,6 +7,7 @@
 #include <optional>  // optional explicit directory and minimum major
 #include <regex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pgdrill/error.hpp>
@@ -14,13 +15,65 @@
 
 namespace pgdrill {
 
-/// One PostgreSQL installation's bin directory and the version of its tools.
+/// A running container whose own PostgreSQL tools a drill uses (the host then needs none):
+/// tools run through the engine's `exec`, host files reach them through read-only mounts.
+struct tools_container {
+  std::filesystem::path engine;  ///< the docker or podman client
+  std::string name;              ///< the container
+  /// Host paths and where the container sees them (a tool argument equal to a host path is
+  /// rewritten to its mount point).
+  std::vector<std::pair<std::string, std::string>> mounts;
+  /// libpq settings as seen from inside (the container's own server at 127.0.0.1:5432), over
+  /// the host's view of the same server.
+  std::vector<std::pair<std::string, std::string>> endpoint_env;
+};
+
+/// One PostgreSQL installation's tools and their version: a bin directory on this host, or the
+/// tools on a container's PATH.
 struct pg_binaries {
-  std::filesystem::path bin_dir;
+  std::filesystem::path bin_dir;  ///< empty in a container: the image's PATH finds them
   int major = 0;
   std::string version;  ///< e.g. "15.18"
+  std::optional<tools_container> container;
 
   std::filesystem::path tool(const std::string& name) const { return bin_dir / name; }
+
+  /// Where the tools run, for reports and messages.
+  std::string where() const {
+    return container ? container->engine.filename().string() + " container " + container->name : bin_dir.string();
+  }
+
+  /// `tool` as it really runs. On this host: unchanged. In a container: `ENGINE exec -i`, each
+  /// variable of its environment passed by name only (the engine copies the value from its own
+  /// environment, so passwords never reach argv), libpq pointed at the container's own server,
+  /// and host paths rewritten to their mount points.
+  command runnable(command tool) const {
+    if (!container) return tool;
+    command exec(container->engine, {"exec", "-i"});
+    auto env = tool.env;
+    for (const auto& [name, value] : container->endpoint_env) {
+      auto same = [&](const auto& item) { return item.first == name; };
+      if (std::any_of(env.begin(), env.end(), same)) std::replace_if(env.begin(), env.end(), same, std::make_pair(name, value));
+    }
+    for (const auto& item : env) exec.args.insert(exec.args.end(), {"-e", item.first});
+    if (!tool.cwd.empty()) exec.args.insert(exec.args.end(), {"-w", tool.cwd.string()});
+    exec.args.insert(exec.args.end(), {container->name, tool.program.string()});
+    for (auto arg : tool.args) {
+      for (const auto& [host, inside] : container->mounts)
+        if (arg == host) arg = inside;
+      exec.args.push_back(arg);
+    }
+    exec.env = std::move(env);
+    exec.unset_env = tool.unset_env;
+    return exec;
+  }
+
+  /// Whether a run of `runnable` ended in the engine's own failure to run the tool (exit 125:
+  /// the engine failed, 126: not executable, 127: not found), which is no verdict of the tool's.
+  bool exec_failed(const run_result& finished) const {
+    return container && !finished.timed_out && finished.status.signal == 0 && finished.status.code >= 125 &&
+           finished.status.code <= 127;
+  }
 };
 
 /// Where to look for binaries, in order; the defaults follow Debian, source builds and PATH.
@@ -73,20 +126,32 @@ inline std::optional<std::string> parse_tool_version(const std::string& output) 
 /// The major version of a version string: "15.18" -> 15, "9.6.24" -> 9 (reported as 9.6's 9).
 inline int major_of(const std::string& version) { return std::atoi(version.c_str()); }
 
-/// Inspect one bin directory; nothing when a required tool is missing or does not answer.
-inline std::optional<pg_binaries> probe_bin_dir(const std::filesystem::path& dir,
-                                                const std::vector<std::string>& required) {
-  for (const auto& name : required)
-    if (!detail::is_executable(dir / name)) return std::nullopt;
-  std::string probe = required.empty() ? "psql" : required.front();
-  try {
-    auto answer = run(command(dir / probe, {"--version"}), run_options::within(std::chrono::seconds(20)));
-    auto version = detail::parse_tool_version(answer.out);
-    if (!answer.ok() || !version) return std::nullopt;
-    return pg_binaries{std::filesystem::absolute(dir).lexically_normal(), major_of(*version), *version};
-  } catch (const process_error&) {
+/// Inspect one bin directory: every required tool is asked its version, and the directory is an
+/// installation only when all answer with the same one (a mixed directory, say a newer
+/// pg_restore copied beside older servers, is none). Nothing when a tool is missing, does not
+/// answer or disagrees; `why_not` (optional) then says which.
+inline std::optional<pg_binaries> probe_bin_dir(const std::filesystem::path& dir, const std::vector<std::string>& required,
+                                                std::string* why_not = nullptr) {
+  auto refuse = [&](const std::string& reason) {
+    if (why_not) *why_not = reason;
     return std::nullopt;
+  };
+  std::optional<std::string> agreed;
+  for (const auto& name : required) {
+    if (!detail::is_executable(dir / name)) return refuse(name + " missing");
+    std::optional<std::string> version;
+    try {
+      auto answer = run(command(dir / name, {"--version"}), run_options::within(std::chrono::seconds(20)));
+      if (answer.ok()) version = detail::parse_tool_version(answer.out);
+    } catch (const process_error&) {
+    }
+    if (!version) return refuse(name + " --version did not answer");
+    if (agreed && major_of(*agreed) != major_of(*version))
+      return refuse(required.front() + " is " + *agreed + " but " + name + " is " + *version);
+    if (!agreed) agreed = version;
   }
+  if (!agreed) return refuse("no tool to ask");
+  return pg_binaries{std::filesystem::absolute(dir).lexically_normal(), major_of(*agreed), *agreed, std::nullopt};
 }
 
 /// Every installation that has all required tools, newest major first, each directory once;
@@ -138,8 +203,14 @@ inline std::vector<pg_binaries> find_installations(const binary_search& search,
     // configuration picks: not an installation of one version. Those it runs are found under
     // /usr/lib/postgresql.
     if (std::filesystem::canonical(dir / search.required.front(), ignored).filename() == "pg_wrapper") continue;
-    auto binaries = probe_bin_dir(dir, search.required);
-    if (!binaries) continue;
+    std::string why_not;
+    auto binaries = probe_bin_dir(dir, search.required, &why_not);
+    if (!binaries) {
+      if (searched)  // the place as listed, with why it is no installation
+        for (auto& place : *searched)
+          if (place == dir.string()) place += " (" + why_not + ")";
+      continue;
+    }
     // pg_config may point at a directory already found.
     auto canonical = std::filesystem::canonical(binaries->bin_dir / search.required.front(), ignored);
     bool seen = std::any_of(found.begin(), found.end(), [&](const pg_binaries& other) {

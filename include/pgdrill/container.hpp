@@ -38,16 +38,18 @@ struct container_options {
   static constexpr const char* default_image = "docker.io/library/postgres:{major}";
   /// Image, with {major} replaced by the PostgreSQL major version: PGDRILL_IMAGE, else default_image.
   std::string image_template;
-  int major = 0;  ///< the backup's source major (the image tag); 0: the newest installed client tools' major
+  int major = 0;  ///< the major the backup needs (the image tag); 0: unknown, the tag "latest"
+  /// Host files and directories the tools in the container read (the backups): mounted read-only.
+  std::vector<std::filesystem::path> read_only_paths;
   setting_list settings;  ///< over restore_settings()
   wait_strategy readiness{std::chrono::seconds(180), std::chrono::milliseconds(100)};
   std::string shm_size = "1g";
 
   /// The image to run for `major`: the template (else PGDRILL_IMAGE, else default_image) with
-  /// {major} replaced.
+  /// {major} replaced ("latest" for 0).
   std::string image_for(int major) const {
     std::string image = image_template.empty() ? detail::env_or("PGDRILL_IMAGE", default_image) : image_template;
-    if (auto at = image.find("{major}"); at != std::string::npos) image.replace(at, 7, std::to_string(major));
+    if (auto at = image.find("{major}"); at != std::string::npos) image.replace(at, 7, major ? std::to_string(major) : "latest");
     return image;
   }
   /// The drill's temp root, recorded on the container so a test suite (or an operator) can tell
@@ -133,9 +135,7 @@ class container_server final : public server {
   /// before the exception leaves, with its log in the message.
   static std::unique_ptr<container_server> start(const container_options& options = {}) {
     auto engine = container_engine::find(options.engine);
-    int major = options.major;
-    if (major == 0) major = find_binaries(binary_search::from_environment()).major;
-    std::string image = options.image_for(major);
+    std::string image = options.image_for(options.major);
 
     std::string password = detail::random_password();
     std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();
@@ -146,7 +146,18 @@ class container_server final : public server {
                                   "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_USER=postgres", "-e", "POSTGRES_DB=postgres",
                                   "-e", "PGDATA=/var/lib/postgresql/data/pgdata",
                                   "--tmpfs", "/var/lib/postgresql/data", "--shm-size", options.shm_size,
-                                  "-p", "127.0.0.1::5432", image};
+                                  "-p", "127.0.0.1::5432"};
+    // Each path is mounted through a symlink of a plain name: the engines' mount syntax cannot
+    // carry every file name (a ':' of a timestamp, a ',').
+    scratch_dir links(options.temp_root);
+    std::vector<std::pair<std::string, std::string>> mounts;
+    for (const auto& path : options.read_only_paths) {
+      auto link = links.path() / std::to_string(mounts.size());
+      std::filesystem::create_symlink(std::filesystem::absolute(path), link);
+      mounts.emplace_back(path.string(), "/pgdrill/backup-" + std::to_string(mounts.size()));
+      args.insert(args.end(), {"-v", link.string() + ":" + mounts.back().second + ":ro"});
+    }
+    args.push_back(image);
     setting_list settings = restore_settings();
     settings.insert(settings.end(), options.settings.begin(), options.settings.end());
     for (const auto& [setting, value] : settings)
@@ -159,7 +170,7 @@ class container_server final : public server {
                                "\nCheck the image name (PGDRILL_IMAGE / \"image\"), that the registry is reachable, "
                                "or pull the image beforehand.");
     }
-    std::unique_ptr<container_server> server(new container_server(engine, name, image, major));
+    std::unique_ptr<container_server> server(new container_server(engine, name, image, std::move(mounts)));
     auto port = engine.run({"port", name, "5432/tcp"}, std::chrono::seconds(60));
     auto colon = port.out.rfind(':');
     if (!port.ok() || colon == std::string::npos)
@@ -190,6 +201,29 @@ class container_server final : public server {
   }
   const std::string& name() const noexcept { return name_; }
 
+  /// The image's own pg_restore and psql, run inside this container (the host needs no
+  /// PostgreSQL); the host's (at least `min_major`) when the image has none.
+  pg_binaries client_tools(binary_search search, std::optional<int> min_major) const override {
+    std::string missing;
+    std::optional<pg_binaries> tools;
+    for (const char* tool : {"pg_restore", "psql"}) {
+      auto answer = engine_.run({"exec", name_, tool, "--version"}, std::chrono::seconds(60));
+      auto version = detail::parse_tool_version(answer.out);
+      if (!answer.ok() || !version) {
+        missing += std::string(missing.empty() ? "" : ", ") + tool;
+      } else if (!tools) {
+        tools = pg_binaries{"", major_of(*version), *version,
+                            tools_container{engine_.program, name_, mounts_, {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}}};
+      }
+    }
+    if (missing.empty()) return *tools;
+    try {
+      return server::client_tools(std::move(search), min_major);
+    } catch (const could_not_verify& failure) {
+      throw could_not_verify("image " + image_ + " has no " + missing + ", and this host has none to use either: " + failure.what());
+    }
+  }
+
   /// Remove the container and its anonymous volumes; safe to call twice.
   void stop() override {
     if (name_.empty()) return;
@@ -199,8 +233,9 @@ class container_server final : public server {
   }
 
  private:
-  container_server(container_engine engine, std::string name, std::string image, int major)
-      : engine_(std::move(engine)), name_(std::move(name)), image_(std::move(image)), major_(major) {}
+  container_server(container_engine engine, std::string name, std::string image,
+                   std::vector<std::pair<std::string, std::string>> mounts)
+      : engine_(std::move(engine)), name_(std::move(name)), image_(std::move(image)), mounts_(std::move(mounts)) {}
 
   bool running() const {
     auto state = engine_.run({"inspect", "--format", "{{.State.Running}}", name_}, std::chrono::seconds(30));
@@ -213,7 +248,8 @@ class container_server final : public server {
 
   container_engine engine_;
   std::string name_, image_;
-  int major_;
+  std::vector<std::pair<std::string, std::string>> mounts_;  ///< host path, path inside
+  int major_ = 0;
   std::string version_;
   endpoint admin_;
 };

@@ -66,6 +66,7 @@ struct drill_state {
   std::optional<manifest> expected;     ///< locate: the manifest beside the first backup
   std::optional<int> needed_major;      ///< inspect: the newest major the set needs (source server or pg_dump)
   std::string source_encoding;          ///< inspect: the first backup's source database encoding
+  bool toc_unread = false;              ///< inspect: no tools here read a table of contents (restore reads it)
   std::unique_ptr<server> target_server;  ///< provision
   pg_binaries tools;                    ///< provision: pg_restore and psql that restore into it
   std::optional<endpoint> target;       ///< restore: the database restored into
@@ -170,6 +171,21 @@ inline void run_check_stage(drill_state& state, const std::string& name, const c
 
 namespace detail {
 
+// A server or tools older than the backup needs (an image or server the user chose) cannot
+// judge it: exit 2 before the restore, never a "broken backup" from a version mismatch.
+inline void require_new_enough(const drill_state& state) {
+  if (!state.needed_major) return;
+  const int needed = *state.needed_major;
+  std::string too_old;
+  if (state.target_server->major_version() < needed) too_old = "the server is PostgreSQL " + state.target_server->version();
+  else if (state.tools.major < needed) too_old = "the tools are PostgreSQL " + state.tools.version + " (" + state.tools.where() + ")";
+  if (too_old.empty()) return;
+  throw could_not_verify("the backup was dumped from PostgreSQL " + state.result.backup.source_version + " by pg_dump " +
+                         state.result.backup.pg_dump_version + " and needs PostgreSQL " + std::to_string(needed) +
+                         " or newer, but " + too_old + " (" + state.target_server->describe() +
+                         "); use a server or image of PostgreSQL " + std::to_string(needed) + " or newer");
+}
+
 inline std::unique_ptr<server> start_local(const drill_state& state) {
   local_options local = state.options.local;
   local.min_major = state.needed_major;
@@ -187,6 +203,7 @@ inline std::unique_ptr<server> start_container(const drill_state& state) {
   settings.temp_root = state.options.local.temp_root;
   if (!state.plan.container_image.empty()) settings.image_template = state.plan.container_image;
   if (state.needed_major) settings.major = *state.needed_major;
+  for (const auto& backup : state.located.backups) settings.read_only_paths.push_back(backup.path);
   settings.settings.insert(settings.settings.end(), state.plan.server_settings.begin(), state.plan.server_settings.end());
   auto engine = container_engine::find(settings.engine);
   settings.engine = engine.program.string();
@@ -316,6 +333,7 @@ inline outcome inspect(drill_state& state, step_result& step) {
                    (contents.archive_version.empty() ? "" : " (archive format " + contents.archive_version + ")") +
                    (contents.toc.empty() ? "" : "; table of contents: " + contents.toc_summary());
     if (!contents.toc_unread.empty()) step.detail = "table of contents not read on this host: " + contents.toc_unread;
+    state.toc_unread |= !contents.toc_unread.empty();
   }
   state.result.backup.toc_entries = toc_entries;
   return outcome::passed;
@@ -336,12 +354,33 @@ inline outcome provision(drill_state& state, step_result& step) {
                            " or newer (server and tools); install it, or use the container provider: " + failure.what());
   }
   state.result.server = {state.target_server->provider(), state.target_server->version()};
-  step.message = why + state.target_server->describe();
+  detail::require_new_enough(state);
+  state.result.restore.tools_version = state.tools.version;
+  state.result.restore.tools_location = state.tools.where();
+  // Why this major: the local provider takes the oldest installed that is new enough, the
+  // container provider the image of exactly that major.
+  std::string need = state.needed_major ? "the backup needs PostgreSQL " + std::to_string(*state.needed_major) + " or newer; " : "";
+  step.message = why + need + state.target_server->describe() + "; tools: PostgreSQL " + state.tools.version + " in " +
+                 state.tools.where();
   return outcome::passed;
+}
+
+/// The tables of contents inspect could not read on this host, read by the restore's own tools
+/// (in the container, say): the source encoding and the entry count come from them.
+inline void read_contents_with_restore_tools(drill_state& state) {
+  if (!state.toc_unread) return;
+  std::size_t toc_entries = 0;
+  for (const auto& backup : state.located.backups) {
+    auto contents = read_contents(backup, state.tools);
+    toc_entries += contents.toc.size();
+    if (state.source_encoding.empty()) state.source_encoding = contents.encoding;
+  }
+  state.result.backup.toc_entries = toc_entries;
 }
 
 /// The backup set restored into the server's restore target.
 inline outcome restore(drill_state& state, step_result& step) {
+  read_contents_with_restore_tools(state);
   state.target = state.target_server->restore_target(state.source_encoding);
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
                               state.options.local.temp_root, state.created_roles, state.options.on_progress);

@@ -137,16 +137,18 @@ struct restore_input {
   int jobs = 1;
 };
 
-// Decompresses into `scratch` when -j needs a file; throws corrupt_backup when that copy cannot
-// be made from the damaged stream.
+// Decompresses into `scratch` when -j needs a file (tools in a container, which cannot see
+// `scratch`, read the stream serially instead); throws corrupt_backup when that copy cannot be
+// made from the damaged stream.
 inline restore_input choose_input(const backup_info& backup, const format_traits& format, const restore_spec& spec,
-                                  const std::filesystem::path& scratch) {
+                                  const pg_binaries& tools, const std::filesystem::path& scratch) {
   const bool archive = std::string(format.restore_tool) == "pg_restore";
   // Plain SQL always streams through the drill, which reads its ends and adapts cluster dumps.
   restore_input input{backup.path, backup.compressed != compression::none || !archive, 1};
   int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
   if (archive && format.parallel_restore && !spec.single_transaction) input.jobs = spec.jobs > 0 ? spec.jobs : cores;
+  if (input.via_stdin && tools.container) input.jobs = 1;
   if (!input.via_stdin || input.jobs == 1) return input;
   input.path = scratch / (backup.path.filename().string() + ".decompressed");
   backup_reader reader(backup.path);
@@ -175,7 +177,7 @@ inline command restore_command(const pg_binaries& tools, const format_traits& fo
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
   }
   target.apply_to(cmd);
-  return cmd;
+  return tools.runnable(cmd);
 }
 
 // The plain script as psql gets it: unchanged, except that the tablespaces a pg_dumpall cluster
@@ -306,7 +308,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   };
   detail::restore_input input;
   try {
-    input = detail::choose_input(backup, format, spec, scratch);
+    input = detail::choose_input(backup, format, spec, tools, scratch);
   } catch (const corrupt_backup& failure) {
     return damaged(failure, "not started: the compressed archive is damaged");
   }
@@ -343,6 +345,8 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   } catch (const corrupt_backup& failure) {
     return damaged(failure, "stopped: the compressed backup is damaged");
   }
+  if (tools.exec_failed(finished))
+    throw could_not_verify(result.tool + " could not run in " + tools.where() + " (" + finished.describe() + "): " + finished.err_tail);
   detail::judge_run(result, finished, errors, !spec.single_transaction, plain ? &ends : nullptr);
   result.seconds = seconds();
   result.outcome = finished.describe();

@@ -70,6 +70,7 @@ struct server_facts {
 
 struct restore_facts {
   std::string tool;  ///< psql, pg_restore
+  std::string tools_version, tools_location;  ///< PostgreSQL version of the tools, and where they ran
   int jobs = 0;
   std::optional<double> seconds;  ///< absent unless the whole restore completed
   std::string database;           ///< the database checked, when the backup created its own
@@ -144,6 +145,8 @@ inline std::map<std::string, std::string> properties_of(const drill_result& resu
   set("server.provider", result.server.provider);
   set("server.version", result.server.version);
   set("restore.tool", result.restore.tool);
+  set("restore.tools_version", result.restore.tools_version);
+  set("restore.tools_location", result.restore.tools_location);
   if (result.restore.jobs > 0) set("restore.jobs", std::to_string(result.restore.jobs));
   if (result.restore.seconds) set("restore.seconds", std::to_string(*result.restore.seconds));
   set("restore.database", result.restore.database);
