@@ -39,14 +39,7 @@ cli_result without_host_postgresql(const std::vector<std::string>& args) {
       "mount -t tmpfs none /usr/lib/postgresql && mount -t tmpfs none /usr/share/postgresql-common && exec \"$0\" \"$@\"",
       PGDRILL_RUNNER_PATH};
   wrapped.insert(wrapped.end(), args.begin(), args.end());
-  command cmd("/usr/bin/unshare", wrapped);
-  run_options options = run_options::within(std::chrono::minutes(10));
-  cli_result result;
-  options.stdout_sink = [&](std::string_view chunk) { result.output.append(chunk); };
-  options.stderr_sink = [&](std::string_view chunk) { result.output.append(chunk); };
-  auto finished = run(cmd, options);
-  result.exit_code = finished.status.signal ? 128 + finished.status.signal : finished.status.code;
-  return result;
+  return run_captured(command("/usr/bin/unshare", wrapped));
 }
 
 // The major each source's backups need: the newer of the source server's and pg_dump's.

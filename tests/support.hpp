@@ -51,10 +51,8 @@ struct cli_result {
   std::string output;
 };
 
-inline cli_result run_cli(const std::vector<std::string>& args,
-                          const std::vector<std::pair<std::string, std::string>>& env = {}) {
-  command cmd(PGDRILL_RUNNER_PATH, args);
-  cmd.with_env(env);
+/// Any command's exit code and everything it printed (e.g. the runner wrapped in another tool).
+inline cli_result run_captured(const command& cmd) {
   run_options options = run_options::within(std::chrono::minutes(10));
   cli_result result;
   options.stdout_sink = [&](std::string_view chunk) { result.output.append(chunk); };
@@ -62,6 +60,13 @@ inline cli_result run_cli(const std::vector<std::string>& args,
   auto finished = run(cmd, options);
   result.exit_code = finished.status.signal ? 128 + finished.status.signal : finished.status.code;
   return result;
+}
+
+inline cli_result run_cli(const std::vector<std::string>& args,
+                          const std::vector<std::pair<std::string, std::string>>& env = {}) {
+  command cmd(PGDRILL_RUNNER_PATH, args);
+  cmd.with_env(env);
+  return run_captured(cmd);
 }
 
 inline void write_file(const std::filesystem::path& file, const std::string& text);

@@ -516,14 +516,16 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
 /// contents when tools found by `search` can read it (else `toc_unread` says why: the tools
 /// where the drill restores read it there). Throws corrupt_backup for a damaged backup.
 inline backup_contents read_contents_here(const backup_info& backup, const binary_search& search) {
-  auto versions = read_versions(backup);
-  if (backup.format == backup_format::plain) return versions;
+  if (backup.format == backup_format::plain) return read_versions(backup);
+  std::string unread;
   try {
     return read_contents(backup, find_binaries(search));
   } catch (const could_not_verify& failure) {
-    versions.toc_unread = failure.what();
-    return versions;
+    unread = failure.what();
   }
+  auto versions = read_versions(backup);
+  versions.toc_unread = unread;
+  return versions;
 }
 
 /// Files that describe a backup rather than being one: checksums and pgdrill manifests.
