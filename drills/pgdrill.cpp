@@ -453,6 +453,30 @@ command_entry checksum_entry() {
           }};
 }
 
+// The schema reference of a live database, to commit beside a scenario ("type": "schema").
+int schema_command(const std::string& conninfo, const std::string& out) {
+  pqxx::connection connection(pgdrill::endpoint_from_conninfo(conninfo).conninfo());
+  std::ofstream file;
+  if (!out.empty()) file.open(out, std::ios::binary | std::ios::trunc);
+  std::ostream& sink = out.empty() ? std::cout : file;
+  sink << pgdrill::schema_reference_header << "\n";
+  for (const auto& line : pgdrill::read_schema_reference(connection)) sink << line << "\n";
+  if (!sink.flush()) throw pgdrill::could_not_verify("cannot write the schema reference to " + (out.empty() ? "stdout" : out));
+  return code(exit_code::passed);
+}
+
+command_entry schema_entry() {
+  return {"schema", "Print a database's schema reference: one sorted line per table, column, index, constraint, view, ...",
+          "pgdrill schema --source 'dbname=shop' --out scenarios/shop.schema.ref", "",
+          [](CLI::App& app) -> command_body {
+            auto conninfo = std::make_shared<std::string>(), out = std::make_shared<std::string>();
+            app.add_option("--source", *conninfo, "libpq connection string or URL (default: PG* variables, DATABASE_URL)")
+                ->envname("PGDRILL_SOURCE");
+            app.add_option("--out", *out, "File to write (default: print it)");
+            return [=] { return schema_command(*conninfo, *out); };
+          }};
+}
+
 // --- bench, gc ---------------------------------------------------------------------------------
 
 // Restores the user's own backup with -j 1..N on fresh throwaway servers, so they can size their
@@ -617,7 +641,7 @@ command_entry report_entry() {
 /// Every command, in the order `pgdrill --help` lists them.
 std::vector<command_entry> commands() {
   return {run_entry(),     with_server_entry(), backups_entry(),  inspect_entry(), verify_entry(),
-          validate_entry(), dump_entry(),       manifest_entry(), checksum_entry(), bench_entry(),
+          validate_entry(), dump_entry(),       manifest_entry(), checksum_entry(), schema_entry(), bench_entry(),
           gc_entry(),      history_entry(),     gate_entry(),     report_entry()};
 }
 

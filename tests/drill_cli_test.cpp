@@ -55,7 +55,7 @@ TEST_F(drill_cli, passing_drill_exits_0_with_a_junit_report) {
   EXPECT_NE(result.output.find("PASS   restore"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("verdict: PASSED (exit 0)"), std::string::npos) << result.output;
   EXPECT_EQ(junit_summary(junit),
-            "suite pass tests=9 failures=0 errors=0 skipped=0\n"
+            "suite pass tests=10 failures=0 errors=0 skipped=0\n"
             "case stage/locate backup passed\n"
             "case stage/inspect backup passed\n"
             "case stage/provision server passed\n"
@@ -64,6 +64,7 @@ TEST_F(drill_cli, passing_drill_exits_0_with_a_junit_report) {
             "case check/backup size passed\n"
             "case check/row_count public.customers passed\n"
             "case check/row_count public.orders passed\n"
+            "case check/not_empty passed\n"
             "case check/roles passed\n");
 }
 

@@ -82,9 +82,10 @@ TEST(stages, checks_after_a_stop_are_each_not_reached_under_their_names) {
   drill_state state(plan_for("/nowhere"), {});
   state.stopped_by = "restore failed";
   stages::checks(state);
-  ASSERT_EQ(state.result.checks.size(), 3U);  // two row counts and the roles check every drill has
+  ASSERT_EQ(state.result.checks.size(), 4U);  // two row counts, and the not_empty and roles checks every drill has
   EXPECT_EQ(state.result.checks[0].name, "row_count public.orders");
-  EXPECT_EQ(state.result.checks[2].name, "roles");
+  EXPECT_EQ(state.result.checks[2].name, "not_empty");
+  EXPECT_EQ(state.result.checks[3].name, "roles");
   EXPECT_EQ(state.result.checks[1].message, "not reached: restore failed");
 }
 
@@ -105,7 +106,7 @@ TEST(drill, a_missing_backup_cannot_verify_and_starts_nothing) {
   EXPECT_EQ(stages, (std::vector<std::string>{"locate backup:error", "inspect backup:skipped", "provision server:skipped",
                                               "restore:skipped", "teardown:passed"}));
   EXPECT_EQ(result.stages.back().message, "nothing to tear down");
-  EXPECT_EQ(result.checks.size(), 3U);
+  EXPECT_EQ(result.checks.size(), 4U);
   EXPECT_FALSE(result.restore.seconds);
 }
 
@@ -121,4 +122,17 @@ TEST(container_image, fully_qualified_official_image_for_the_major_unless_overri
   EXPECT_EQ(options.image_for(18), "localhost/mine:18");
   EXPECT_EQ(options.image_for(0), "localhost/mine:latest") << "a backup of unknown major: the newest";
   ::unsetenv("PGDRILL_IMAGE");
+}
+
+// A connection string without a database leaves it to libpq (PGDATABASE, a service, the user
+// name), as psql does: `PGDATABASE=shop pgdrill dump` dumps shop, not postgres.
+TEST(endpoint, the_database_is_libpqs_to_resolve_when_not_given) {
+  ::setenv("PGDATABASE", "shop", 1);
+  auto from_environment = endpoint_from_conninfo("host=db user=app");
+  EXPECT_EQ(from_environment.dbname, "");
+  EXPECT_EQ(from_environment.conninfo().find("dbname"), std::string::npos) << from_environment.conninfo();
+  for (const auto& [name, value] : from_environment.libpq_env()) EXPECT_NE(name, "PGDATABASE") << "the child inherits PGDATABASE";
+  EXPECT_EQ(from_environment.describe(), "user=app host=db (libpq's defaults)") << "in libpq's order of keywords";
+  EXPECT_EQ(endpoint_from_conninfo("host=db dbname=sales").dbname, "sales");
+  ::unsetenv("PGDATABASE");
 }

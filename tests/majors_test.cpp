@@ -148,3 +148,28 @@ TEST(majors_pinned, an_image_older_than_the_backup_needs_is_exit_2_not_a_broken_
   EXPECT_NE(ran.output.find("needs PostgreSQL 17 or newer, but the server is PostgreSQL 13."), std::string::npos) << ran.output;
   EXPECT_NE(ran.output.find("use a server or image of PostgreSQL 17 or newer"), std::string::npos) << ran.output;
 }
+
+// One schema reference across majors: taken on a PostgreSQL 13 server holding nasty.sql, it
+// equals the reference of pg_dump 13's backup of the same database restored into this host's 15.
+TEST(majors_schema, a_reference_taken_on_13_holds_for_its_backup_restored_into_15) {
+  container_options options;
+  options.engine = "podman";
+  options.image_template = "localhost/pgdrill-test-postgres:{major}";
+  options.major = 13;
+  auto source = container_server::start(options);
+  auto psql = find_binaries(binary_search::from_environment()).tool("psql").string();
+  auto loaded = run_captured(command(psql, {"-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", std::string(PGDRILL_SOURCE_DIR) + "/tests/fixtures/nasty.sql"})
+                                 .with_env(source->admin().libpq_env()));
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.output;
+  scratch_dir dir;
+  auto reference = dir.path() / "pg13.schema.ref";
+  auto taken = run_captured(command(PGDRILL_RUNNER_PATH, {"schema", "--out", reference.string()}).with_env(source->admin().libpq_env()));
+  ASSERT_EQ(taken.exit_code, 0) << taken.output;
+  EXPECT_NE(read_file(reference).find("table\tpublic.puppies\tinherits public.dogs\n"), std::string::npos) << read_file(reference);
+  auto file = dir.path() / "scenario.json";
+  write_file(file, R"({"name": "schema13", "backup": {"file": ")" + (backups() / "pg13.dump").string() +
+                       R"("}, "assertions": [{"type": "schema", "reference": ")" + reference.string() + R"("}]})");
+  auto ran = run_cli({"run", file.string()});
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_NE(ran.output.find("the schema matches pg13.schema.ref"), std::string::npos) << ran.output;
+}

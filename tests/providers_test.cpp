@@ -109,8 +109,9 @@ TEST_F(providers, auto_uses_a_working_engine_and_says_so) {
   auto with_engine = run_cli({"run", file.string(), "--junit", (dir_.path() / "a.xml").string(), "--engine", "podman",
                               "--image", test_image});
   EXPECT_EQ(with_engine.exit_code, 0) << with_engine.output;
-  EXPECT_NE(with_engine.output.find("auto: container engine /usr/bin/podman works; podman container"), std::string::npos)
+  EXPECT_NE(with_engine.output.find("auto: container engine /usr/bin/podman works; the backup needs PostgreSQL "), std::string::npos)
       << with_engine.output;
+  EXPECT_NE(with_engine.output.find("or newer; podman container pgdrill-"), std::string::npos) << with_engine.output;
   auto without = run_cli({"run", file.string(), "--junit", (dir_.path() / "b.xml").string(), "--engine", "/nonexistent/docker"});
   EXPECT_EQ(without.exit_code, 0) << without.output;
   EXPECT_NE(without.output.find("auto: local, since no working container engine (tried /nonexistent/docker)"), std::string::npos)

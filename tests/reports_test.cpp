@@ -72,7 +72,7 @@ TEST_F(reports, passing_failing_and_unverified_drills_in_junit_json_and_html) {
     EXPECT_EQ(report["verdict"]["exit_code"], expected.exit);
     EXPECT_EQ(report["verdict"]["outcome"], expected.outcome);
     if (expected.exit == 0) {
-      const auto& counted = report["checks"].at(report["checks"].size() - 2);  // the roles check comes last
+      const auto& counted = report["checks"].at(report["checks"].size() - 3);  // not_empty and roles come last
       EXPECT_EQ(counted["expected"], "= 1000");
       EXPECT_EQ(counted["actual"], "1000");
       EXPECT_EQ(report["checks"].back()["name"], "roles");

@@ -163,11 +163,11 @@ TEST(scenario, plans_manifest_assertions_one_per_table) {
     {"type": "checksum", "table": "b", "expect": "manifest"},
     {"type": "tables_present", "expect": "manifest"},
     {"type": "row_count", "table": "public.a", "equals": 10}]})");
-  auto planned = plan_checks(plan.assertions, &expected);
+  auto planned = plan_scenario_checks(plan, &expected);
   std::vector<std::string> names;
   for (const auto& check : planned) names.push_back(check.name);
   EXPECT_EQ(names, (std::vector<std::string>{"row_count public.a", "row_count public.b", "checksum public.b", "tables_present",
-                                             "row_count public.a #2", "roles"}));
+                                             "row_count public.a #2", "not_empty", "roles"}));
   EXPECT_EQ(std::get<row_count_assertion>(planned[1].check).equals, 20);
   EXPECT_EQ(std::get<checksum_assertion>(planned[2].check).equals, std::string(32, '2'));
   EXPECT_EQ(std::get<tables_present_assertion>(planned[3].check).tables.size(), 3U);
@@ -175,17 +175,23 @@ TEST(scenario, plans_manifest_assertions_one_per_table) {
   EXPECT_NE(without[0].problem.find("no manifest"), std::string::npos);
 }
 
-// Every drill shows the roles its restore lacked: a roles check is planned unless the scenario has one.
-TEST(scenario, every_plan_has_one_roles_check) {
+// Every drill refuses an empty restore and shows the roles its restore lacked: a not_empty and
+// a roles check are planned unless the scenario has them.
+TEST(scenario, every_plan_has_one_not_empty_and_one_roles_check) {
   auto implicit = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "row_count", "table": "t", "equals": 1}]})");
-  auto planned = plan_checks(implicit.assertions, nullptr);
+  auto planned = plan_scenario_checks(implicit, nullptr);
+  ASSERT_EQ(planned.size(), 3U);
+  EXPECT_EQ(planned[1].kind, "not_empty");
+  EXPECT_FALSE(std::get<not_empty_assertion>(planned[1].check).allow_empty);
+  EXPECT_EQ(planned[2].kind, "roles");
+  EXPECT_TRUE(std::get<roles_assertion>(planned[2].check).ignore.empty());
+  auto explicit_ones = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "roles", "ignore": ["app", "*"]},
+                                 {"type": "not_empty", "allow_empty": true}]})");
+  planned = plan_scenario_checks(explicit_ones, nullptr);
   ASSERT_EQ(planned.size(), 2U);
-  EXPECT_EQ(planned[1].kind, "roles");
-  EXPECT_TRUE(std::get<roles_assertion>(planned[1].check).ignore.empty());
-  auto explicit_one = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "roles", "ignore": ["app", "*"]}]})");
-  planned = plan_checks(explicit_one.assertions, nullptr);
-  ASSERT_EQ(planned.size(), 1U);
+  EXPECT_EQ(plan_checks(implicit.assertions, nullptr).size(), 1U) << "a single check (the GoogleTest harness's check()) is itself only";
   EXPECT_EQ(std::get<roles_assertion>(planned[0].check).ignore, (std::vector<std::string>{"app", "*"}));
+  EXPECT_TRUE(std::get<not_empty_assertion>(planned[1].check).allow_empty);
   EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "roles", "ignore": "app"}]})").find("/assertions/0/ignore"),
             std::string::npos);
 }
@@ -218,7 +224,9 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
       {"sql", R"("query": "SELECT 1", "expected": 1)"}, {"sequences", ""},
       {"extensions_present", R"("extensions": ["x"])"}, {"freshness", R"("table": "t", "column": "c", "max_age_hours": 1)"},
       {"large_objects", R"("expect": "manifest")"}, {"materialized_views", R"("expect": "manifest")"},
-      {"schema_objects", R"("expect": "manifest")"}, {"roles", R"("ignore": ["app"])"}};
+      {"schema_objects", R"("expect": "manifest")"}, {"roles", R"("ignore": ["app"])"},
+      {"schema", R"("reference": ")" PGDRILL_SOURCE_DIR R"(/tests/fixtures/nasty.sql")"}, {"amcheck", ""},
+      {"constraints_valid", ""}, {"read_all", ""}, {"thorough", ""}, {"not_empty", R"("allow_empty": true)"}};
   ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
   for (const auto& kind : assertion_kinds()) {
     ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;

@@ -282,10 +282,97 @@ struct roles_assertion {
   }
 };
 
+/// `schema`: the restored database's schema reference (`pgdrill schema`: every table, column,
+/// index, constraint, view, routine, trigger, policy, type, sequence and extension with its
+/// definition) equals a committed one. `reference` is a file, relative to the scenario.
+struct schema_assertion {
+  static constexpr const char* kind = "schema";
+  std::string name;
+  std::string reference;
+
+  std::string default_name() const { return kind; }
+  static schema_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "reference"});
+    return {detail::optional_name(item), item.required<std::string>("reference")};
+  }
+};
+
+namespace detail {
+
+// A kind whose only key is an optional name.
+template <class Assertion>
+Assertion parse_name_only(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+  detail::json_reader item(value, pointer, source, {"type", "name"});
+  Assertion check;
+  check.name = optional_name(item);
+  return check;
+}
+
+}  // namespace detail
+
+/// `amcheck`: PostgreSQL's amcheck over the restored database: every B-tree index checked with
+/// `heapallindexed` (each heap tuple found in its index), and every table's heap (verify_heapam,
+/// PostgreSQL 14 and newer). Needs the amcheck extension's files on the server (contrib).
+struct amcheck_assertion {
+  static constexpr const char* kind = "amcheck";
+  std::string name;
+  std::string default_name() const { return kind; }
+  static amcheck_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_name_only<amcheck_assertion>(value, pointer, source);
+  }
+};
+
+/// `constraints_valid`: every constraint restored NOT VALID (a CHECK or foreign key the source
+/// never validated) holds for every row; the rows that break it are counted and shown.
+struct constraints_valid_assertion {
+  static constexpr const char* kind = "constraints_valid";
+  std::string name;
+  std::string default_name() const { return kind; }
+  static constraints_valid_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_name_only<constraints_valid_assertion>(value, pointer, source);
+  }
+};
+
+/// `read_all`: every row of every table and materialized view read, every TOAST value
+/// decompressed: a corrupt datum anywhere fails it.
+struct read_all_assertion {
+  static constexpr const char* kind = "read_all";
+  std::string name;
+  std::string default_name() const { return kind; }
+  static read_all_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_name_only<read_all_assertion>(value, pointer, source);
+  }
+};
+
+/// `thorough`: the integrity preset, planned as amcheck, constraints_valid and read_all.
+struct thorough_assertion {
+  static constexpr const char* kind = "thorough";
+  std::string name;
+  std::string default_name() const { return kind; }
+  static thorough_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_name_only<thorough_assertion>(value, pointer, source);
+  }
+};
+
+/// `not_empty`: the restored database holds at least one user table; a restore of nothing
+/// proves nothing. Every drill has one (the planner adds it); `allow_empty` accepts an empty one.
+struct not_empty_assertion {
+  static constexpr const char* kind = "not_empty";
+  std::string name;
+  bool allow_empty = false;
+  std::string default_name() const { return kind; }
+  static not_empty_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "allow_empty"});
+    return {detail::optional_name(item), item.optional<bool>("allow_empty").value_or(false)};
+  }
+};
+
 /// Every assertion kind, in the order the docs list them.
 using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
                                sequences_assertion, extensions_present_assertion, freshness_assertion,
-                               large_objects_assertion, materialized_views_assertion, schema_objects_assertion, roles_assertion>;
+                               large_objects_assertion, materialized_views_assertion, schema_objects_assertion, roles_assertion,
+                               schema_assertion, amcheck_assertion, constraints_valid_assertion, read_all_assertion,
+                               thorough_assertion, not_empty_assertion>;
 
 /// "row_count", "checksum", ...: the kind of one assertion.
 inline std::string kind_of(const assertion& check) {

@@ -23,11 +23,13 @@
 #include <pgdrill/assertions.hpp>
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/detail/text.hpp>
+#include <pgdrill/integrity.hpp>
 #include <pgdrill/manifest.hpp>
 #include <pgdrill/objects.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/roles.hpp>
 #include <pgdrill/scenario.hpp>
+#include <pgdrill/schema.hpp>
 
 namespace pgdrill {
 
@@ -112,10 +114,7 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
     }
     if (!c.table.empty() && !expected->find(c.table)) add(c, "table " + c.table + " is not in the manifest");
   };
-  auto all = assertions;  // every drill shows the roles its restore lacked
-  if (std::none_of(all.begin(), all.end(), [](const assertion& check) { return std::holds_alternative<roles_assertion>(check); }))
-    all.emplace_back(roles_assertion{});
-  for (const auto& original : all) {
+  for (const auto& original : assertions) {
     std::visit(detail::overloaded{
                    [&](const row_count_assertion& c) {
                      per_manifest_table(c, [](row_count_assertion& one, const table_checksum& table) { one.equals = table.rows; });
@@ -142,6 +141,11 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                      expected && expected->schema_objects.empty() ? add(c, "this manifest records no schema object counts")
                                                                   : needs_objects(c);
                    },
+                   [&](const thorough_assertion&) {
+                     add(amcheck_assertion{});
+                     add(constraints_valid_assertion{});
+                     add(read_all_assertion{});
+                   },
                    [&](const auto& c) { add(c); }},
                original);
   }
@@ -149,6 +153,21 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
   for (auto& check : planned)
     if (int count = ++seen[check.name]; count > 1) check.name += " #" + std::to_string(count);
   return planned;
+}
+
+/// A scenario's checks as every drill runs them (`pgdrill run`, `verify`, the GoogleTest
+/// harness): its assertions, plus the standing checks every drill has unless the scenario
+/// states its own: an empty restore never passes (not_empty), and the roles the restore lacked
+/// are shown (roles).
+inline std::vector<planned_check> plan_scenario_checks(const scenario& plan, const manifest* expected) {
+  auto all = plan.assertions;
+  auto lacks = [&](auto kind_tag) {
+    using kind = typename decltype(kind_tag)::type;
+    return std::none_of(all.begin(), all.end(), [](const assertion& check) { return std::holds_alternative<kind>(check); });
+  };
+  if (lacks(std::common_type<not_empty_assertion>{})) all.emplace_back(not_empty_assertion{});
+  if (lacks(std::common_type<roles_assertion>{})) all.emplace_back(roles_assertion{});
+  return plan_checks(all, expected);
 }
 
 namespace detail {
@@ -460,6 +479,67 @@ inline void check_roles(pqxx::connection& connection, const roles_assertion& che
 inline void run_assertion(pqxx::connection& connection, const roles_assertion& check, const check_context& context,
                           step_result& step) {
   check_roles(connection, check, context, step);
+}
+
+// An integrity reader's findings as the step's verdict: a few in the message, all in the detail.
+inline void judge_integrity(const integrity_report& report, step_result& step) {
+  step.expected = "no problem in " + report.covered;
+  step.actual = report.findings.empty() ? step.expected : std::to_string(report.findings.size()) + " problems";
+  std::string few, all;
+  for (std::size_t index = 0; index < report.findings.size(); ++index) {
+    std::string line = report.findings[index].object + ": " + report.findings[index].problem;
+    if (index < 3) few += (few.empty() ? "" : "; ") + line;
+    all += line + "\n";
+  }
+  if (report.findings.size() > 3) few += "; and " + std::to_string(report.findings.size() - 3) + " more";
+  pass_or_fail(step, report.findings.empty(), "checked " + report.covered, few);
+  if (!report.findings.empty()) step.detail = all;
+}
+
+inline void run_assertion(pqxx::connection& connection, const amcheck_assertion&, const check_context&, step_result& step) {
+  judge_integrity(amcheck_database(connection), step);
+}
+inline void run_assertion(pqxx::connection& connection, const constraints_valid_assertion&, const check_context&, step_result& step) {
+  judge_integrity(validate_not_valid_constraints(connection), step);
+}
+inline void run_assertion(pqxx::connection& connection, const read_all_assertion&, const check_context&, step_result& step) {
+  judge_integrity(read_every_row(connection), step);
+}
+inline void run_assertion(pqxx::connection&, const thorough_assertion&, const check_context&, step_result&) {
+  throw std::logic_error("the thorough preset is planned as its three kinds");
+}
+inline void run_assertion(pqxx::connection& connection, const not_empty_assertion& check, const check_context&, step_result& step) {
+  long long tables = count_user_tables(connection);
+  step.expected = check.allow_empty ? "any number of tables" : "at least one table";
+  step.actual = std::to_string(tables) + " tables";
+  pass_or_fail(step, tables > 0 || check.allow_empty,
+               tables > 0 ? "the restore holds " + step.actual : "empty, accepted by \"allow_empty\"",
+               "the restored database holds no table: a restore of nothing proves nothing (if an empty backup is expected, "
+               "add {\"type\": \"not_empty\", \"allow_empty\": true} to the assertions)");
+}
+
+// The restored schema against the committed reference: missing, unexpected and changed objects,
+// a few in the message, every one in the detail.
+inline void run_assertion(pqxx::connection& connection, const schema_assertion& check, const check_context&, step_result& step) {
+  auto difference = diff_schema(read_schema_reference_file(check.reference), read_schema_reference(connection));
+  auto file = std::filesystem::path(check.reference).filename().string();
+  step.expected = "as in " + file;
+  auto shown = [](const std::string& line) {  // "column public.t.c: definition"
+    auto first = line.find('\t'), second = line.find('\t', first + 1);
+    return line.substr(0, first) + " " + line.substr(first + 1, second - first - 1) +
+           (second + 1 < line.size() ? ": " + line.substr(second + 1) : "");
+  };
+  std::vector<std::string> items;
+  for (const auto& line : difference.missing) items.push_back("missing " + shown(line));
+  for (const auto& line : difference.unexpected) items.push_back("unexpected " + shown(line));
+  for (const auto& [was, now] : difference.changed) items.push_back("changed " + shown(was) + " -> now: " + shown(now).substr(shown(now).find(": ") + 2));
+  step.actual = std::to_string(difference.missing.size()) + " missing, " + std::to_string(difference.unexpected.size()) +
+                " unexpected, " + std::to_string(difference.changed.size()) + " changed";
+  std::string few;
+  for (std::size_t index = 0; index < items.size() && index < 3; ++index) few += (few.empty() ? "" : "; ") + items[index];
+  if (items.size() > 3) few += "; and " + std::to_string(items.size() - 3) + " more";
+  pass_or_fail(step, difference.empty(), "the schema matches " + file, "the schema differs from " + file + " (" + step.actual + "): " + few);
+  step.detail = join(items, "\n");
 }
 
 // Reports want one-line messages: the rest of a multi-line one goes into the detail.

@@ -85,7 +85,7 @@ struct drill_state {
     detail::notify(options.on_step, step);
   }
   /// The assertions planned against the manifest found (if any): names as every report shows them.
-  std::vector<planned_check> planned_checks() const { return plan_checks(plan.assertions, expected ? &*expected : nullptr); }
+  std::vector<planned_check> planned_checks() const { return plan_scenario_checks(plan, expected ? &*expected : nullptr); }
   /// What checks need besides the database: the backup's own time (the manifest's, else the file's).
   check_context context() const {
     check_context context;

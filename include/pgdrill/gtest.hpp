@@ -221,7 +221,7 @@ inline std::vector<scenario_check> load_scenario_checks(const std::filesystem::p
   } catch (const std::exception&) {  // the tests themselves report a missing backup
   }
   if (plan.restore.max_seconds) names.push_back("restore time");
-  for (const auto& check : plan_checks(plan.assertions, expected ? &*expected : nullptr)) names.push_back(check.name);
+  for (const auto& check : plan_scenario_checks(plan, expected ? &*expected : nullptr)) names.push_back(check.name);
   std::vector<scenario_check> checks;
   for (const auto& name : names) checks.push_back({file, name});
   return checks;

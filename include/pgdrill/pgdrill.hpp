@@ -11,6 +11,7 @@
 #include <pgdrill/error.hpp>
 #include <pgdrill/existing.hpp>
 #include <pgdrill/history.hpp>
+#include <pgdrill/integrity.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/manifest.hpp>
@@ -21,5 +22,6 @@
 #include <pgdrill/restore.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
+#include <pgdrill/schema.hpp>
 #include <pgdrill/stream.hpp>
 #include <pgdrill/workspace.hpp>

@@ -158,6 +158,7 @@ inline endpoint endpoint_from_conninfo(std::string conninfo) {
   result.port = port.empty() ? 5432 : std::atoi(port.c_str());
   result.user = value("user");
   // Only as given: otherwise libpq resolves it (PGDATABASE, a service's dbname, the user name).
+  result.dbname.clear();
   for (const auto& item : result.given)
     if (item.keyword == "dbname") result.dbname = item.value;
   result.password = value("password");
