@@ -51,7 +51,7 @@ TEST_F(reports, passing_failing_and_unverified_drills_in_junit_json_and_html) {
     std::string junit_line, outcome;
   };
   std::vector<expectation> cases{
-      {1000, "", 0, "suite reports tests=8 failures=0 errors=0 skipped=0", "PASSED"},
+      {1000, "", 0, "suite reports tests=9 failures=0 errors=0 skipped=0", "PASSED"},
       {999, "", 1, "case check/row_count public.customers failure: public.customers: expected = 999 rows, got 1000", "FAILED"},
       {1000, R"({"directory": "/nonexistent/backups"})", 2, "case stage/locate backup error: backup directory /nonexistent/backups",
        "NOT VERIFIED"}};
