@@ -142,7 +142,7 @@ TEST_F(providers, password_is_in_no_argv_log_or_report) {
   write_file(engine, "#!/bin/sh\nprintf '%s\\n' \"$*\" >> " + argv_log.string() + "\nexec /usr/bin/podman \"$@\"\n");
   std::filesystem::permissions(engine, std::filesystem::perms::owner_all);
   auto slow = dir_.path() / "slow.sql";
-  write_file(slow, "SELECT pg_sleep(3);\n");
+  write_file(slow, "CREATE TABLE waited (id int);\nINSERT INTO waited VALUES (1);\nSELECT pg_sleep(3);\n");
   auto file = dir_.path() / "slow.json";
   write_file(file, R"({"name": "secret", "provider": "container", "backup": {"file": ")" + slow.string() +
                        R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");

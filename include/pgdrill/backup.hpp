@@ -361,9 +361,7 @@ inline std::string read_archive(const backup_info& backup, const pg_binaries& to
   } else {
     tool.args.push_back(backup.path.string());
   }
-  auto result = run(tools.runnable(tool), options);
-  if (tools.exec_failed(result))
-    throw could_not_verify("pg_restore could not run in " + tools.where() + " (" + result.describe() + "): " + result.err_tail);
+  auto result = tools.run(tool, options);
   auto problems = classify_restore_errors(result.err_tail);
   if (!result.ok() || !problems.empty()) {
     std::string first = problems.empty() ? result.describe() : problems.front().line;

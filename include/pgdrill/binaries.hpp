@@ -74,6 +74,16 @@ struct pg_binaries {
     return container && !finished.timed_out && finished.status.signal == 0 && finished.status.code >= 125 &&
            finished.status.code <= 127;
   }
+
+  /// Run `tool` where the tools are (runnable); could_not_verify when the engine could not run
+  /// it at all (exec_failed).
+  run_result run(const command& tool, run_options options) const {
+    auto finished = pgdrill::run(runnable(tool), std::move(options));
+    if (exec_failed(finished))
+      throw could_not_verify(tool.program.filename().string() + " could not run in " + where() + " (" + finished.describe() +
+                             "): " + finished.err_tail);
+    return finished;
+  }
 };
 
 /// Where to look for binaries, in order; the defaults follow Debian, source builds and PATH.
@@ -136,9 +146,11 @@ inline std::optional<pg_binaries> probe_bin_dir(const std::filesystem::path& dir
     if (why_not) *why_not = reason;
     return std::nullopt;
   };
+  // Every tool present before any is started: asking costs a process each.
+  for (const auto& name : required)
+    if (!detail::is_executable(dir / name)) return refuse(name + " missing");
   std::optional<std::string> agreed;
   for (const auto& name : required) {
-    if (!detail::is_executable(dir / name)) return refuse(name + " missing");
     std::optional<std::string> version;
     try {
       auto answer = run(command(dir / name, {"--version"}), run_options::within(std::chrono::seconds(20)));
@@ -197,8 +209,12 @@ inline std::vector<pg_binaries> find_installations(const binary_search& search,
     }
   }
   std::vector<pg_binaries> found;
+  std::vector<std::filesystem::path> probed;  // canonical: pg_config usually names a directory found already
   for (const auto& dir : dirs) {
     std::error_code ignored;
+    auto same_dir = std::filesystem::canonical(dir, ignored);
+    if (!ignored && std::find(probed.begin(), probed.end(), same_dir) != probed.end()) continue;
+    probed.push_back(same_dir);
     // Debian's pg_wrapper (/usr/bin/psql, ...) runs whichever major PGHOST or the cluster
     // configuration picks: not an installation of one version. Those it runs are found under
     // /usr/lib/postgresql.
@@ -211,7 +227,7 @@ inline std::vector<pg_binaries> find_installations(const binary_search& search,
           if (place == dir.string()) place += " (" + why_not + ")";
       continue;
     }
-    // pg_config may point at a directory already found.
+    // Another directory may hold links to an installation already found.
     auto canonical = std::filesystem::canonical(binaries->bin_dir / search.required.front(), ignored);
     bool seen = std::any_of(found.begin(), found.end(), [&](const pg_binaries& other) {
       return std::filesystem::canonical(other.bin_dir / search.required.front(), ignored) == canonical;

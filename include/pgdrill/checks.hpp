@@ -481,19 +481,23 @@ inline void run_assertion(pqxx::connection& connection, const roles_assertion& c
   check_roles(connection, check, context, step);
 }
 
-// An integrity reader's findings as the step's verdict: a few in the message, all in the detail.
+// Failures a check lists: the first three in its message ("a; b; c; and 4 more"), every one in
+// its detail, one per line.
+inline void list_failures(const std::vector<std::string>& items, std::string& message, std::string& detail) {
+  for (std::size_t index = 0; index < items.size() && index < 3; ++index) message += (index ? "; " : "") + items[index];
+  if (items.size() > 3) message += "; and " + std::to_string(items.size() - 3) + " more";
+  detail = join(items, "\n");
+}
+
+// An integrity reader's findings as the step's verdict.
 inline void judge_integrity(const integrity_report& report, step_result& step) {
   step.expected = "no problem in " + report.covered;
   step.actual = report.findings.empty() ? step.expected : std::to_string(report.findings.size()) + " problems";
-  std::string few, all;
-  for (std::size_t index = 0; index < report.findings.size(); ++index) {
-    std::string line = report.findings[index].object + ": " + report.findings[index].problem;
-    if (index < 3) few += (few.empty() ? "" : "; ") + line;
-    all += line + "\n";
-  }
-  if (report.findings.size() > 3) few += "; and " + std::to_string(report.findings.size() - 3) + " more";
+  std::vector<std::string> items;
+  for (const auto& finding : report.findings) items.push_back(finding.object + ": " + finding.problem);
+  std::string few;
+  list_failures(items, few, step.detail);
   pass_or_fail(step, report.findings.empty(), "checked " + report.covered, few);
-  if (!report.findings.empty()) step.detail = all;
 }
 
 inline void run_assertion(pqxx::connection& connection, const amcheck_assertion&, const check_context&, step_result& step) {
@@ -525,21 +529,19 @@ inline void run_assertion(pqxx::connection& connection, const schema_assertion& 
   auto file = std::filesystem::path(check.reference).filename().string();
   step.expected = "as in " + file;
   auto shown = [](const std::string& line) {  // "column public.t.c: definition"
-    auto first = line.find('\t'), second = line.find('\t', first + 1);
-    return line.substr(0, first) + " " + line.substr(first + 1, second - first - 1) +
-           (second + 1 < line.size() ? ": " + line.substr(second + 1) : "");
+    std::string key = detail::object_key(line), definition = detail::object_definition(line);
+    if (auto tab = key.find('\t'); tab != std::string::npos) key[tab] = ' ';
+    return key + (definition.empty() ? "" : ": " + definition);
   };
   std::vector<std::string> items;
   for (const auto& line : difference.missing) items.push_back("missing " + shown(line));
   for (const auto& line : difference.unexpected) items.push_back("unexpected " + shown(line));
-  for (const auto& [was, now] : difference.changed) items.push_back("changed " + shown(was) + " -> now: " + shown(now).substr(shown(now).find(": ") + 2));
+  for (const auto& [was, now] : difference.changed) items.push_back("changed " + shown(was) + " -> now: " + detail::object_definition(now));
   step.actual = std::to_string(difference.missing.size()) + " missing, " + std::to_string(difference.unexpected.size()) +
                 " unexpected, " + std::to_string(difference.changed.size()) + " changed";
   std::string few;
-  for (std::size_t index = 0; index < items.size() && index < 3; ++index) few += (few.empty() ? "" : "; ") + items[index];
-  if (items.size() > 3) few += "; and " + std::to_string(items.size() - 3) + " more";
+  list_failures(items, few, step.detail);
   pass_or_fail(step, difference.empty(), "the schema matches " + file, "the schema differs from " + file + " (" + step.actual + "): " + few);
-  step.detail = join(items, "\n");
 }
 
 // Reports want one-line messages: the rest of a multi-line one goes into the detail.

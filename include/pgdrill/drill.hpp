@@ -65,8 +65,9 @@ struct drill_state {
   located_backups located;              ///< locate: what is restored, in order
   std::optional<manifest> expected;     ///< locate: the manifest beside the first backup
   std::optional<int> needed_major;      ///< inspect: the newest major the set needs (source server or pg_dump)
-  std::string source_encoding;          ///< inspect: the first backup's source database encoding
-  bool toc_unread = false;              ///< inspect: no tools here read a table of contents (restore reads it)
+  /// inspect: what each backup is, in order; a table of contents unread on this host is read by
+  /// the restore's tools
+  std::vector<backup_contents> contents;
   std::unique_ptr<server> target_server;  ///< provision
   pg_binaries tools;                    ///< provision: pg_restore and psql that restore into it
   std::optional<endpoint> target;       ///< restore: the database restored into
@@ -83,6 +84,18 @@ struct drill_state {
   void record_stage(const step_result& step) {
     result.stages.push_back(step);
     detail::notify(options.on_step, step);
+  }
+  /// The first backup's source database encoding, as far as it was read.
+  std::string source_encoding() const {
+    for (const auto& backup : contents)
+      if (!backup.encoding.empty()) return backup.encoding;
+    return "";
+  }
+  /// Entries of every table of contents read.
+  std::size_t toc_entries() const {
+    std::size_t entries = 0;
+    for (const auto& backup : contents) entries += backup.toc.size();
+    return entries;
   }
   /// The assertions planned against the manifest found (if any): names as every report shows them.
   std::vector<planned_check> planned_checks() const { return plan_scenario_checks(plan, expected ? &*expected : nullptr); }
@@ -171,6 +184,12 @@ inline void run_check_stage(drill_state& state, const std::string& name, const c
 
 namespace detail {
 
+// "the backup was dumped from PostgreSQL 13.16 by pg_dump 17.11 and needs PostgreSQL 17 or newer"
+inline std::string what_the_backup_needs(const drill_state& state) {
+  return "the backup was dumped from PostgreSQL " + state.result.backup.source_version + " by pg_dump " +
+         state.result.backup.pg_dump_version + " and needs PostgreSQL " + std::to_string(*state.needed_major) + " or newer";
+}
+
 // A server or tools older than the backup needs (an image or server the user chose) cannot
 // judge it: exit 2 before the restore, never a "broken backup" from a version mismatch.
 inline void require_new_enough(const drill_state& state) {
@@ -180,9 +199,7 @@ inline void require_new_enough(const drill_state& state) {
   if (state.target_server->major_version() < needed) too_old = "the server is PostgreSQL " + state.target_server->version();
   else if (state.tools.major < needed) too_old = "the tools are PostgreSQL " + state.tools.version + " (" + state.tools.where() + ")";
   if (too_old.empty()) return;
-  throw could_not_verify("the backup was dumped from PostgreSQL " + state.result.backup.source_version + " by pg_dump " +
-                         state.result.backup.pg_dump_version + " and needs PostgreSQL " + std::to_string(needed) +
-                         " or newer, but " + too_old + " (" + state.target_server->describe() +
+  throw could_not_verify(what_the_backup_needs(state) + ", but " + too_old + " (" + state.target_server->describe() +
                          "); use a server or image of PostgreSQL " + std::to_string(needed) + " or newer");
 }
 
@@ -319,11 +336,8 @@ inline void hygiene(drill_state& state) {
 /// Versions from the backups' own bytes, and archives' tables of contents where this host's
 /// newest tools can read them (else the restore's tools read them where the drill runs).
 inline outcome inspect(drill_state& state, step_result& step) {
-  std::size_t toc_entries = 0;
   for (const auto& backup : state.located.backups) {
     auto contents = read_contents_here(backup, state.options.local.binaries);
-    toc_entries += contents.toc.size();
-    if (state.source_encoding.empty()) state.source_encoding = contents.encoding;
     if (auto major = contents.needed_major(); major && (!state.needed_major || *major > *state.needed_major)) {
       state.needed_major = major;
       state.result.backup.source_version = contents.source_version;
@@ -333,9 +347,9 @@ inline outcome inspect(drill_state& state, step_result& step) {
                    (contents.archive_version.empty() ? "" : " (archive format " + contents.archive_version + ")") +
                    (contents.toc.empty() ? "" : "; table of contents: " + contents.toc_summary());
     if (!contents.toc_unread.empty()) step.detail = "table of contents not read on this host: " + contents.toc_unread;
-    state.toc_unread |= !contents.toc_unread.empty();
+    state.contents.push_back(std::move(contents));
   }
-  state.result.backup.toc_entries = toc_entries;
+  state.result.backup.toc_entries = state.toc_entries();
   return outcome::passed;
 }
 
@@ -349,9 +363,8 @@ inline outcome provision(drill_state& state, step_result& step) {
     state.tools = state.target_server->client_tools(state.options.local.binaries, state.needed_major);
   } catch (const could_not_verify& failure) {
     if (!state.needed_major) throw;
-    throw could_not_verify("the backup was dumped from PostgreSQL " + state.result.backup.source_version + " by pg_dump " +
-                           state.result.backup.pg_dump_version + " and needs PostgreSQL " + std::to_string(*state.needed_major) +
-                           " or newer (server and tools); install it, or use the container provider: " + failure.what());
+    throw could_not_verify(detail::what_the_backup_needs(state) + " (server and tools); install it, or use the container provider: " +
+                           failure.what());
   }
   state.result.server = {state.target_server->provider(), state.target_server->version()};
   detail::require_new_enough(state);
@@ -366,22 +379,21 @@ inline outcome provision(drill_state& state, step_result& step) {
 }
 
 /// The tables of contents inspect could not read on this host, read by the restore's own tools
-/// (in the container, say): the source encoding and the entry count come from them.
+/// (in the container, say): the source encoding and the entry count then include them.
 inline void read_contents_with_restore_tools(drill_state& state) {
-  if (!state.toc_unread) return;
-  std::size_t toc_entries = 0;
-  for (const auto& backup : state.located.backups) {
-    auto contents = read_contents(backup, state.tools);
-    toc_entries += contents.toc.size();
-    if (state.source_encoding.empty()) state.source_encoding = contents.encoding;
-  }
-  state.result.backup.toc_entries = toc_entries;
+  bool read = false;
+  for (std::size_t index = 0; index < state.contents.size(); ++index)
+    if (!state.contents[index].toc_unread.empty()) {
+      state.contents[index] = read_contents(state.located.backups[index], state.tools);
+      read = true;
+    }
+  if (read) state.result.backup.toc_entries = state.toc_entries();
 }
 
 /// The backup set restored into the server's restore target.
 inline outcome restore(drill_state& state, step_result& step) {
   read_contents_with_restore_tools(state);
-  state.target = state.target_server->restore_target(state.source_encoding);
+  state.target = state.target_server->restore_target(state.source_encoding());
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
                               state.options.local.temp_root, state.created_roles, state.options.on_progress);
   auto& facts = state.result.restore;

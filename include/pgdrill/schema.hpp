@@ -151,6 +151,12 @@ inline std::string object_key(const std::string& line) {
   return line.substr(0, second_tab);
 }
 
+// The DEFINITION of a reference line (empty when it has none).
+inline std::string object_definition(const std::string& line) {
+  auto key = object_key(line);
+  return key.size() < line.size() ? line.substr(key.size() + 1) : "";
+}
+
 }  // namespace detail
 
 inline schema_difference diff_schema(const std::vector<std::string>& reference, const std::vector<std::string>& actual) {
