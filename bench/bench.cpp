@@ -261,9 +261,11 @@ void floor_benchmark(benchmark::State& state) {
 // --- the drill's own overhead ----------------------------------------------------------------
 
 // A whole drill (locate, hash, inspect, provision, restore, manifest checks, teardown) of the
-// custom dump, with row counts only or with every table's checksum too; the overhead counter is
-// everything but the restore (restore/pg_restore_j2/tuned is the bare restore).
-void drill_benchmark(benchmark::State& state, bool with_checksums) {
+// custom dump, with row counts only, with every table's checksum too, or with the thorough
+// integrity preset (amcheck, NOT VALID constraints, a read of every row); the overhead counter is
+// everything but the restore (restore/pg_restore_j2/tuned is the bare restore), checks_seconds
+// what the checks besides the row counts took, and checks_per_restore that against the restore.
+void drill_benchmark(benchmark::State& state, std::string extra_checks) {
   auto& data = source();
   scratch_dir out;
   dump_options options;
@@ -279,7 +281,8 @@ void drill_benchmark(benchmark::State& state, bool with_checksums) {
   checksum_assertion sums;
   sums.from_manifest = true;
   plan.assertions = {counts};
-  if (with_checksums) plan.assertions.push_back(sums);
+  if (extra_checks == "checksums") plan.assertions.push_back(sums);
+  if (extra_checks == "thorough") plan.assertions.push_back(thorough_assertion{});
   for (auto _ : state) {
     auto start = clock_type::now();
     auto result = run_drill(plan);
@@ -288,6 +291,11 @@ void drill_benchmark(benchmark::State& state, bool with_checksums) {
     double restore = result.restore.seconds.value_or(0);
     state.counters["restore_seconds"] = restore;
     state.counters["overhead_seconds"] = result.seconds - restore;
+    double checks = 0;
+    for (const auto& check : result.checks)
+      if (check.kind != "row_count" && check.kind != "hygiene") checks += check.seconds;
+    state.counters["checks_seconds"] = checks;
+    state.counters["checks_per_restore"] = restore > 0 ? checks / restore : 0;
   }
   throughput(state);
 }
@@ -334,8 +342,9 @@ int main(int argc, char** argv) {
   for (const char* method : {"pgdrill_checksum", "pgdrill_checksum_parallel", "raw_copy_out", "md5_sum_in_sql", "count"})
     add(std::string("verify/") + method, verify_benchmark, std::string(method));
   add("floor/copy_and_index", floor_benchmark);
-  add("drill/row_counts_custom_j2", drill_benchmark, false);
-  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, true);
+  add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"));
+  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, std::string("checksums"));
+  add("drill/row_counts_and_thorough_custom_j2", drill_benchmark, std::string("thorough"));
 
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("pgdrill_bench_scale", std::to_string(scale()));

@@ -65,6 +65,7 @@ struct run_arguments {
 
 int run_drill_command(const run_arguments& args) {
   pgdrill::scenario plan = pgdrill::load_scenario(args.scenario_file);
+  if (!args.reports.history.empty()) plan.history = args.reports.history;  // drift checks read the history written to
   pgdrill::drill_options options;
   options.local.binaries = binaries_from(args.pg_bin);
   if (!args.temp_dir.empty()) options.local.temp_root = args.temp_dir;
@@ -99,7 +100,7 @@ command_entry run_entry() {
                            "JUnit XML report path (default: the scenario's reports.junit, else pgdrill-reports/NAME.junit.xml)");
             app.add_option("--json", args->reports.json, "Also write the JSON report here (default: the scenario's reports.json)");
             app.add_option("--history", args->reports.history,
-                           "Append a line to this JSON-lines history (default: reports.history)")
+                           "Append a line to this JSON-lines history, which drift checks compare with (default: reports.history)")
                 ->envname("PGDRILL_HISTORY");
             app.add_flag("--quiet", args->quiet, "Print only what failed and the verdict");
             std::string providers;

@@ -77,3 +77,113 @@ TEST(gate, row_drops_and_restore_growth_name_what_changed) {
   spec.max_restore_growth = 3.0;
   EXPECT_EQ(verdict_of({}, evaluate_gate(entries, spec, at("2026-11-22T00:00:00Z"))), exit_code::passed);
 }
+
+namespace {
+
+// The measures of a drill against a baseline drill of 2026-11-01 that passed.
+drift_measures measured_against_baseline() {
+  drift_measures now;
+  now.history = "/h/drills.jsonl";
+  now.baseline = entry("2026-11-01T02:00:00Z", 0, 10.0, {{"public.orders", 1000}, {"public.customers", 50}});
+  now.baseline->backup_size = 1000000;
+  now.baseline->schema = {"column\tpublic.orders.id\tinteger not null", "index\tpublic.orders_pkey\tUNIQUE btree (id)"};
+  now.rows = {{"public.orders", 1000}, {"public.customers", 50}};
+  now.schema = now.baseline->schema;
+  now.backup_size = 1000000;
+  now.restore_seconds = 10.0;
+  return now;
+}
+
+step_result judged(drift_aspect aspect, double limit, const drift_measures& now, bool warn_only = false) {
+  drift_assertion check;
+  check.aspect = aspect;
+  check.limit = limit;
+  check.warn_only = warn_only;
+  step_result step;
+  judge_drift(check, now, step);
+  return step;
+}
+
+}  // namespace
+
+TEST(drift, unchanged_drills_pass_every_aspect) {
+  auto now = measured_against_baseline();
+  for (auto aspect : {drift_aspect::rows, drift_aspect::backup_size, drift_aspect::restore_time, drift_aspect::schema}) {
+    auto step = judged(aspect, aspect == drift_aspect::restore_time ? 2.0 : 0.2, now);
+    EXPECT_EQ(step.result, outcome::passed) << step.message;
+    EXPECT_NE(step.message.find("2026-11-01T02:00:00Z"), std::string::npos) << step.message;
+  }
+}
+
+TEST(drift, a_table_that_lost_half_its_rows_fails_naming_it_and_both_counts) {
+  auto now = measured_against_baseline();
+  now.rows["public.orders"] = 500;
+  auto step = judged(drift_aspect::rows, 0.2, now);
+  EXPECT_EQ(step.result, outcome::failed);
+  EXPECT_NE(step.message.find("public.orders: 1000 -> 500 rows (-50%)"), std::string::npos) << step.message;
+  EXPECT_NE(step.message.find("limit 20%"), std::string::npos) << step.message;
+  EXPECT_EQ(step.message.find("customers"), std::string::npos) << "an unchanged table is not named: " << step.message;
+  EXPECT_EQ(judged(drift_aspect::rows, 0.6, now).result, outcome::passed) << "within a looser limit";
+  now.rows.erase("public.customers");
+  EXPECT_NE(judged(drift_aspect::rows, 0.6, now).message.find("public.customers: gone (had 50 rows)"), std::string::npos);
+}
+
+TEST(drift, a_shrunken_backup_and_a_slower_restore_fail_beyond_their_limits) {
+  auto now = measured_against_baseline();
+  now.backup_size = 400000;
+  auto size = judged(drift_aspect::backup_size, 0.5, now);
+  EXPECT_EQ(size.result, outcome::failed);
+  EXPECT_NE(size.message.find("shrank by 60%"), std::string::npos) << size.message;
+  EXPECT_EQ(judged(drift_aspect::backup_size, 0.7, now).result, outcome::passed);
+  now.restore_seconds = 35.0;
+  auto slower = judged(drift_aspect::restore_time, 3.0, now);
+  EXPECT_EQ(slower.result, outcome::failed);
+  EXPECT_NE(slower.message.find("x3.50 (limit x3.00)"), std::string::npos) << slower.message;
+  EXPECT_EQ(judged(drift_aspect::restore_time, 4.0, now).result, outcome::passed);
+}
+
+TEST(drift, a_schema_change_fails_or_warns_as_asked) {
+  auto now = measured_against_baseline();
+  now.schema = {"column\tpublic.orders.id\tbigint not null"};
+  auto step = judged(drift_aspect::schema, 0, now);
+  EXPECT_EQ(step.result, outcome::failed);
+  EXPECT_NE(step.message.find("missing index public.orders_pkey"), std::string::npos) << step.message;
+  EXPECT_NE(step.detail.find("changed column public.orders.id: integer not null -> now: bigint not null"), std::string::npos)
+      << step.detail;
+  auto warned = judged(drift_aspect::schema, 0, now, true);
+  EXPECT_EQ(warned.result, outcome::passed);
+  EXPECT_EQ(warned.message.rfind("warning: the schema differs", 0), 0U) << warned.message;
+}
+
+TEST(drift, the_first_drill_is_the_baseline_and_a_missing_history_or_measure_cannot_judge) {
+  auto now = measured_against_baseline();
+  now.baseline.reset();
+  auto first = judged(drift_aspect::rows, 0.2, now);
+  EXPECT_EQ(first.result, outcome::passed);
+  EXPECT_NE(first.message.find("this drill is the baseline"), std::string::npos) << first.message;
+  now.history.clear();
+  EXPECT_EQ(judged(drift_aspect::rows, 0.2, now).result, outcome::error);
+  now = measured_against_baseline();
+  now.problem = "cannot read history /h/drills.jsonl";
+  auto unreadable = judged(drift_aspect::rows, 0.2, now);
+  EXPECT_EQ(unreadable.result, outcome::error);
+  EXPECT_NE(unreadable.message.find("cannot read history"), std::string::npos);
+}
+
+// The baseline is the newest passing drill of the same scenario, and its schema comes back.
+TEST(drift, the_baseline_is_the_last_passing_drill_of_the_scenario) {
+  scratch_dir dir;
+  auto file = dir.path() / "h.jsonl";
+  EXPECT_FALSE(last_passing_drill(file, "nightly")) << "no file yet: no baseline";
+  auto passed = entry("2026-11-01T00:00:00Z", 0, 2.0, {{"public.a", 5}});
+  passed.schema = {"table\tpublic.a\t"};
+  append_history(file, passed);
+  append_history(file, entry("2026-11-02T00:00:00Z", 1, 2.0, {{"public.a", 1}}));
+  auto other = entry("2026-11-03T00:00:00Z", 0, 2.0, {});
+  other.scenario = "weekly";
+  append_history(file, other);
+  auto baseline = last_passing_drill(file, "nightly");
+  ASSERT_TRUE(baseline);
+  EXPECT_EQ(baseline->at, "2026-11-01T00:00:00Z");
+  EXPECT_EQ(baseline->schema, passed.schema);
+}

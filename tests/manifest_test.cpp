@@ -154,10 +154,13 @@ TEST(manifest, file_round_trips_and_rejects_unknown_keys) {
   data.created_at = "2026-01-01T00:00:00Z";
   data.server_version = "15.18";
   data.tables = {{"public.t", {"id", "name"}, 42, std::string(32, 'a'), ""}};
+  data.collations = {{"database default", "libc C.UTF-8", ""}, {"pg_catalog.\"en-x-icu\"", "icu en", "153.120"}};
   scratch_dir dir;
   save_manifest(data, dir.path() / "m.json");
   auto loaded = load_manifest(dir.path() / "m.json");
   EXPECT_EQ(loaded.to_json(), data.to_json());
+  ASSERT_TRUE(loaded.collations);
+  EXPECT_EQ(loaded.collations->at(1).version, "153.120");
   auto document = data.to_json();
   document["tables"]["public.t"]["row"] = 1;
   testkit::write_file(dir.path() / "bad.json", document.dump());

@@ -226,7 +226,8 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
       {"large_objects", R"("expect": "manifest")"}, {"materialized_views", R"("expect": "manifest")"},
       {"schema_objects", R"("expect": "manifest")"}, {"roles", R"("ignore": ["app"])"},
       {"schema", R"("reference": ")" PGDRILL_SOURCE_DIR R"(/tests/fixtures/nasty.sql")"}, {"amcheck", ""},
-      {"constraints_valid", ""}, {"read_all", ""}, {"thorough", ""}, {"not_empty", R"("allow_empty": true)"}};
+      {"constraints_valid", ""}, {"read_all", ""}, {"thorough", ""}, {"not_empty", R"("allow_empty": true)"},
+      {"drift", R"("max_row_drop": 0.5)"}, {"collations", R"("expect": "manifest")"}};
   ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
   for (const auto& kind : assertion_kinds()) {
     ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;
@@ -248,6 +249,19 @@ TEST(scenario, manifest_only_kinds_say_they_need_the_manifest) {
   old_format.tables = {{"public.a", {"id"}, 1, std::string(32, '1'), ""}};
   EXPECT_NE(plan_checks(plan.assertions, &old_format).at(0).problem.find("records no large objects"), std::string::npos);
   EXPECT_NE(plan_checks(plan.assertions, nullptr).at(0).problem.find("no manifest"), std::string::npos);
+  auto collations = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "collations", "expect": "manifest"}]})");
+  EXPECT_NE(plan_checks(collations.assertions, &old_format).at(0).problem.find("records no collations"), std::string::npos);
+  old_format.collations.emplace();
+  EXPECT_EQ(plan_checks(collations.assertions, &old_format).at(0).problem, "");
+  auto schema = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "schema", "expect": "manifest"}]})");
+  EXPECT_NE(plan_checks(schema.assertions, &old_format).at(0).problem.find("records no schema reference"), std::string::npos);
+  EXPECT_NE(plan_checks(schema.assertions, nullptr).at(0).problem.find("no manifest"), std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "schema"}]})").find("give either 'reference'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "schema", "reference": "x.ref",
+                        "expect": "manifest"}]})")
+                .find("give either 'reference'"),
+            std::string::npos);
 }
 
 TEST(scenario, providers_come_from_one_table) {
@@ -273,4 +287,43 @@ TEST(names, parts_with_dots_or_quotes_are_quoted_and_split_back) {
 TEST(names, a_tables_content_is_its_own_rows_but_a_partitioned_tables_is_its_partitions) {
   EXPECT_EQ(detail::content_source("public.animals", 'r'), "ONLY \"public\".\"animals\"");
   EXPECT_EQ(detail::content_source("public.events", 'p'), "\"public\".\"events\"");
+}
+
+// A drift assertion is planned as one check per limit it gives, each named after its aspect.
+TEST(scenario, drift_is_planned_per_aspect_and_rejects_limits_that_mean_nothing) {
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "drift", "max_row_drop": 0.2,
+                        "max_size_drop": 0.5, "max_restore_growth": 3, "schema": "warn"}]})");
+  std::vector<std::string> names;
+  for (const auto& check : plan_checks(plan.assertions, nullptr)) names.push_back(check.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"drift rows", "drift backup size", "drift restore time", "drift schema"}));
+  auto planned = plan_checks(plan.assertions, nullptr);
+  EXPECT_EQ(std::get<drift_assertion>(planned[0].check).limit, 0.2);
+  EXPECT_TRUE(std::get<drift_assertion>(planned[3].check).warn_only);
+  auto named = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "drift", "name": "month", "schema": "fail"}]})");
+  EXPECT_EQ(plan_checks(named.assertions, nullptr).at(0).name, "month schema");
+  for (const auto& [body, pointer] : std::vector<std::pair<std::string, std::string>>{
+           {R"("max_row_drop": 50)", "/assertions/0/max_row_drop"},
+           {R"("max_restore_growth": 0.5)", "/assertions/0/max_restore_growth"},
+           {R"("schema": "maybe")", "/assertions/0/schema"},
+           {"", "at least one of"}})
+    EXPECT_NE(error_of(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "drift")" + (body.empty() ? "" : ", " + body) +
+                       "}]}")
+                  .find(pointer),
+              std::string::npos)
+        << body;
+}
+
+// The thorough preset is the integrity kinds, and the collations where a manifest recorded them.
+TEST(scenario, thorough_plans_the_integrity_kinds_and_collations_with_a_manifest) {
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "thorough"}]})");
+  auto kinds = [](const std::vector<planned_check>& planned) {
+    std::vector<std::string> names;
+    for (const auto& check : planned) names.push_back(check.kind);
+    return names;
+  };
+  EXPECT_EQ(kinds(plan_checks(plan.assertions, nullptr)), (std::vector<std::string>{"amcheck", "constraints_valid", "read_all"}));
+  manifest recorded;
+  recorded.collations.emplace();
+  EXPECT_EQ(kinds(plan_checks(plan.assertions, &recorded)),
+            (std::vector<std::string>{"amcheck", "constraints_valid", "read_all", "collations"}));
 }

@@ -42,9 +42,23 @@ class structure : public ::testing::Test {
   }
   static std::filesystem::path reference() { return workspace_->path() / "base.schema.ref"; }
 
-  static drill_result drill(const std::filesystem::path& backup, const std::string& assertions, const std::string& restore = "{}") {
+  // `pgdrill dump` of `database` (the backup with its manifest) into a directory of its own; the backup.
+  static std::filesystem::path dump_by_runner(const std::string& database, const std::vector<std::string>& pg_dump_args = {}) {
+    auto out = workspace_->path() / ("manifested_" + database);
+    std::vector<std::string> args{"dump", "--out", out.string(), "--name", database, "--"};
+    args.insert(args.end(), pg_dump_args.begin(), pg_dump_args.end());
+    auto dumped = run_captured(command(PGDRILL_RUNNER_PATH, args).with_env(source_->admin().with_database(database).libpq_env()));
+    EXPECT_EQ(dumped.exit_code, 0) << dumped.output;
+    for (const auto& entry : std::filesystem::directory_iterator(out))
+      if (entry.path().extension() == ".dump") return entry.path();
+    throw std::runtime_error("pgdrill dump wrote no backup into " + out.string());
+  }
+
+  static drill_result drill(const std::filesystem::path& backup, const std::string& assertions, const std::string& restore = "{}",
+                            const std::string& reports = "{}") {
     auto document = nlohmann::json::parse(R"({"name": "structure", "backup": {"file": ")" + backup.string() +
-                                          R"("}, "hygiene": {"min_size_bytes": 0}, "restore": )" + restore + R"(, "assertions": )" + assertions + "}");
+                                          R"("}, "hygiene": {"min_size_bytes": 0}, "restore": )" + restore + R"(, "assertions": )" +
+                                          assertions + R"(, "reports": )" + reports + "}");
     return run_drill(parse_scenario(document, workspace_->path(), "structure test"));
   }
   static const step_result& check_named(const drill_result& result, const std::string& name) {
@@ -133,4 +147,87 @@ TEST_F(structure, an_empty_restore_never_passes_unless_the_scenario_says_so) {
   EXPECT_NE(check_named(result, "not_empty").message.find("holds no table"), std::string::npos);
   auto allowed = drill(backup, R"([{"type": "sql", "query": "SELECT 1", "expected": 1}, {"type": "not_empty", "allow_empty": true}])");
   EXPECT_EQ(allowed.verdict(), exit_code::passed) << drill_report(allowed);
+}
+
+// A month of drills: the first passing drill is the baseline; a later backup whose source lost
+// half of a table's rows and a column passes its manifest-free checks but fails the drift
+// checks, naming the table with both counts and the column; the history line of each drill
+// keeps its row counts and schema for the next.
+TEST_F(structure, drift_against_the_last_passing_drill_names_lost_rows_and_schema_changes) {
+  scratch_dir dir;
+  auto history = dir.path() / "drills.jsonl";
+  const std::string drift = R"([{"type": "drift", "max_row_drop": 0.2, "schema": "fail"}])";
+  const std::string reports = R"({"history": ")" + history.string() + R"("})";
+  auto first = drill(dump_changed("drift_first", ""), drift, "{}", reports);
+  EXPECT_EQ(first.verdict(), exit_code::passed) << drill_report(first);
+  EXPECT_NE(check_named(first, "drift rows").message.find("this drill is the baseline"), std::string::npos);
+  EXPECT_EQ(first.table_rows.at("public.tasks"), 20);
+  EXPECT_FALSE(first.schema_reference.empty());
+  append_history(history, history_entry_from(first));
+
+  auto same = drill(dump_changed("drift_same", ""), drift, "{}", reports);
+  EXPECT_EQ(same.verdict(), exit_code::passed) << drill_report(same);
+  EXPECT_NE(check_named(same, "drift rows").message.find("within 20% of the drill of " + first.started_at), std::string::npos)
+      << check_named(same, "drift rows").message;
+  EXPECT_EQ(check_named(same, "drift schema").message, "the schema matches the drill of " + first.started_at);
+
+  auto halved = drill(dump_changed("drift_halved", "DELETE FROM tasks WHERE id > 10; ALTER TABLE owners ADD COLUMN name text"),
+                      drift, "{}", reports);
+  EXPECT_EQ(halved.verdict(), exit_code::failed) << drill_report(halved);
+  const auto& rows = check_named(halved, "drift rows");
+  EXPECT_EQ(rows.result, outcome::failed);
+  EXPECT_NE(rows.message.find("public.tasks: 20 -> 10 rows (-50%)"), std::string::npos) << rows.message;
+  const auto& schema = check_named(halved, "drift schema");
+  EXPECT_EQ(schema.result, outcome::failed);
+  EXPECT_NE(schema.detail.find("unexpected column public.owners.name: text"), std::string::npos) << schema.detail;
+  append_history(history, history_entry_from(halved));
+  EXPECT_EQ(last_passing_drill(history, "structure")->at, first.started_at) << "a failed drill is never the baseline";
+}
+
+// Without a history there is nothing to compare with: the drift checks cannot judge (exit 2).
+TEST_F(structure, drift_without_a_history_cannot_judge) {
+  auto result = drill(dump_changed("drift_nohistory", ""), R"([{"type": "drift", "max_row_drop": 0.2}])");
+  EXPECT_EQ(result.verdict(), exit_code::not_verified) << drill_report(result);
+  EXPECT_NE(check_named(result, "drift rows").message.find("needs a history"), std::string::npos);
+}
+
+// A manifest records the collations the data depends on; the restore must sort text as the
+// source did. Unchanged: passes. A manifest taken on a server whose ICU was another version, or
+// whose default locale was another (edited into the manifest: this machine has one ICU and one
+// glibc): fails naming the collation and both values.
+TEST_F(structure, collations_of_the_restore_are_those_the_manifest_recorded) {
+  psql(*source_, "CREATE DATABASE collated TEMPLATE base");
+  psql(*source_, "CREATE TABLE words (w text COLLATE \"en-x-icu\" PRIMARY KEY); INSERT INTO words VALUES ('a'), ('B')", "collated");
+  auto backup = dump_by_runner("collated");
+  auto manifest_file = manifest_path_for(backup);
+  auto recorded = load_manifest(manifest_file);
+  ASSERT_TRUE(recorded.collations);
+  const std::string icu = "pg_catalog.\"en-x-icu\"";
+  auto unchanged = drill(backup, R"([{"type": "collations", "expect": "manifest"}, {"type": "schema", "expect": "manifest"}])");
+  EXPECT_EQ(unchanged.verdict(), exit_code::passed) << drill_report(unchanged);
+  EXPECT_EQ(check_named(unchanged, "schema").message, "the schema matches the manifest");
+
+  for (auto& collation : *recorded.collations) {
+    if (collation.collation == icu) collation.version = "140.1";
+    if (collation.collation == "database default") collation.locale = "libc en_US.UTF-8";
+  }
+  save_manifest(recorded, manifest_file);
+  auto elsewhere = drill(backup, R"([{"type": "collations", "expect": "manifest"}])");
+  EXPECT_EQ(elsewhere.verdict(), exit_code::failed) << drill_report(elsewhere);
+  const auto& check = check_named(elsewhere, "collations");
+  EXPECT_NE(check.message.find("the restore sorts text otherwise than the source"), std::string::npos) << check.message;
+  EXPECT_NE(check.detail.find(icu + " (icu en): version 140.1 in the source, "), std::string::npos) << check.detail;
+  EXPECT_NE(check.detail.find("database default: libc en_US.UTF-8 in the source, libc "), std::string::npos) << check.detail;
+}
+
+// The manifest records the schema in the dump's snapshot: a dump that leaves a table out (-T)
+// fails `"schema": "expect": "manifest"` naming the table, its columns and its index, with no
+// reference file to maintain.
+TEST_F(structure, the_schema_recorded_by_the_manifest_names_what_the_dump_left_out) {
+  auto result = drill(dump_by_runner("base", {"-T", "tasks"}), R"([{"type": "schema", "expect": "manifest"}])");
+  EXPECT_EQ(result.verdict(), exit_code::failed) << drill_report(result);
+  const auto& schema = check_named(result, "schema");
+  EXPECT_NE(schema.message.find("the schema differs from the manifest"), std::string::npos) << schema.message;
+  EXPECT_NE(schema.detail.find("missing table public.tasks"), std::string::npos) << schema.detail;
+  EXPECT_NE(schema.detail.find("missing column public.tasks.owner_id: integer"), std::string::npos) << schema.detail;
 }

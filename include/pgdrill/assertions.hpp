@@ -207,6 +207,19 @@ struct large_objects_assertion {
   }
 };
 
+/// `collations`: the restored database sorts text as the source did: its default collation and
+/// every collation a column or index uses have the locale and library version the manifest
+/// recorded.
+struct collations_assertion {
+  static constexpr const char* kind = "collations";
+  std::string name;
+
+  std::string default_name() const { return kind; }
+  static collations_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    return detail::parse_manifest_only<collations_assertion>(value, pointer, source);
+  }
+};
+
 /// `materialized_views`: every materialized view of the manifest is restored, populated where it
 /// was in the source (its rows are reported: a restore refreshes it, so a view stale in the source
 /// comes back current).
@@ -284,16 +297,22 @@ struct roles_assertion {
 
 /// `schema`: the restored database's schema reference (`pgdrill schema`: every table, column,
 /// index, constraint, view, routine, trigger, policy, type, sequence and extension with its
-/// definition) equals a committed one. `reference` is a file, relative to the scenario.
+/// definition) equals a committed one (`reference`: a file, relative to the scenario), or the one
+/// the manifest recorded in the dump's snapshot (`"expect": "manifest"`).
 struct schema_assertion {
   static constexpr const char* kind = "schema";
   std::string name;
   std::string reference;
+  bool from_manifest = false;
 
   std::string default_name() const { return kind; }
   static schema_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
-    detail::json_reader item(value, pointer, source, {"type", "name", "reference"});
-    return {detail::optional_name(item), item.required<std::string>("reference")};
+    detail::json_reader item(value, pointer, source, {"type", "name", "reference", "expect"});
+    schema_assertion check{detail::optional_name(item), item.optional<std::string>("reference").value_or(""),
+                           item.one_of("expect", {"manifest"}, "") == "manifest"};
+    if (check.reference.empty() == !check.from_manifest)
+      item.fail(pointer, "give either 'reference' (a file written by pgdrill schema) or \"expect\": \"manifest\"");
+    return check;
   }
 };
 
@@ -344,7 +363,8 @@ struct read_all_assertion {
   }
 };
 
-/// `thorough`: the integrity preset, planned as amcheck, constraints_valid and read_all.
+/// `thorough`: the integrity preset, planned as amcheck, constraints_valid and read_all, and
+/// collations when the backup's manifest recorded them.
 struct thorough_assertion {
   static constexpr const char* kind = "thorough";
   std::string name;
@@ -367,12 +387,54 @@ struct not_empty_assertion {
   }
 };
 
+/// What a drift check compares with the last passing drill of the scenario.
+enum class drift_aspect { all, rows, backup_size, restore_time, schema };
+
+/// `drift`: this drill against the last passing drill of the same scenario in its history: each
+/// table's row count, the backup's size, the restore time and the schema. Each limit given is
+/// planned as its own check ("drift rows", ...).
+struct drift_assertion {
+  static constexpr const char* kind = "drift";
+  std::string name;  ///< explicit prefix of the planned names; default "drift"
+  std::optional<double> max_row_drop;        ///< no table loses more than this fraction of its rows
+  std::optional<double> max_size_drop;       ///< the backup shrinks by at most this fraction
+  std::optional<double> max_restore_growth;  ///< the restore takes at most this many times as long
+  std::string schema;                        ///< "fail" or "warn" on a changed schema; empty: not compared
+  drift_aspect aspect = drift_aspect::all;   ///< as planned: the one thing compared
+  double limit = 0;                          ///< as planned: that aspect's limit
+  bool warn_only = false;                    ///< as planned: a schema change passes with a warning
+
+  std::string default_name() const {
+    static const char* suffixes[] = {"", " rows", " backup size", " restore time", " schema"};
+    return std::string(kind) + suffixes[static_cast<int>(aspect)];
+  }
+  static drift_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "max_row_drop", "max_size_drop", "max_restore_growth", "schema"});
+    drift_assertion check;
+    check.name = detail::optional_name(item);
+    auto fraction = [&](const char* key) {
+      auto limit = item.optional<double>(key);
+      if (limit && (*limit < 0 || *limit > 1)) item.fail(item.pointer_of(key), "a fraction from 0 to 1 (0.2 is 20%)");
+      return limit;
+    };
+    check.max_row_drop = fraction("max_row_drop");
+    check.max_size_drop = fraction("max_size_drop");
+    check.max_restore_growth = item.optional<double>("max_restore_growth");
+    if (check.max_restore_growth && *check.max_restore_growth < 1)
+      item.fail(item.pointer_of("max_restore_growth"), "a factor of at least 1 (2 allows twice the time)");
+    check.schema = item.one_of("schema", {"fail", "warn"}, "");
+    if (!check.max_row_drop && !check.max_size_drop && !check.max_restore_growth && check.schema.empty())
+      item.fail(pointer, "give at least one of max_row_drop, max_size_drop, max_restore_growth, schema");
+    return check;
+  }
+};
+
 /// Every assertion kind, in the order the docs list them.
 using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
                                sequences_assertion, extensions_present_assertion, freshness_assertion,
                                large_objects_assertion, materialized_views_assertion, schema_objects_assertion, roles_assertion,
                                schema_assertion, amcheck_assertion, constraints_valid_assertion, read_all_assertion,
-                               thorough_assertion, not_empty_assertion>;
+                               thorough_assertion, not_empty_assertion, drift_assertion, collations_assertion>;
 
 /// "row_count", "checksum", ...: the kind of one assertion.
 inline std::string kind_of(const assertion& check) {

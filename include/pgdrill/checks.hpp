@@ -23,6 +23,7 @@
 #include <pgdrill/assertions.hpp>
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/detail/text.hpp>
+#include <pgdrill/drift.hpp>
 #include <pgdrill/integrity.hpp>
 #include <pgdrill/manifest.hpp>
 #include <pgdrill/objects.hpp>
@@ -49,6 +50,8 @@ struct check_context {
   const endpoint* target = nullptr;  ///< the restored database, for checks that read it with their own connection
   /// The roles the restored backups' SQL refers to; null when the restore did not read them.
   const std::set<std::string>* referenced_roles = nullptr;
+  /// The last passing drill and this one's measures, for drift checks; null when not taken.
+  const drift_measures* drift = nullptr;
 };
 
 namespace detail {
@@ -95,6 +98,14 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
       return add(c, "the manifest could not read these at backup time: " + unread);
     add(c);
   };
+  // Collations and the schema reference: recorded by manifests of this pgdrill only.
+  auto needs_recorded = [&](const auto& c, bool recorded, const std::string& what) {
+    if (!expected) return add(c, no_manifest);
+    if (!recorded)
+      return add(c, "this manifest records no " + what + " (an older pgdrill wrote it): take a new one with pgdrill dump or "
+                    "pgdrill manifest");
+    add(c);
+  };
   auto per_manifest_table = [&](const auto& c, auto fill) {
     if (!c.from_manifest) return add(c);
     if (!expected) return add(c, no_manifest);
@@ -137,14 +148,33 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                    [&](const sequences_assertion& c) { c.from_manifest ? needs_objects(c) : add(c); },
                    [&](const large_objects_assertion& c) { needs_objects(c); },
                    [&](const materialized_views_assertion& c) { needs_objects(c); },
+                   [&](const collations_assertion& c) { needs_recorded(c, expected && expected->collations, "collations"); },
+                   [&](const schema_assertion& c) {
+                     c.from_manifest ? needs_recorded(c, expected && expected->schema, "schema reference") : add(c);
+                   },
                    [&](const schema_objects_assertion& c) {
                      expected && expected->schema_objects.empty() ? add(c, "this manifest records no schema object counts")
                                                                   : needs_objects(c);
                    },
-                   [&](const thorough_assertion&) {
+                   [&](const thorough_assertion&) {  // collations too where a manifest recorded them
                      add(amcheck_assertion{});
                      add(constraints_valid_assertion{});
                      add(read_all_assertion{});
+                     if (expected && expected->collations) add(collations_assertion{});
+                   },
+                   [&](const drift_assertion& c) {  // one check per aspect asked for
+                     auto aspect = [&](drift_aspect which, double limit, bool warn_only) {
+                       auto one = c;
+                       one.aspect = which;
+                       one.limit = limit;
+                       one.warn_only = warn_only;
+                       if (!c.name.empty()) one.name = c.name + one.default_name().substr(std::string(c.kind).size());
+                       add(one);
+                     };
+                     if (c.max_row_drop) aspect(drift_aspect::rows, *c.max_row_drop, false);
+                     if (c.max_size_drop) aspect(drift_aspect::backup_size, *c.max_size_drop, false);
+                     if (c.max_restore_growth) aspect(drift_aspect::restore_time, *c.max_restore_growth, false);
+                     if (!c.schema.empty()) aspect(drift_aspect::schema, 0, c.schema == "warn");
                    },
                    [&](const auto& c) { add(c); }},
                original);
@@ -177,11 +207,6 @@ inline std::string describe_bounds(const row_count_assertion& count) {
   if (count.min && count.max) return "between " + std::to_string(*count.min) + " and " + std::to_string(*count.max);
   if (count.min) return ">= " + std::to_string(*count.min);
   return "<= " + std::to_string(*count.max);
-}
-
-inline void pass_or_fail(step_result& step, bool ok, const std::string& passed, const std::string& failed) {
-  step.result = ok ? outcome::passed : outcome::failed;
-  step.message = ok ? passed : failed;
 }
 
 // The table's rows as every check counts them (see content_source); a missing table is the
@@ -431,6 +456,35 @@ inline void run_assertion(pqxx::connection& connection, const sequences_assertio
                           step_result& step) {
   check.from_manifest ? check_sequence_values(context, step) : check_sequences(connection, step);
 }
+// The restored database's collations against the source's: a locale or library version that
+// differs sorts and compares text otherwise (ORDER BY, unique keys, range queries).
+inline void check_collations(const check_context& context, step_result& step) {
+  checksum_connection connection(*context.target);
+  std::map<std::string, collation_state> restored;
+  for (auto& collation : read_collations(connection)) restored[collation.collation] = collation;
+  std::vector<std::string> differences;
+  for (const auto& source : *context.expected->collations) {
+    auto found = restored.find(source.collation);
+    if (found == restored.end()) {
+      differences.push_back(source.collation + ": not in the restore (" + source.locale + " in the source)");
+    } else if (found->second.locale != source.locale) {
+      differences.push_back(source.collation + ": " + source.locale + " in the source, " + found->second.locale + " in the restore");
+    } else if (found->second.version != source.version && !source.version.empty() && !found->second.version.empty()) {
+      differences.push_back(source.collation + " (" + source.locale + "): version " + source.version + " in the source, " +
+                            found->second.version + " in the restore");
+    }
+  }
+  step.expected = std::to_string(context.expected->collations->size()) + " collations as in the source";
+  step.actual = std::to_string(differences.size()) + " differ";
+  std::string few;
+  list_failures(differences, few, step.detail);
+  pass_or_fail(step, differences.empty(), step.expected,
+               "the restore sorts text otherwise than the source: " + few);
+}
+
+inline void run_assertion(pqxx::connection&, const collations_assertion&, const check_context& context, step_result& step) {
+  check_collations(context, step);
+}
 inline void run_assertion(pqxx::connection&, const large_objects_assertion&, const check_context& context, step_result& step) {
   check_large_objects(context, step);
 }
@@ -481,14 +535,6 @@ inline void run_assertion(pqxx::connection& connection, const roles_assertion& c
   check_roles(connection, check, context, step);
 }
 
-// Failures a check lists: the first three in its message ("a; b; c; and 4 more"), every one in
-// its detail, one per line.
-inline void list_failures(const std::vector<std::string>& items, std::string& message, std::string& detail) {
-  for (std::size_t index = 0; index < items.size() && index < 3; ++index) message += (index ? "; " : "") + items[index];
-  if (items.size() > 3) message += "; and " + std::to_string(items.size() - 3) + " more";
-  detail = join(items, "\n");
-}
-
 // An integrity reader's findings as the step's verdict.
 inline void judge_integrity(const integrity_report& report, step_result& step) {
   step.expected = "no problem in " + report.covered;
@@ -524,24 +570,18 @@ inline void run_assertion(pqxx::connection& connection, const not_empty_assertio
 
 // The restored schema against the committed reference: missing, unexpected and changed objects,
 // a few in the message, every one in the detail.
-inline void run_assertion(pqxx::connection& connection, const schema_assertion& check, const check_context&, step_result& step) {
-  auto difference = diff_schema(read_schema_reference_file(check.reference), read_schema_reference(connection));
-  auto file = std::filesystem::path(check.reference).filename().string();
-  step.expected = "as in " + file;
-  auto shown = [](const std::string& line) {  // "column public.t.c: definition"
-    std::string key = detail::object_key(line), definition = detail::object_definition(line);
-    if (auto tab = key.find('\t'); tab != std::string::npos) key[tab] = ' ';
-    return key + (definition.empty() ? "" : ": " + definition);
-  };
-  std::vector<std::string> items;
-  for (const auto& line : difference.missing) items.push_back("missing " + shown(line));
-  for (const auto& line : difference.unexpected) items.push_back("unexpected " + shown(line));
-  for (const auto& [was, now] : difference.changed) items.push_back("changed " + shown(was) + " -> now: " + detail::object_definition(now));
-  step.actual = std::to_string(difference.missing.size()) + " missing, " + std::to_string(difference.unexpected.size()) +
-                " unexpected, " + std::to_string(difference.changed.size()) + " changed";
-  std::string few;
-  list_failures(items, few, step.detail);
-  pass_or_fail(step, difference.empty(), "the schema matches " + file, "the schema differs from " + file + " (" + step.actual + "): " + few);
+inline void run_assertion(pqxx::connection& connection, const schema_assertion& check, const check_context& context,
+                          step_result& step) {
+  auto source = check.from_manifest ? std::string("the manifest") : std::filesystem::path(check.reference).filename().string();
+  step.expected = "as in " + source;
+  auto reference = check.from_manifest ? *context.expected->schema : read_schema_reference_file(check.reference);
+  judge_schema_difference(diff_schema(reference, read_schema_reference(connection)), source, step);
+}
+
+// This drill against the last passing one, measured after the restore (drift.hpp).
+inline void run_assertion(pqxx::connection&, const drift_assertion& check, const check_context& context, step_result& step) {
+  if (!context.drift) throw could_not_verify("the drift measures were not taken");
+  judge_drift(check, *context.drift, step);
 }
 
 // Reports want one-line messages: the rest of a multi-line one goes into the detail.

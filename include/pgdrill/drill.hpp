@@ -23,6 +23,7 @@
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/detail/text.hpp>
 #include <pgdrill/detail/time.hpp>
+#include <pgdrill/drift.hpp>
 #include <pgdrill/existing.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
@@ -32,6 +33,7 @@
 #include <pgdrill/restore.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
+#include <pgdrill/schema.hpp>
 #include <pgdrill/workspace.hpp>
 
 namespace pgdrill {
@@ -73,6 +75,7 @@ struct drill_state {
   std::optional<endpoint> target;       ///< restore: the database restored into
   std::vector<std::string> created_roles;  ///< restore: roles the drill created (dropped on shared servers)
   std::optional<std::set<std::string>> referenced_roles;  ///< restore: roles the backups' SQL refers to
+  std::optional<drift_measures> drift;  ///< after the restore, when a drift check is planned
   std::string stopped_by;               ///< the first stage that failed or could not run
 
   /// Record a check's result (and the rows it counted) and tell the caller's on_step.
@@ -105,6 +108,7 @@ struct drill_state {
     context.expected = expected ? &*expected : nullptr;
     context.target = target ? &*target : nullptr;
     context.referenced_roles = referenced_roles ? &*referenced_roles : nullptr;
+    context.drift = drift ? &*drift : nullptr;
     if (!located.backups.empty()) context.backup_time = located.backups.front().taken_at();
     if (expected)
       if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
@@ -444,6 +448,34 @@ inline void checks(drill_state& state) {
   }
 }
 
+/// What the drift checks compare, measured once after the restore: the scenario's last passing
+/// drill in its history, and this drill's row counts and schema (which its own history line
+/// keeps for the drills after it).
+inline void measure_for_drift(drill_state& state) {
+  std::set<drift_aspect> aspects;
+  for (const auto& check : state.planned_checks())
+    if (const auto* drift = std::get_if<drift_assertion>(&check.check)) aspects.insert(drift->aspect);
+  if (aspects.empty() || !state.stopped_by.empty()) return;
+  auto& measures = state.drift.emplace();
+  measures.history = state.plan.history.value_or(std::filesystem::path());
+  measures.backup_size = state.result.backup.size_bytes;
+  measures.restore_seconds = state.result.restore.seconds;
+  try {
+    if (!measures.history.empty()) measures.baseline = last_passing_drill(measures.history, state.plan.name);
+    if (aspects.count(drift_aspect::rows)) {
+      measures.rows = count_rows_of_user_tables(*state.target);
+      state.result.table_rows.insert(measures.rows.begin(), measures.rows.end());
+    }
+    if (aspects.count(drift_aspect::schema)) {
+      pqxx::connection connection(state.target->conninfo());
+      measures.schema = read_schema_reference(connection);
+      state.result.schema_reference = measures.schema;
+    }
+  } catch (const std::exception& failure) {
+    measures.problem = failure.what();
+  }
+}
+
 /// Stop and remove the server, then drop the roles the drill created on a shared one. Runs
 /// whatever stopped the drill, and never throws.
 inline void teardown(drill_state& state) {
@@ -480,6 +512,7 @@ inline void run_restore_stages(drill_state& state) {
   run_stage(state, "provision server", stages::provision);
   run_stage(state, "restore", stages::restore);
   run_check_stage(state, "restore time", stages::rto);
+  stages::measure_for_drift(state);
 }
 
 /// Run a whole drill. Never throws for a stage that fails or cannot run: that is in the result

@@ -38,6 +38,7 @@ struct history_entry {
   std::optional<double> restore_seconds;  ///< absent when the restore did not complete
   double drill_seconds = 0;
   std::map<std::string, long long> tables;  ///< row counts the drill measured
+  std::vector<std::string> schema;          ///< the schema reference, when a drift check read it
 
   bool passed() const { return exit_code == 0; }
 
@@ -47,6 +48,7 @@ struct history_entry {
                            {"backup_size_bytes", backup_size}, {"backup_taken_at", backup_taken_at},
                            {"drill_seconds", drill_seconds}, {"tables", tables}};
     line["restore_seconds"] = restore_seconds ? nlohmann::json(*restore_seconds) : nlohmann::json();
+    if (!schema.empty()) line["schema"] = schema;
     return line;
   }
 };
@@ -65,6 +67,7 @@ inline history_entry history_entry_from(const drill_result& result) {
   entry.restore_seconds = result.restore.seconds;
   entry.drill_seconds = result.seconds;
   entry.tables = result.table_rows;
+  entry.schema = result.schema_reference;
   return entry;
 }
 
@@ -98,7 +101,7 @@ inline std::vector<history_entry> read_history(const std::filesystem::path& file
     }
     detail::json_reader item(document, "", source,
                              {"pgdrill_history", "at", "scenario", "exit_code", "outcome", "backup", "backup_size_bytes",
-                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables"});
+                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables", "schema"});
     if (item.required<int>("pgdrill_history") != history_version) item.fail("/pgdrill_history", "unsupported version");
     history_entry entry;
     entry.at = item.required<std::string>("at");
@@ -112,6 +115,7 @@ inline std::vector<history_entry> read_history(const std::filesystem::path& file
     entry.drill_seconds = item.optional<double>("drill_seconds").value_or(0);
     auto tables = item.object("tables", {});
     for (const auto& table : tables.value().items()) entry.tables[table.key()] = tables.required<long long>(table.key());
+    entry.schema = item.strings("schema");
     if (scenario.empty() || entry.scenario == scenario) entries.push_back(entry);
   }
   return entries;

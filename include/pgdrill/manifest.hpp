@@ -21,6 +21,7 @@
 #include <pgdrill/objects.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
+#include <pgdrill/schema.hpp>
 
 namespace pgdrill {
 
@@ -44,6 +45,8 @@ struct manifest {
   std::vector<sequence_state> sequences;       ///< read before pg_dump starts (sequences are not transactional)
   std::vector<matview_state> materialized_views;
   std::map<std::string, long long> schema_objects;  ///< objects per kind (read_schema_objects)
+  std::optional<std::vector<collation_state>> collations;  ///< absent in manifests of an older pgdrill
+  std::optional<std::vector<std::string>> schema;  ///< the schema reference (schema.hpp); absent in older manifests
 
   /// "name: why" for each table or object that could not be read when the manifest was taken.
   std::vector<std::string> unreadable() const {
@@ -99,6 +102,12 @@ struct manifest {
     for (const auto& view : materialized_views)
       document["materialized_views"][view.view] = or_error(view.error, {{"populated", view.populated}, {"rows", view.rows}});
     document["schema_objects"] = schema_objects;
+    if (collations) {
+      document["collations"] = nlohmann::json::object();
+      for (const auto& collation : *collations)
+        document["collations"][collation.collation] = {{"locale", collation.locale}, {"version", collation.version}};
+    }
+    if (schema) document["schema"] = *schema;
     if (!backup_file.empty())
       document["backup"] = {{"file", backup_file}, {"sha256", backup_sha256}, {"size_bytes", backup_size},
                             {"pg_dump_command", dump_command}, {"pg_dump_version", dump_version}};
@@ -127,12 +136,21 @@ struct manifest {
       if (entry.has("error")) result.materialized_views.push_back({item.key(), false, 0, entry.required<std::string>("error")});
       else result.materialized_views.push_back({item.key(), entry.required<bool>("populated"), entry.required<long long>("rows"), ""});
     }
+    if (root.has("schema")) result.schema = root.strings("schema");
+    if (root.has("collations")) {
+      auto collations = root.object("collations", {});
+      auto& recorded = result.collations.emplace();
+      for (const auto& item : collations.value().items()) {
+        detail::json_reader entry(item.value(), collations.pointer_of(item.key()), source, {"locale", "version"});
+        recorded.push_back({item.key(), entry.required<std::string>("locale"), entry.required<std::string>("version")});
+      }
+    }
   }
 
   static manifest from_json(const nlohmann::json& document, const std::string& source) {
     detail::json_reader root(document, "", source,
                              {"pgdrill_manifest", "created_at", "server_version", "database", "snapshot", "checksum",
-                              "tables", "backup", "large_objects", "sequences", "materialized_views", "schema_objects"});
+                              "tables", "backup", "large_objects", "sequences", "materialized_views", "schema_objects", "collations", "schema"});
     int format = root.required<int>("pgdrill_manifest");
     if (format < 1 || format > manifest_format)
       root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads 1 to " + std::to_string(manifest_format) + ")");
@@ -272,6 +290,21 @@ class snapshot_session {
   std::vector<sequence_state> sequences_;
 };
 
+namespace detail {
+
+// The schema reference as the snapshot `snapshot` sees the database.
+inline std::vector<std::string> read_schema_in_snapshot(const endpoint& source, const std::string& snapshot) {
+  pqxx::connection connection(source.conninfo());
+  pqxx::nontransaction tx(connection);  // the block is ours: SET TRANSACTION SNAPSHOT must come first in it
+  tx.exec("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+  tx.exec("SET TRANSACTION SNAPSHOT " + tx.quote(snapshot));
+  auto lines = read_schema_reference(tx);
+  tx.exec("COMMIT");
+  return lines;
+}
+
+}  // namespace detail
+
 /// The manifest of a live database, every table checksummed over `parallel` connections in
 /// `session`'s snapshot.
 inline manifest take_manifest(const endpoint& source, const snapshot_session& session, int parallel = 0) {
@@ -289,6 +322,8 @@ inline manifest take_manifest(const endpoint& source, const snapshot_session& se
   objects.use_snapshot(session.snapshot());
   result.materialized_views = read_matviews(objects);
   result.schema_objects = read_schema_objects(objects);
+  result.collations = read_collations(objects);
+  result.schema = detail::read_schema_in_snapshot(source, session.snapshot());
   try {  // last on this connection: a large object this role may not read aborts its transaction
     result.large_objects = read_large_objects(objects);
   } catch (const could_not_verify& failure) {

@@ -43,6 +43,14 @@ struct matview_state {
   std::string error;  ///< why it could not be read
 };
 
+/// A collation the data depends on: its locale and the version its library reports. Text sorts
+/// and compares as that library version does; another version may order it otherwise.
+struct collation_state {
+  std::string collation;  ///< "database default", or "schema.name"
+  std::string locale;     ///< provider and locale: "libc en_US.UTF-8", "icu und-x-icu"
+  std::string version;    ///< as the library reports it (empty: it reports none, e.g. C, or before PostgreSQL 15 for the default)
+};
+
 namespace detail {
 
 // Objects of a kind (pg_class.relkind) in user schemas, extension members excluded, sorted;
@@ -139,6 +147,38 @@ inline std::map<std::string, long long> read_schema_objects(checksum_connection&
   for (int row = 0; row < PQntuples(result.get()); ++row)
     counts[PQgetvalue(result.get(), row, 0)] = std::stoll(PQgetvalue(result.get(), row, 1));
   return counts;
+}
+
+/// The database's default collation, and every other collation a user column or index uses,
+/// each with the version its library reports on this server (PostgreSQL 13 to 18: the locale
+/// columns are read through to_jsonb, as their names changed).
+inline std::vector<collation_state> read_collations(checksum_connection& connection) {
+  auto with_provider = [](const std::string& column) {
+    return "CASE " + column + " WHEN 'c' THEN 'libc' WHEN 'i' THEN 'icu' WHEN 'b' THEN 'builtin' ELSE 'default' END";
+  };
+  bool has_database_version = std::stoi(detail::first_value(connection, "SHOW server_version_num")) >= 150000;
+  std::vector<collation_state> collations;
+  auto add_rows = [&](const std::string& sql) {
+    auto result = connection.execute(sql);
+    for (int row = 0; row < PQntuples(result.get()); ++row)
+      collations.push_back({PQgetvalue(result.get(), row, 0), PQgetvalue(result.get(), row, 1), PQgetvalue(result.get(), row, 2)});
+  };
+  add_rows("SELECT 'database default', " + with_provider("coalesce(to_jsonb(d) ->> 'datlocprovider', 'c')") +
+           " || ' ' || coalesce(to_jsonb(d) ->> 'datlocale', to_jsonb(d) ->> 'daticulocale', d.datcollate), " +
+           (has_database_version ? "coalesce(pg_catalog.pg_database_collation_actual_version(d.oid), '')" : "''") +
+           " FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()");
+  add_rows("SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.collname), " +
+           with_provider("c.collprovider") +
+           " || ' ' || coalesce(to_jsonb(c) ->> 'colllocale', to_jsonb(c) ->> 'colliculocale', c.collcollate, ''), "
+           "coalesce(pg_catalog.pg_collation_actual_version(c.oid), '') FROM pg_catalog.pg_collation c "
+           "JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace WHERE c.collprovider <> 'd' AND c.oid IN ("
+           "SELECT a.attcollation FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid = a.attrelid "
+           "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace WHERE a.attnum > 0 AND NOT a.attisdropped "
+           "AND rn.nspname NOT IN ('pg_catalog', 'information_schema') AND rn.nspname NOT LIKE 'pg\\_toast%' "
+           "UNION SELECT unnest(i.indcollation::oid[]) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class r ON r.oid = i.indrelid "
+           "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace WHERE rn.nspname NOT IN ('pg_catalog', 'information_schema')) "
+           "ORDER BY 1");
+  return collations;
 }
 
 }  // namespace pgdrill

@@ -50,6 +50,24 @@ inline step_result make_step(std::string name, std::string kind, outcome result,
   return step;
 }
 
+namespace detail {
+
+// A check's verdict and the message that goes with it.
+inline void pass_or_fail(step_result& step, bool ok, const std::string& passed, const std::string& failed) {
+  step.result = ok ? outcome::passed : outcome::failed;
+  step.message = ok ? passed : failed;
+}
+
+// Failures a check lists: the first three in its message ("a; b; c; and 4 more"), every one in
+// its detail, one per line.
+inline void list_failures(const std::vector<std::string>& items, std::string& message, std::string& detail) {
+  for (std::size_t index = 0; index < items.size() && index < 3; ++index) message += (index ? "; " : "") + items[index];
+  if (items.size() > 3) message += "; and " + std::to_string(items.size() - 3) + " more";
+  detail = join(items, "\n");
+}
+
+}  // namespace detail
+
 /// The backup a drill chose and what its bytes said.
 struct backup_facts {
   std::vector<std::string> files;     ///< restored in this order
@@ -118,6 +136,7 @@ struct drill_result {
   server_facts server;
   restore_facts restore;
   std::map<std::string, long long> table_rows;   ///< rows counted per table by the checks
+  std::vector<std::string> schema_reference;      ///< the restored schema, when a drift check read it
   coverage_facts coverage;
 
   exit_code verdict() const { return verdict_of(stages, checks); }

@@ -234,7 +234,7 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
     root.fail("/assertions", "needs a non-empty array: a drill that asserts nothing proves nothing");
   for (std::size_t index = 0; index < assertions.size(); ++index) {
     result.assertions.push_back(parse_assertion(assertions[index], "/assertions/" + std::to_string(index), source));
-    if (auto* schema = std::get_if<schema_assertion>(&result.assertions.back())) {
+    if (auto* schema = std::get_if<schema_assertion>(&result.assertions.back()); schema && !schema->from_manifest) {
       schema->reference = detail::resolve_path(base, schema->reference).string();
       if (!std::filesystem::is_regular_file(schema->reference))
         root.fail("/assertions/" + std::to_string(index) + "/reference", "no such file: " + schema->reference);

@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 
 #include <pgdrill/error.hpp>
+#include <pgdrill/result.hpp>
 
 namespace pgdrill {
 
@@ -109,10 +110,10 @@ inline std::vector<std::string> schema_queries() {
 
 }  // namespace detail
 
-/// The schema reference of the database `connection` is on: one "KIND<TAB>NAME<TAB>DEFINITION"
-/// line per object (names quoted as SQL needs them), sorted byte-wise.
-inline std::vector<std::string> read_schema_reference(pqxx::connection& connection) {
-  pqxx::read_transaction tx(connection);
+/// The schema reference as `tx` sees the database, inside a transaction block (a manifest reads
+/// it in the dump's snapshot): one "KIND<TAB>NAME<TAB>DEFINITION" line per object (names quoted
+/// as SQL needs them), sorted byte-wise.
+inline std::vector<std::string> read_schema_reference(pqxx::transaction_base& tx) {
   // Definitions name objects relative to the search path: with none, every name is qualified,
   // whatever the database's or the session's setting.
   tx.exec("SET LOCAL search_path = pg_catalog");
@@ -122,6 +123,12 @@ inline std::vector<std::string> read_schema_reference(pqxx::connection& connecti
       lines.push_back(std::string(row[0].c_str()) + "\t" + row[1].c_str() + "\t" + (row[2].is_null() ? "" : row[2].c_str()));
   std::sort(lines.begin(), lines.end());
   return lines;
+}
+
+/// The schema reference of the database `connection` is on.
+inline std::vector<std::string> read_schema_reference(pqxx::connection& connection) {
+  pqxx::read_transaction tx(connection);
+  return read_schema_reference(tx);
 }
 
 /// A reference file's lines (comments and blank lines skipped); could_not_verify when unreadable.
@@ -159,6 +166,7 @@ inline std::string object_definition(const std::string& line) {
 
 }  // namespace detail
 
+/// How a database's schema differs from `reference`.
 inline schema_difference diff_schema(const std::vector<std::string>& reference, const std::vector<std::string>& actual) {
   std::map<std::string, std::string> expected, found;
   for (const auto& line : reference) expected[detail::object_key(line)] = line;
@@ -173,5 +181,29 @@ inline schema_difference diff_schema(const std::vector<std::string>& reference, 
     if (!expected.count(key)) difference.unexpected.push_back(line);
   return difference;
 }
+
+namespace detail {
+
+// A schema difference as a check's verdict against `against` (a file, an earlier drill): the
+// missing, unexpected and changed objects, a few in the message, every one in the detail.
+inline void judge_schema_difference(const schema_difference& difference, const std::string& against, step_result& step) {
+  auto shown = [](const std::string& line) {  // "column public.t.c: definition"
+    std::string key = object_key(line), definition = object_definition(line);
+    if (auto tab = key.find('\t'); tab != std::string::npos) key[tab] = ' ';
+    return key + (definition.empty() ? "" : ": " + definition);
+  };
+  std::vector<std::string> items;
+  for (const auto& line : difference.missing) items.push_back("missing " + shown(line));
+  for (const auto& line : difference.unexpected) items.push_back("unexpected " + shown(line));
+  for (const auto& [was, now] : difference.changed) items.push_back("changed " + shown(was) + " -> now: " + object_definition(now));
+  step.actual = std::to_string(difference.missing.size()) + " missing, " + std::to_string(difference.unexpected.size()) +
+                " unexpected, " + std::to_string(difference.changed.size()) + " changed";
+  std::string few;
+  list_failures(items, few, step.detail);
+  pass_or_fail(step, difference.empty(), "the schema matches " + against,
+               "the schema differs from " + against + " (" + step.actual + "): " + few);
+}
+
+}  // namespace detail
 
 }  // namespace pgdrill
