@@ -454,27 +454,64 @@ command_entry checksum_entry() {
           }};
 }
 
-// The schema reference of a live database, to commit beside a scenario ("type": "schema").
-int schema_command(const std::string& conninfo, const std::string& out) {
-  pqxx::connection connection(pgdrill::endpoint_from_conninfo(conninfo).conninfo());
+struct schema_arguments {
+  std::string source, backup, out, pg_bin;
+};
+
+// A backup's schema, restored into a throwaway local server as a drill restores it.
+pgdrill::backup_schema schema_of_backup(const schema_arguments& args) {
+  pgdrill::scenario plan;
+  plan.name = "schema";
+  plan.backup.file = args.backup;
+  plan.hygiene.min_size_bytes = 0;
+  pgdrill::drill_options options;
+  options.local.binaries = binaries_from(args.pg_bin);
+  return pgdrill::schema_of_backup(plan, options);
+}
+
+// Why a backup's schema could not be read, and the exit code: 1 when a stage found the backup
+// broken, else 2.
+int explain_unrestored(const pgdrill::drill_result& result) {
+  for (const auto& stage : result.stages)
+    if (stage.result != pgdrill::outcome::passed) std::cerr << "pgdrill: " << stage.name << ": " << stage.message << std::endl;
+  return code(pgdrill::verdict_of(result.stages, {}) == exit_code::failed ? exit_code::failed : exit_code::not_verified);
+}
+
+// The schema reference of a live database or of a backup, to commit beside a scenario
+// ("type": "schema").
+int schema_command(const schema_arguments& args) {
+  if (!args.source.empty() && !args.backup.empty()) throw pgdrill::usage_error("give --source or --backup, not both");
+  std::vector<std::string> lines;
+  if (args.backup.empty()) {
+    pqxx::connection connection(pgdrill::endpoint_from_conninfo(args.source).conninfo());
+    lines = pgdrill::read_schema_reference(connection);
+  } else {
+    auto restored = schema_of_backup(args);
+    if (!restored.restored) return explain_unrestored(restored.result);
+    lines = restored.lines;
+  }
   std::ofstream file;
-  if (!out.empty()) file.open(out, std::ios::binary | std::ios::trunc);
-  std::ostream& sink = out.empty() ? std::cout : file;
+  if (!args.out.empty()) file.open(args.out, std::ios::binary | std::ios::trunc);
+  std::ostream& sink = args.out.empty() ? std::cout : file;
   sink << pgdrill::schema_reference_header << "\n";
-  for (const auto& line : pgdrill::read_schema_reference(connection)) sink << line << "\n";
-  if (!sink.flush()) throw pgdrill::could_not_verify("cannot write the schema reference to " + (out.empty() ? "stdout" : out));
+  for (const auto& line : lines) sink << line << "\n";
+  if (!sink.flush()) throw pgdrill::could_not_verify("cannot write the schema reference to " + (args.out.empty() ? "stdout" : args.out));
   return code(exit_code::passed);
 }
 
 command_entry schema_entry() {
   return {"schema", "Print a database's schema reference: one sorted line per table, column, index, constraint, view, ...",
-          "pgdrill schema --source 'dbname=shop' --out scenarios/shop.schema.ref", "",
+          "pgdrill schema --source 'dbname=shop' --out scenarios/shop.schema.ref",
+          "With --backup, the backup is restored into a throwaway local server and its schema read:\n"
+          "exit 1 when it does not restore (the backup is broken), 2 when it could not be tried.",
           [](CLI::App& app) -> command_body {
-            auto conninfo = std::make_shared<std::string>(), out = std::make_shared<std::string>();
-            app.add_option("--source", *conninfo, "libpq connection string or URL (default: PG* variables, DATABASE_URL)")
+            auto args = std::make_shared<schema_arguments>();
+            app.add_option("--source", args->source, "libpq connection string or URL (default: PG* variables, DATABASE_URL)")
                 ->envname("PGDRILL_SOURCE");
-            app.add_option("--out", *out, "File to write (default: print it)");
-            return [=] { return schema_command(*conninfo, *out); };
+            app.add_option("--backup", args->backup, "Or: a backup file (any format pgdrill restores)");
+            app.add_option("--out", args->out, "File to write (default: print it)");
+            add_pg_bin(app, args->pg_bin);
+            return [args] { return schema_command(*args); };
           }};
 }
 

@@ -231,3 +231,19 @@ TEST_F(structure, the_schema_recorded_by_the_manifest_names_what_the_dump_left_o
   EXPECT_NE(schema.detail.find("missing table public.tasks"), std::string::npos) << schema.detail;
   EXPECT_NE(schema.detail.find("missing column public.tasks.owner_id: integer"), std::string::npos) << schema.detail;
 }
+
+// `pgdrill schema --backup` restores the backup into a throwaway server and writes its reference:
+// the same as the source's; a truncated backup does not restore and is exit 1, naming the stage.
+TEST_F(structure, the_schema_of_a_backup_is_its_sources_and_a_broken_one_says_why) {
+  auto backup = dump_changed("schema_of_backup", "");
+  auto written = workspace_->path() / "from_backup.schema.ref";
+  auto taken = run_captured(command(PGDRILL_RUNNER_PATH, {"schema", "--backup", backup.string(), "--out", written.string()}));
+  ASSERT_EQ(taken.exit_code, 0) << taken.output;
+  EXPECT_EQ(read_schema_reference_file(written), read_schema_reference_file(reference()));
+  auto truncated = workspace_->path() / "truncated.dump";
+  std::filesystem::copy_file(backup, truncated);
+  std::filesystem::resize_file(truncated, std::filesystem::file_size(backup) / 2);
+  auto broken = run_captured(command(PGDRILL_RUNNER_PATH, {"schema", "--backup", truncated.string()}));
+  EXPECT_EQ(broken.exit_code, 1) << broken.output;
+  EXPECT_NE(broken.output.find("pgdrill: restore: "), std::string::npos) << broken.output;
+}

@@ -515,6 +515,33 @@ inline void run_restore_stages(drill_state& state) {
   stages::measure_for_drift(state);
 }
 
+/// A backup's schema reference, and the drill that read it: the backup restored as `plan` says,
+/// the reference read, the server torn down. When the restore did not complete, `restored` is
+/// false and the result's stages say why.
+struct backup_schema {
+  bool restored = false;
+  std::vector<std::string> lines;
+  drill_result result;
+};
+
+inline backup_schema schema_of_backup(const scenario& plan, const drill_options& options = {}) {
+  drill_state state(plan, options);
+  run_restore_stages(state);
+  backup_schema schema;
+  if (state.stopped_by.empty()) {
+    try {
+      pqxx::connection connection(state.target->conninfo());
+      schema.lines = read_schema_reference(connection);
+      schema.restored = true;
+    } catch (const std::exception& failure) {
+      state.record_stage(make_step("read schema", "stage", outcome::error, failure.what()));
+    }
+  }
+  stages::teardown(state);
+  schema.result = state.finish();
+  return schema;
+}
+
 /// Run a whole drill. Never throws for a stage that fails or cannot run: that is in the result
 /// (see drill_result::verdict). The server is gone when this returns, whatever happened.
 inline drill_result run_drill(const scenario& plan, const drill_options& options = {}) {
