@@ -247,3 +247,19 @@ TEST_F(structure, the_schema_of_a_backup_is_its_sources_and_a_broken_one_says_wh
   EXPECT_EQ(broken.exit_code, 1) << broken.output;
   EXPECT_NE(broken.output.find("pgdrill: restore: "), std::string::npos) << broken.output;
 }
+
+// Integrity probes run over parallel connections: a probe that fails is a finding on its object,
+// the others still run, and findings come sorted whatever worker found them.
+TEST_F(structure, integrity_probes_run_in_parallel_and_one_failure_stops_none) {
+  std::vector<detail::probe_task> probes;
+  for (const char* object : {"d", "b", "a", "c"})
+    probes.push_back({object, std::string(object) == "b" || std::string(object) == "d" ? "SELECT 1 / 0" : "SELECT 1", {}});
+  int ran = 0;
+  probes.push_back({"e", "SELECT 2", [&](const pqxx::result& rows, std::vector<integrity_finding>&) { ran = rows[0][0].as<int>(); }});
+  auto findings = detail::run_probes(source_->admin(), probes, 2);
+  ASSERT_EQ(findings.size(), 2U);
+  EXPECT_EQ(findings[0].object, "b");
+  EXPECT_EQ(findings[1].object, "d");
+  EXPECT_NE(findings[0].problem.find("division by zero"), std::string::npos) << findings[0].problem;
+  EXPECT_EQ(ran, 2);
+}

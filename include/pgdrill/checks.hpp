@@ -546,17 +546,17 @@ inline void judge_integrity(const integrity_report& report, step_result& step) {
   pass_or_fail(step, report.findings.empty(), "checked " + report.covered, few);
 }
 
-inline void run_assertion(pqxx::connection& connection, const amcheck_assertion&, const check_context&, step_result& step) {
-  judge_integrity(amcheck_database(connection), step);
+inline void run_assertion(pqxx::connection&, const amcheck_assertion&, const check_context& context, step_result& step) {
+  judge_integrity(amcheck_database(*context.target), step);
 }
 inline void run_assertion(pqxx::connection& connection, const constraints_valid_assertion&, const check_context&, step_result& step) {
   judge_integrity(validate_not_valid_constraints(connection), step);
 }
-inline void run_assertion(pqxx::connection& connection, const read_all_assertion&, const check_context&, step_result& step) {
-  judge_integrity(read_every_row(connection), step);
+inline void run_assertion(pqxx::connection&, const read_all_assertion&, const check_context& context, step_result& step) {
+  judge_integrity(read_every_row(*context.target), step);
 }
 inline void run_assertion(pqxx::connection&, const thorough_assertion&, const check_context&, step_result&) {
-  throw std::logic_error("the thorough preset is planned as its three kinds");
+  throw std::logic_error("the thorough preset is planned as the kinds it stands for");
 }
 inline void run_assertion(pqxx::connection& connection, const not_empty_assertion& check, const check_context&, step_result& step) {
   long long tables = count_user_tables(connection);

@@ -3,12 +3,18 @@
 // Each reader returns what it looked at and what it found, for checks.hpp to judge.
 #pragma once
 
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <pqxx/pqxx>
 
 #include <pgdrill/error.hpp>
+#include <pgdrill/provider.hpp>
 
 namespace pgdrill {
 
@@ -48,13 +54,57 @@ void probe(pqxx::nontransaction& tx, const std::string& object, const std::strin
   }
 }
 
+// One query about one object; `on_rows` turns what it returns into findings (none: it only has
+// to run without an error).
+struct probe_task {
+  std::string object, query;
+  std::function<void(const pqxx::result&, std::vector<integrity_finding>&)> on_rows;
+};
+
+// The probes over up to `parallel` connections to `target` (0: one per core): each query an
+// autocommit statement of its own, so one that fails is a finding and the rest go on. Findings
+// come sorted by object; a lost connection throws.
+inline std::vector<integrity_finding> run_probes(const endpoint& target, const std::vector<probe_task>& probes, int parallel = 0) {
+  if (parallel <= 0) parallel = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  std::size_t workers = std::max<std::size_t>(1, std::min<std::size_t>(static_cast<std::size_t>(parallel), probes.size()));
+  std::vector<std::vector<integrity_finding>> found(workers);
+  std::vector<std::exception_ptr> failures(workers);
+  std::atomic<std::size_t> next{0};
+  auto work = [&](std::size_t worker) {
+    try {
+      pqxx::connection connection(target.conninfo());
+      pqxx::nontransaction tx(connection);
+      for (std::size_t index; (index = next++) < probes.size();) {
+        const auto& task = probes[index];
+        probe(tx, task.object, task.query, found[worker], [&](const pqxx::result& rows) {
+          if (task.on_rows) task.on_rows(rows, found[worker]);
+        });
+      }
+    } catch (...) {
+      failures[worker] = std::current_exception();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (std::size_t worker = 1; worker < workers; ++worker) threads.emplace_back(work, worker);
+  work(0);
+  for (auto& thread : threads) thread.join();
+  for (const auto& failure : failures)
+    if (failure) std::rethrow_exception(failure);
+  std::vector<integrity_finding> findings;
+  for (auto& some : found) findings.insert(findings.end(), some.begin(), some.end());
+  std::stable_sort(findings.begin(), findings.end(), [](const auto& a, const auto& b) { return a.object < b.object; });
+  return findings;
+}
+
 }  // namespace detail
 
 /// amcheck over the database: bt_index_check(heapallindexed) on every valid B-tree index, and
 /// verify_heapam on every table where the extension has it (PostgreSQL 14+). The extension is
-/// created for the check and dropped after it, so the database is left as restored. Throws
-/// could_not_verify when the server lacks amcheck's files.
-inline integrity_report amcheck_database(pqxx::connection& connection) {
+/// created for the check and dropped after it, so the database is left as restored; the checks
+/// run over `parallel` connections (0: one per core). Throws could_not_verify when the server
+/// lacks amcheck's files.
+inline integrity_report amcheck_database(const endpoint& target, int parallel = 0) {
+  pqxx::connection connection(target.conninfo());
   pqxx::nontransaction tx(connection);
   bool created = tx.exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'amcheck'").empty();
   try {
@@ -68,19 +118,27 @@ inline integrity_report amcheck_database(pqxx::connection& connection) {
   integrity_report report;
   auto indexes = detail::user_relations_of_kind(tx, "i", "JOIN pg_catalog.pg_index x ON x.indexrelid = c.oid AND x.indisvalid "
                                                          "AND x.indisready JOIN pg_catalog.pg_am a ON a.oid = c.relam AND a.amname = 'btree'");
+  std::vector<detail::probe_task> probes;
   for (const auto& index : indexes)
-    detail::probe(tx, index[1].c_str(), "SELECT " + schema + ".bt_index_check(" + index[0].c_str() + ", true)", report.findings,
-                  [](const pqxx::result&) {});
+    probes.push_back({index[1].c_str(), "SELECT " + schema + ".bt_index_check(" + index[0].c_str() + ", true)", {}});
   bool heap = !tx.exec("SELECT 1 FROM pg_catalog.pg_proc WHERE proname = 'verify_heapam'").empty();
   auto tables = detail::user_relations_of_kind(tx, "r,m");
   if (heap)
-    for (const auto& table : tables)
-      detail::probe(tx, table[1].c_str(), "SELECT blkno, offnum, msg FROM " + schema + ".verify_heapam(" + table[0].c_str() + ") LIMIT 3",
-                    report.findings, [&](const pqxx::result& rows) {
-                      for (const auto& row : rows)
-                        report.findings.push_back({table[1].c_str(), std::string("block ") + row[0].c_str() + ", item " +
-                                                                         (row[1].is_null() ? "-" : row[1].c_str()) + ": " + row[2].c_str()});
-                    });
+    for (const auto& table : tables) {
+      std::string name = table[1].c_str();
+      probes.push_back({name, "SELECT blkno, offnum, msg FROM " + schema + ".verify_heapam(" + table[0].c_str() + ") LIMIT 3",
+                        [name](const pqxx::result& rows, std::vector<integrity_finding>& findings) {
+                          for (const auto& row : rows)
+                            findings.push_back({name, std::string("block ") + row[0].c_str() + ", item " +
+                                                          (row[1].is_null() ? "-" : row[1].c_str()) + ": " + row[2].c_str()});
+                        }});
+    }
+  try {
+    report.findings = detail::run_probes(target, probes, parallel);
+  } catch (...) {
+    if (created) tx.exec("DROP EXTENSION amcheck");
+    throw;
+  }
   if (created) tx.exec("DROP EXTENSION amcheck");
   report.covered = std::to_string(indexes.size()) + " B-tree indexes" +
                    (heap ? ", " + std::to_string(tables.size()) + " heaps" : " (heaps: verify_heapam needs PostgreSQL 14)");
@@ -124,23 +182,24 @@ inline integrity_report validate_not_valid_constraints(pqxx::connection& connect
 }
 
 /// Every row of every table and populated materialized view read as text, which decompresses
-/// and detoasts every value: a corrupt datum or page fails its table.
-inline integrity_report read_every_row(pqxx::connection& connection) {
+/// and detoasts every value: a corrupt datum or page fails its table. Tables are read over
+/// `parallel` connections (0: one per core).
+inline integrity_report read_every_row(const endpoint& target, int parallel = 0) {
+  pqxx::connection connection(target.conninfo());
   pqxx::nontransaction tx(connection);
-  auto relations = detail::user_relations_of_kind(tx, "r,m", "");
+  // WITH NO DATA materialized views store nothing to read.
+  auto relations = detail::user_relations_of_kind(tx, "r,m", "JOIN pg_catalog.pg_class p ON p.oid = c.oid AND (p.relkind = 'r' OR p.relispopulated)");
   integrity_report report;
-  long long rows_read = 0, bytes_read = 0;
-  std::size_t read = 0;
-  for (const auto& relation : relations) {
-    if (!tx.exec("SELECT 1 FROM pg_catalog.pg_class WHERE oid = " + std::string(relation[0].c_str()) + " AND relkind = 'm' AND NOT relispopulated").empty())
-      continue;  // WITH NO DATA: nothing stored to read
-    ++read;
-    detail::probe(tx, relation[1].c_str(), "SELECT count(*), coalesce(sum(octet_length(t::text)), 0) FROM ONLY " + std::string(relation[1].c_str()) + " t",
-                  report.findings, [&](const pqxx::result& rows) {
-                    rows_read += rows[0][0].as<long long>();
-                    bytes_read += rows[0][1].as<long long>();
-                  });
-  }
+  std::atomic<long long> rows_read{0}, bytes_read{0};
+  std::vector<detail::probe_task> probes;
+  for (const auto& relation : relations)
+    probes.push_back({relation[1].c_str(), "SELECT count(*), coalesce(sum(octet_length(t::text)), 0) FROM ONLY " + std::string(relation[1].c_str()) + " t",
+                      [&](const pqxx::result& rows, std::vector<integrity_finding>&) {
+                        rows_read += rows[0][0].as<long long>();
+                        bytes_read += rows[0][1].as<long long>();
+                      }});
+  report.findings = detail::run_probes(target, probes, parallel);
+  std::size_t read = relations.size();
   report.covered = std::to_string(read) + " tables and materialized views, " + std::to_string(rows_read) + " rows, " +
                    std::to_string(bytes_read) + " bytes of text";
   return report;
