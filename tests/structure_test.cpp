@@ -263,3 +263,20 @@ TEST_F(structure, integrity_probes_run_in_parallel_and_one_failure_stops_none) {
   EXPECT_NE(findings[0].problem.find("division by zero"), std::string::npos) << findings[0].problem;
   EXPECT_EQ(ran, 2);
 }
+
+// A check that counts a partitioned parent (its rows are its partitions') puts it in the history
+// line; the next drill's drift rows must count it the same way, not call it gone.
+TEST_F(structure, drift_counts_a_partitioned_parent_a_check_counted_before) {
+  scratch_dir dir;
+  auto history = dir.path() / "drills.jsonl";
+  const std::string assertions = R"([{"type": "row_count", "table": "public.events", "min": 1}, {"type": "drift", "max_row_drop": 0.2}])";
+  const std::string reports = R"({"history": ")" + history.string() + R"("})";
+  auto backup = dump_changed("drift_partitioned", "");
+  auto first = drill(backup, assertions, "{}", reports);
+  ASSERT_EQ(first.verdict(), exit_code::passed) << drill_report(first);
+  ASSERT_TRUE(first.table_rows.count("public.events"));
+  append_history(history, history_entry_from(first));
+  auto second = drill(backup, assertions, "{}", reports);
+  EXPECT_EQ(second.verdict(), exit_code::passed) << drill_report(second);
+  EXPECT_EQ(check_named(second, "drift rows").result, outcome::passed) << check_named(second, "drift rows").message;
+}

@@ -43,13 +43,20 @@ inline std::optional<history_entry> last_passing_drill(const std::filesystem::pa
   return std::nullopt;
 }
 
-/// The row count of every user table (as a manifest lists them, counted as every check counts).
-inline std::map<std::string, long long> count_rows_of_user_tables(const endpoint& target) {
+/// The row count of every user table (as a manifest lists them), and of each of `also` that
+/// exists (a partitioned parent a check counted before, say), each counted as every check counts.
+inline std::map<std::string, long long> count_rows_of_user_tables(const endpoint& target, const std::vector<std::string>& also = {}) {
   checksum_connection connection(target);
   std::map<std::string, long long> rows;
-  for (const auto& table : detail::user_tables(connection)) {
-    auto result = connection.execute("SELECT count(*) FROM " + detail::content_source(table, 'r'));
+  auto count = [&](const std::string& table, char relkind) {
+    auto result = connection.execute("SELECT count(*) FROM " + detail::content_source(table, relkind));
     rows[table] = std::stoll(PQgetvalue(result.get(), 0, 0));
+  };
+  for (const auto& table : detail::user_tables(connection)) count(table, 'r');
+  for (const auto& table : also) {
+    if (rows.count(table)) continue;
+    auto kind = connection.execute(detail::relkind_query(table));
+    if (PQntuples(kind.get()) > 0) count(table, PQgetvalue(kind.get(), 0, 0)[0]);
   }
   return rows;
 }

@@ -463,7 +463,10 @@ inline void measure_for_drift(drill_state& state) {
   try {
     if (!measures.history.empty()) measures.baseline = last_passing_drill(measures.history, state.plan.name);
     if (aspects.count(drift_aspect::rows)) {
-      measures.rows = count_rows_of_user_tables(*state.target);
+      std::vector<std::string> counted_before;  // tables the baseline's checks counted, partitioned parents included
+      if (measures.baseline)
+        for (const auto& [table, rows] : measures.baseline->tables) counted_before.push_back(table);
+      measures.rows = count_rows_of_user_tables(*state.target, counted_before);
       state.result.table_rows.insert(measures.rows.begin(), measures.rows.end());
     }
     if (aspects.count(drift_aspect::schema)) {
