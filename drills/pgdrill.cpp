@@ -199,6 +199,23 @@ command_entry backups_entry() {
           }};
 }
 
+// A JSON snapshot's own manifest: schema, tables with their row counts and columns, totals.
+int inspect_snapshot(const pgdrill::backup_info& backup) {
+  auto manifest = pgdrill::read_snapshot_manifest(backup.path);
+  long long sum = 0;
+  for (const auto& table : manifest.tables) sum += table.rows.value_or(0);
+  std::cout << "manifest:     format version " << (manifest.format_version.empty() ? "(none)" : manifest.format_version)
+            << ", created " << (manifest.created_at.empty() ? "(not recorded)" : manifest.created_at) << "\n"
+            << "schema:       " << manifest.schema << "\n"
+            << "rows:         " << sum << " in " << manifest.tables.size() << " tables"
+            << (manifest.total_rows ? "; totalRows " + std::to_string(*manifest.total_rows) : std::string()) << "\n";
+  for (const auto& table : manifest.tables)
+    std::cout << "  " << manifest.qualified(table.name) << ": " << (table.rows ? std::to_string(*table.rows) : "?") << " rows"
+              << (table.columns.empty() ? "" : ", columns " + pgdrill::detail::join(table.columns)) << "\n";
+  if (!manifest.excluded.empty()) std::cout << "excluded:     " << pgdrill::detail::join(manifest.excluded) << "\n";
+  return code(exit_code::passed);
+}
+
 // Shows what a backup is: format, compression, size, dates, versions, table of contents.
 int inspect_command(const std::string& file, const std::string& pg_bin) {
   auto backup = pgdrill::inspect_file(file);
@@ -213,6 +230,7 @@ int inspect_command(const std::string& file, const std::string& pg_bin) {
     std::cout << "verdict:      not a PostgreSQL backup: it looks like " << backup.looks_like << "\n";
     return code(exit_code::failed);
   }
+  if (backup.format == pgdrill::backup_format::json_snapshot) return inspect_snapshot(backup);
   auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));  // versions need no PostgreSQL tool
   std::cout << "dumped from:  PostgreSQL " << (contents.source_version.empty() ? "(unknown)" : contents.source_version) << "\n"
             << "dumped by:    pg_dump " << (contents.dump_version.empty() ? "(unknown)" : contents.dump_version) << "\n";
@@ -234,7 +252,7 @@ int inspect_command(const std::string& file, const std::string& pg_bin) {
 }
 
 command_entry inspect_entry() {
-  return {"inspect", "Show what a backup is: format, compression, versions, table of contents",
+  return {"inspect", "Show what a backup is: format, compression, versions, table of contents (a JSON snapshot: its manifest)",
           "pgdrill inspect /var/backups/pg/mydb_2025-11-05_14-30-00.dump", "", [](CLI::App& app) -> command_body {
             auto file = std::make_shared<std::string>();
             auto pg_bin = std::make_shared<std::string>();
@@ -250,6 +268,14 @@ pgdrill::step_result toc_step(const pgdrill::backup_info& backup, const std::str
   auto started = std::chrono::steady_clock::now();
   try {
     if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a PostgreSQL backup: it looks like " + backup.looks_like);
+    if (backup.format == pgdrill::backup_format::json_snapshot) {
+      long long rows = 0;
+      auto problems = pgdrill::snapshot_disagreements(backup.path, rows);
+      if (!problems.empty()) throw pgdrill::corrupt_backup("the JSON snapshot disagrees with its own manifest: " + pgdrill::detail::join(problems, "; "));
+      toc.message = "JSON snapshot read through: " + std::to_string(rows) + " rows, as its manifest says";
+      toc.seconds = pgdrill::detail::seconds_since(started);
+      return toc;
+    }
     auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));
     toc.message = backup.format == pgdrill::backup_format::plain
                       ? "plain SQL from PostgreSQL " + contents.source_version + " (no table of contents)"

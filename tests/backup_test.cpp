@@ -96,7 +96,7 @@ TEST(backup, text_that_is_no_sql_is_no_backup) {
   EXPECT_EQ(detail::text_looks_like("<!DOCTYPE html>\n<html><body>502 Bad Gateway</body></html>"), "an HTML page");
   EXPECT_EQ(detail::text_looks_like("  <html>"), "an HTML page");
   EXPECT_EQ(detail::text_looks_like("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code></Error>"), "XML");
-  EXPECT_EQ(detail::text_looks_like("{\"error\": \"not found\"}"), "JSON");
+  EXPECT_EQ(detail::text_looks_like("{\"error\": \"not found\"}").rfind("JSON that is no table snapshot", 0), 0U);
   EXPECT_EQ(detail::text_looks_like(""), "an empty file");
   EXPECT_EQ(detail::text_looks_like("hello world\n"), "text that is not SQL");
   EXPECT_EQ(detail::text_looks_like(std::string("ab\0cd", 5)), "binary data");
@@ -241,4 +241,114 @@ TEST(backup_contents, the_needed_major_is_the_newer_of_source_and_pg_dump) {
   EXPECT_EQ(contents.origin(), "PostgreSQL 13.16 by pg_dump 17.2");
   contents.source_version = "18.1";
   EXPECT_EQ(contents.needed_major(), 18);
+}
+
+// --- JSON table snapshots (snapshot.hpp): the format read without a server -------------------
+
+namespace {
+
+// Every row a snapshot streams, as "table: row text", and each table's end with its count.
+std::vector<std::string> streamed(const std::filesystem::path& file) {
+  std::vector<std::string> seen;
+  snapshot_events events;
+  events.row = [&](const std::string& table, const std::string& text, const std::vector<std::string>&) { seen.push_back(table + ": " + text); };
+  events.table_ends = [&](const std::string& table, long long rows) { seen.push_back(table + " ends after " + std::to_string(rows)); };
+  backup_reader reader(file);
+  stream_snapshot(reader, events);
+  return seen;
+}
+
+std::string corrupt_message(const std::string& text) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "s.json", text);
+  try {
+    streamed(dir.path() / "s.json");
+  } catch (const corrupt_backup& failure) {
+    return failure.what();
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(snapshot_format, is_recognised_from_its_first_key_and_named_in_listings) {
+  EXPECT_EQ(detail::format_of("{\"manifest\": {\"tables\": {}}, \"data\": {}}"), backup_format::json_snapshot);
+  EXPECT_EQ(detail::format_of("\xEF\xBB\xBF\n  {\n  \"data\" : {\"t\": []}"), backup_format::json_snapshot);
+  EXPECT_EQ(detail::format_of("{\"pgdrill_manifest\": 2}"), backup_format::unknown);
+  EXPECT_EQ(detail::format_of("[{\"manifest\": 1}]"), backup_format::unknown);
+  scratch_dir dir;
+  std::string body = R"({"manifest": {"schema": "public", "tables": {"t": {"rowCount": 0}}}, "data": {"t": []}})";
+  testkit::write_file(dir.path() / "public_2026-05-05T02-00-00-000Z.json", body);
+  testkit::write_file(dir.path() / "public_2026-05-06T02-00-00-000Z.json", body);
+  auto found = list_backups(dir.path(), "public_*.json");
+  ASSERT_EQ(found.size(), 2U);
+  EXPECT_EQ(found.front().path.filename(), "public_2026-05-06T02-00-00-000Z.json");
+  EXPECT_EQ(found.front().format, backup_format::json_snapshot);
+  EXPECT_EQ(*found.front().name_time, *detail::utc_time(2026, 5, 6, 2, 0, 0));
+  EXPECT_STREQ(to_string(found.front().format), "json-snapshot");
+}
+
+TEST(snapshot_format, streams_rows_as_written_numbers_and_escapes_included) {
+  scratch_dir dir;
+  // The data comes before the manifest here: the order of the keys does not matter.
+  testkit::write_file(dir.path() / "s.json", R"({"data": {"items": [
+      {"id": 1, "price": 12345678901234567890.1234567891, "big": 18446744073709551615, "tiny": -1e-300,
+       "text": "back\\slash \"quoted\" line\nbreak \u00fc 😀", "nested": {"a": [1, {"b": null}], "c": true}},
+      {"id": 2}], "empty": []},
+    "manifest": {"formatVersion": 1, "schema_name": "shop", "tables": [{"name": "items", "row_count": 2,
+      "columns": [{"name": "id"}, "price"]}, {"table": "empty", "rows": 0}], "total_rows": 2, "excludedTables": ["audit_logs"]}})");
+  auto rows = streamed(dir.path() / "s.json");
+  ASSERT_EQ(rows.size(), 4U);
+  EXPECT_EQ(rows[0], R"(items: {"id":1,"price":12345678901234567890.1234567891,"big":18446744073709551615,"tiny":-1e-300,)"
+                     R"("text":"back\\slash \"quoted\" line\u000abreak ü 😀","nested":{"a":[1,{"b":null}],"c":true}})");
+  EXPECT_EQ(rows[1], R"(items: {"id":2})");
+  EXPECT_EQ(rows[2], "items ends after 2");
+  EXPECT_EQ(rows[3], "empty ends after 0");
+  auto manifest = read_snapshot_manifest(dir.path() / "s.json");
+  EXPECT_EQ(manifest.schema, "shop");
+  EXPECT_EQ(manifest.format_version, "1");
+  ASSERT_EQ(manifest.tables.size(), 2U);
+  EXPECT_EQ(manifest.tables[0].columns, (std::vector<std::string>{"id", "price"}));
+  EXPECT_EQ(*manifest.tables[1].rows, 0);
+  EXPECT_EQ(*manifest.total_rows, 2);
+  EXPECT_EQ(manifest.excluded, std::vector<std::string>{"audit_logs"});
+}
+
+TEST(snapshot_format, damage_is_named_with_its_table) {
+  std::string manifest = R"("manifest": {"tables": {"users": 2, "orders": 1}})";
+  EXPECT_NE(corrupt_message("{" + manifest + R"(, "data": {"users": [{"id": 1}, {"id": 2)").find("(in table users)"), std::string::npos);
+  EXPECT_NE(corrupt_message("{" + manifest + R"(, "data": {"orders": [{"id": 1}, 7]}})").find("row 2 of table 'orders' is not an object"),
+            std::string::npos);
+  EXPECT_NE(corrupt_message("{" + manifest + R"(, "data": {"orders": {"id": 1}}})").find("rows of table 'orders' are not a list"),
+            std::string::npos);
+  EXPECT_NE(corrupt_message("{" + manifest + R"(, "data": {"users": [{"id": 1,}]}})").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(corrupt_message(R"({"data": {"users": []}})").find("has no \"manifest\""), std::string::npos);
+  EXPECT_NE(corrupt_message("{" + manifest + "}").find("has no \"data\""), std::string::npos);
+  EXPECT_NE(corrupt_message(R"({"manifest": {"tables": {"users": "many"}}, "data": {}})").find("neither an object nor a count"),
+            std::string::npos);
+  EXPECT_NE(corrupt_message(R"({"manifest": {"tables": {"users": {"rowCount": -1}}}, "data": {}})").find("not a row count"),
+            std::string::npos);
+}
+
+TEST(snapshot_format, read_through_without_a_server_finds_a_manifest_that_disagrees_with_its_data) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "s.json", R"({"manifest": {"tables": {"users": {"rowCount": 3}, "gone": {"rowCount": 1}}},
+    "data": {"users": [{"id": 1}, {"id": 2}], "extra": [{"id": 1}]}})");
+  long long rows = 0;
+  auto problems = snapshot_disagreements(dir.path() / "s.json", rows);
+  EXPECT_EQ(rows, 3);
+  EXPECT_EQ(problems, (std::vector<std::string>{"public.gone: the manifest lists it, but \"data\" holds no rows for it",
+                                                "public.users: the manifest says 3 rows, the file holds 2",
+                                                "public.extra: the file holds its rows, but the manifest does not list it"}));
+}
+
+TEST(snapshot_format, migrations_apply_in_natural_order) {
+  scratch_dir dir;
+  for (const char* name : {"V10__late.sql", "V2__second.sql", "V1__first.sql", "notes.txt", "V2a__patch.sql"})
+    testkit::write_file(dir.path() / name, "SELECT 1;\n");
+  std::vector<std::string> names;
+  for (const auto& file : detail::migration_files(dir.path())) names.push_back(file.filename().string());
+  EXPECT_EQ(names, (std::vector<std::string>{"V1__first.sql", "V2__second.sql", "V2a__patch.sql", "V10__late.sql"}));
+  scratch_dir empty;
+  EXPECT_THROW(detail::migration_files(empty.path()), could_not_verify);
 }

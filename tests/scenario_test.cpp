@@ -227,7 +227,8 @@ TEST(scenario, every_assertion_kind_parses_under_its_own_name) {
       {"schema_objects", R"("expect": "manifest")"}, {"roles", R"("ignore": ["app"])"},
       {"schema", R"("reference": ")" PGDRILL_SOURCE_DIR R"(/tests/fixtures/nasty.sql")"}, {"amcheck", ""},
       {"constraints_valid", ""}, {"read_all", ""}, {"thorough", ""}, {"not_empty", R"("allow_empty": true)"},
-      {"drift", R"("max_row_drop": 0.5)"}, {"collations", R"("expect": "manifest")"}};
+      {"drift", R"("max_row_drop": 0.5)"}, {"collations", R"("expect": "manifest")"},
+      {"snapshot", R"("exclude": ["audit_logs"])"}};
   ASSERT_EQ(assertion_kinds().size(), std::variant_size_v<assertion>);
   for (const auto& kind : assertion_kinds()) {
     ASSERT_TRUE(minimal.count(kind)) << "no example for " << kind;

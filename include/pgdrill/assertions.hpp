@@ -429,12 +429,31 @@ struct drift_assertion {
   }
 };
 
+/// `snapshot`: a JSON table snapshot against its own manifest, planned per table (`snapshot
+/// public.users`: the manifest's row count, the rows in the file and the rows restored agree; the
+/// manifest's columns, the file's and the restored table's agree) and once for the whole
+/// (`snapshot`: totalRows is the sum; the tables in "data" are the manifest's; `include` tables are
+/// in it, `exclude` tables are not). Every drill of a JSON snapshot has one (the planner adds it).
+struct snapshot_assertion {
+  static constexpr const char* kind = "snapshot";
+  std::string name;
+  std::vector<std::string> include;  ///< tables the snapshot must hold
+  std::vector<std::string> exclude;  ///< tables it must leave out (operational ones: audit_logs, ...)
+  std::string table;                 ///< as planned: the one table compared; empty: the whole snapshot
+
+  std::string default_name() const { return table.empty() ? kind : std::string(kind) + " " + table; }
+  static snapshot_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
+    detail::json_reader item(value, pointer, source, {"type", "name", "include", "exclude"});
+    return {detail::optional_name(item), item.strings("include"), item.strings("exclude"), ""};
+  }
+};
+
 /// Every assertion kind, in the order the docs list them.
 using assertion = std::variant<row_count_assertion, tables_present_assertion, checksum_assertion, sql_assertion,
                                sequences_assertion, extensions_present_assertion, freshness_assertion,
                                large_objects_assertion, materialized_views_assertion, schema_objects_assertion, roles_assertion,
                                schema_assertion, amcheck_assertion, constraints_valid_assertion, read_all_assertion,
-                               thorough_assertion, not_empty_assertion, drift_assertion, collations_assertion>;
+                               thorough_assertion, not_empty_assertion, drift_assertion, collations_assertion, snapshot_assertion>;
 
 /// "row_count", "checksum", ...: the kind of one assertion.
 inline std::string kind_of(const assertion& check) {

@@ -30,7 +30,7 @@
 
 namespace pgdrill {
 
-enum class backup_format { plain, custom, directory, tar, unknown };
+enum class backup_format { plain, custom, directory, tar, json_snapshot, unknown };
 enum class compression { none, gzip, zstd, lz4, bzip2, xz };
 
 /// What each backup format is and how it is made and restored: one row per format, read by
@@ -40,16 +40,17 @@ struct format_traits {
   const char* name;          ///< as reports and `pgdrill dump --format` spell it
   const char* pg_dump_flag;  ///< pg_dump --format value ("" for none)
   const char* extension;     ///< what `pgdrill dump` names its files
-  const char* restore_tool;  ///< psql or pg_restore
+  const char* restore_tool;  ///< psql or pg_restore ("" for a JSON snapshot: loaded with COPY)
   bool parallel_restore;     ///< pg_restore -j works on it
 };
 
-inline const std::array<format_traits, 5>& backup_formats() {
-  static const std::array<format_traits, 5> formats{{
+inline const std::array<format_traits, 6>& backup_formats() {
+  static const std::array<format_traits, 6> formats{{
       {backup_format::custom, "custom", "c", ".dump", "pg_restore", true},
       {backup_format::directory, "directory", "d", ".dir", "pg_restore", true},
       {backup_format::tar, "tar", "t", ".tar", "pg_restore", false},
       {backup_format::plain, "plain", "p", ".sql", "psql", false},
+      {backup_format::json_snapshot, "json-snapshot", "", ".json", "", false},
       {backup_format::unknown, "unknown", "", "", "", false},
   }};
   return formats;
@@ -135,7 +136,8 @@ inline std::string text_looks_like(const std::string& head) {
     word += static_cast<char>(std::toupper(static_cast<unsigned char>(head[at])));
   if (word.rfind("<!DOCTYPE", 0) == 0 || word.rfind("<HTML", 0) == 0) return "an HTML page";
   if (head[start] == '<') return "XML";
-  if (head[start] == '{' || head[start] == '[') return "JSON";
+  if (head[start] == '{' || head[start] == '[')
+    return "JSON that is no table snapshot (an object whose first key is \"manifest\" or \"data\")";
   if (head.compare(start, 2, "--") == 0 || head.compare(start, 2, "/*") == 0 || head[start] == '\\') return "";
   static const std::vector<std::string> keywords{"SET", "SELECT", "CREATE", "ALTER", "BEGIN", "START", "INSERT", "COPY",
                                                  "DROP", "COMMENT", "GRANT", "REVOKE", "UPDATE", "DELETE", "WITH", "DO",
@@ -144,9 +146,16 @@ inline std::string text_looks_like(const std::string& head) {
   return "text that is not SQL";
 }
 
-// The format the first bytes of an (uncompressed) pg_dump output say.
+// A JSON object whose first key is "manifest" or "data": a table snapshot (snapshot.hpp).
+inline bool looks_like_json_snapshot(const std::string& head) {
+  static const std::regex opening(R"re(^(?:\xEF\xBB\xBF)?\s*\{\s*"(?:manifest|data)"\s*:)re");
+  return std::regex_search(head, opening);
+}
+
+// The format the first bytes of an (uncompressed) pg_dump output or JSON snapshot say.
 inline backup_format format_of(const std::string& head) {
   if (head.compare(0, 5, "PGDMP") == 0) return backup_format::custom;
+  if (looks_like_json_snapshot(head)) return backup_format::json_snapshot;
   if (head.size() >= 262 && head.compare(257, 5, "ustar") == 0) return backup_format::tar;
   if (text_looks_like(head).empty()) return backup_format::plain;
   return backup_format::unknown;
@@ -473,6 +482,7 @@ inline archive_header read_archive_header(const backup_info& backup) {
 /// PostgreSQL tool is needed. Throws corrupt_backup when an archive has no readable header.
 inline backup_contents read_versions(const backup_info& backup) {
   if (backup.format == backup_format::plain) return read_plain_header(backup.path);
+  if (backup.format == backup_format::json_snapshot) return {};  // no PostgreSQL version: any server loads it
   if (backup.format == backup_format::tar) check_tar_complete(backup.path);
   auto header = read_archive_header(backup);
   backup_contents contents;
@@ -514,7 +524,7 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
 /// contents when tools found by `search` can read it (else `toc_unread` says why: the tools
 /// where the drill restores read it there). Throws corrupt_backup for a damaged backup.
 inline backup_contents read_contents_here(const backup_info& backup, const binary_search& search) {
-  if (backup.format == backup_format::plain) return read_versions(backup);
+  if (backup.format == backup_format::plain || backup.format == backup_format::json_snapshot) return read_versions(backup);
   std::string unread;
   try {
     return read_contents(backup, find_binaries(search));

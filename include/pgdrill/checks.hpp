@@ -31,6 +31,7 @@
 #include <pgdrill/roles.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/schema.hpp>
+#include <pgdrill/snapshot.hpp>
 
 namespace pgdrill {
 
@@ -52,6 +53,9 @@ struct check_context {
   const std::set<std::string>* referenced_roles = nullptr;
   /// The last passing drill and this one's measures, for drift checks; null when not taken.
   const drift_measures* drift = nullptr;
+  /// What loading a JSON snapshot found (its manifest and each table's rows in the file); null
+  /// for other backups.
+  const snapshot_load* snapshot = nullptr;
 };
 
 namespace detail {
@@ -91,6 +95,7 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
   // Large objects, sequence values, materialized views: recorded only by format 2 manifests.
   auto needs_objects = [&](const auto& c) {
     if (!expected) return add(c, no_manifest);
+    if (expected->from_snapshot) return add(c, "a JSON snapshot's manifest records no large objects, sequences or materialized views");
     if (!expected->objects_recorded)
       return add(c, "this manifest records no large objects, sequences or materialized views (an older pgdrill wrote "
                     "it): take a new one with pgdrill dump or pgdrill manifest");
@@ -131,6 +136,8 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                      per_manifest_table(c, [](row_count_assertion& one, const table_checksum& table) { one.equals = table.rows; });
                    },
                    [&](const checksum_assertion& c) {
+                     if (c.from_manifest && expected && expected->from_snapshot)
+                       return add(c, "a JSON snapshot's manifest records no checksums: give them by literal (\"equals\")");
                      per_manifest_table(c, [](checksum_assertion& one, const table_checksum& table) {
                        one.equals = table.digest;
                        one.columns = table.columns;
@@ -176,6 +183,16 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
                      if (c.max_restore_growth) aspect(drift_aspect::restore_time, *c.max_restore_growth, false);
                      if (!c.schema.empty()) aspect(drift_aspect::schema, 0, c.schema == "warn");
                    },
+                   [&](const snapshot_assertion& c) {  // one check per table of the manifest, and one for the whole
+                     if (!expected || !expected->from_snapshot) return add(c, "the backup is no JSON snapshot");
+                     for (const auto& table : expected->tables) {
+                       auto one = c;
+                       one.table = table.table;
+                       if (!c.name.empty()) one.name = c.name + " " + table.table;
+                       add(one);
+                     }
+                     add(c);
+                   },
                    [&](const auto& c) { add(c); }},
                original);
   }
@@ -197,6 +214,7 @@ inline std::vector<planned_check> plan_scenario_checks(const scenario& plan, con
   };
   if (lacks(std::common_type<not_empty_assertion>{})) all.emplace_back(not_empty_assertion{});
   if (lacks(std::common_type<roles_assertion>{})) all.emplace_back(roles_assertion{});
+  if (expected && expected->from_snapshot && lacks(std::common_type<snapshot_assertion>{})) all.emplace_back(snapshot_assertion{});
   return plan_checks(all, expected);
 }
 
@@ -576,6 +594,88 @@ inline void run_assertion(pqxx::connection& connection, const schema_assertion& 
   step.expected = "as in " + source;
   auto reference = check.from_manifest ? *context.expected->schema : read_schema_reference_file(check.reference);
   judge_schema_difference(diff_schema(reference, read_schema_reference(connection)), source, step);
+}
+
+// One table of a JSON snapshot: the manifest's count, the file's rows and the restored rows agree,
+// and so do the manifest's columns, the keys of the file's rows and the restored table's columns.
+inline std::vector<std::string> snapshot_table_findings(pqxx::nontransaction& tx, const snapshot_load& load, const std::string& table,
+                                                        long long& restored) {
+  const snapshot_table* listed = nullptr;
+  for (const auto& entry : load.manifest.tables)
+    if (load.manifest.qualified(entry.name) == table) listed = &entry;
+  const auto* in_file = load.find(table);
+  std::vector<std::string> findings;
+  restored = tx.exec("SELECT count(*) FROM " + content_source_of(tx, table))[0][0].as<long long>();
+  if (!in_file) findings.push_back("the manifest lists it, but \"data\" holds no rows for it");
+  if (in_file && listed && listed->rows && *listed->rows != in_file->rows)
+    findings.push_back("the manifest says " + std::to_string(*listed->rows) + " rows, the file holds " + std::to_string(in_file->rows));
+  if (in_file && restored != in_file->rows)
+    findings.push_back(std::to_string(in_file->rows) + " rows in the file, " + std::to_string(restored) + " restored");
+  std::set<std::string> columns;
+  for (const auto& row : tx.exec("SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = " + tx.quote(quoted_table(table)) +
+                                 "::regclass AND attnum > 0 AND NOT attisdropped"))
+    columns.insert(row[0].as<std::string>());
+  if (listed && !listed->columns.empty()) {
+    std::set<std::string> manifest_columns(listed->columns.begin(), listed->columns.end());
+    for (const auto& column : manifest_columns)
+      if (!columns.count(column)) findings.push_back("the manifest's column " + column + " is not in the restored table");
+    for (const auto& column : columns)
+      if (!manifest_columns.count(column)) findings.push_back("the restored table's column " + column + " is not in the manifest");
+  }
+  if (in_file)
+    for (const auto& key : in_file->keys)
+      if (!columns.count(key)) findings.push_back("the file's rows carry " + key + ", which the table lacks: those values were not restored");
+  return findings;
+}
+
+// The whole JSON snapshot: totalRows, the tables of "data" against the manifest's, and the
+// tables the scenario says it must hold or leave out.
+inline std::vector<std::string> snapshot_findings(const snapshot_load& load, const snapshot_assertion& check) {
+  const auto& listed = load.manifest;
+  std::vector<std::string> findings;
+  long long listed_sum = 0;
+  for (const auto& table : listed.tables) listed_sum += table.rows.value_or(0);
+  if (listed.total_rows && *listed.total_rows != listed_sum)
+    findings.push_back("totalRows says " + std::to_string(*listed.total_rows) + ", the tables' counts add up to " + std::to_string(listed_sum));
+  auto listed_table = [&](const std::string& qualified) {
+    return std::any_of(listed.tables.begin(), listed.tables.end(), [&](const auto& t) { return listed.qualified(t.name) == qualified; });
+  };
+  for (const auto& table : load.tables)
+    if (!listed_table(table.table)) findings.push_back(table.table + ": the file holds its rows, but the manifest does not list it");
+  for (const auto& name : listed.excluded)
+    if (load.find(listed.qualified(name))) findings.push_back(listed.qualified(name) + ": the manifest says it is excluded, but the file holds it");
+  auto held = [&](const std::string& name) {
+    auto qualified = qualified_table(name.find('.') == std::string::npos ? table_name(listed.schema, name) : name);
+    return std::make_pair(qualified, listed_table(qualified) || load.find(qualified));
+  };
+  for (const auto& name : check.include)
+    if (auto [qualified, in] = held(name); !in) findings.push_back(qualified + ": must be in the snapshot, and is not");
+  for (const auto& name : check.exclude)
+    if (auto [qualified, in] = held(name); in) findings.push_back(qualified + ": must be left out of the snapshot, and is in it");
+  return findings;
+}
+
+inline void run_assertion(pqxx::connection& connection, const snapshot_assertion& check, const check_context& context, step_result& step) {
+  if (!context.snapshot) throw could_not_verify("the JSON snapshot was not loaded");
+  const auto& load = *context.snapshot;
+  std::vector<std::string> findings;
+  if (check.table.empty()) {
+    findings = snapshot_findings(load, check);
+    step.expected = "totalRows, tables and exclusions as the manifest and the scenario say";
+  } else {
+    pqxx::nontransaction tx(connection);
+    long long restored = 0;
+    findings = snapshot_table_findings(tx, load, check.table, restored);
+    step.table = check.table;
+    step.rows = restored;
+    step.expected = "rows and columns as in the snapshot's manifest";
+    step.actual = std::to_string(restored) + " rows";
+  }
+  std::string few;
+  list_failures(findings, few, step.detail);
+  pass_or_fail(step, findings.empty(),
+               check.table.empty() ? std::to_string(load.tables.size()) + " tables as the manifest lists them" : step.actual + " and columns as in the manifest",
+               few);
 }
 
 // This drill against the last passing one, measured after the restore (drift.hpp).

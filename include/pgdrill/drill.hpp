@@ -76,6 +76,7 @@ struct drill_state {
   std::vector<std::string> created_roles;  ///< restore: roles the drill created (dropped on shared servers)
   std::optional<std::set<std::string>> referenced_roles;  ///< restore: roles the backups' SQL refers to
   std::optional<drift_measures> drift;  ///< after the restore, when a drift check is planned
+  std::optional<snapshot_load> snapshot;  ///< restore: what loading a JSON snapshot found
   std::string stopped_by;               ///< the first stage that failed or could not run
 
   /// Record a check's result (and the rows it counted) and tell the caller's on_step.
@@ -109,6 +110,7 @@ struct drill_state {
     context.target = target ? &*target : nullptr;
     context.referenced_roles = referenced_roles ? &*referenced_roles : nullptr;
     context.drift = drift ? &*drift : nullptr;
+    context.snapshot = snapshot ? &*snapshot : nullptr;
     if (!located.backups.empty()) context.backup_time = located.backups.front().taken_at();
     if (expected)
       if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
@@ -120,12 +122,15 @@ struct drill_state {
   }
 };
 
-/// The manifest beside the first of the located backups, if there is one.
+/// The manifest beside the first of the located backups, if there is one; a JSON snapshot's
+/// own manifest otherwise.
 inline std::optional<manifest> manifest_beside(const located_backups& found) {
   if (found.backups.empty()) return std::nullopt;
-  auto file = manifest_path_for(found.backups.front().path);
-  if (!std::filesystem::exists(file)) return std::nullopt;
-  return load_manifest(file);
+  const auto& first = found.backups.front();
+  auto file = manifest_path_for(first.path);
+  if (std::filesystem::exists(file)) return load_manifest(file);
+  if (first.format == backup_format::json_snapshot) return manifest_of_snapshot(read_snapshot_manifest(first.path), first.path);
+  return std::nullopt;
 }
 
 namespace detail {
@@ -225,6 +230,7 @@ inline std::unique_ptr<server> start_container(const drill_state& state) {
   if (!state.plan.container_image.empty()) settings.image_template = state.plan.container_image;
   if (state.needed_major) settings.major = *state.needed_major;
   for (const auto& backup : state.located.backups) settings.read_only_paths.push_back(backup.path);
+  if (!state.plan.restore.schema.dump.empty()) settings.read_only_paths.push_back(state.plan.restore.schema.dump);
   settings.settings.insert(settings.settings.end(), state.plan.server_settings.begin(), state.plan.server_settings.end());
   auto engine = container_engine::find(settings.engine);
   settings.engine = engine.program.string();
@@ -316,11 +322,6 @@ inline outcome locate(drill_state& state, step_result& step) {
                      : first.path.filename().string() + " (" + facts.format +
                            (first.compressed != compression::none ? ", " + facts.compression : "") + ", " +
                            std::to_string(first.size) + " bytes): " + first.chosen_because;
-  if ((state.expected = manifest_beside(state.located))) {
-    auto file = manifest_path_for(first.path);
-    facts.manifest = file.string();
-    step.message += "; manifest " + file.filename().string() + " (" + std::to_string(state.expected->tables.size()) + " tables)";
-  }
   for (const auto& backup : backups)
     if (backup.format == backup_format::unknown) {
       step.message = backup.path.string() + " is not a PostgreSQL backup: " +
@@ -328,6 +329,12 @@ inline outcome locate(drill_state& state, step_result& step) {
                      (backup.looks_like.empty() ? "no format pg_dump writes" : backup.looks_like);
       return outcome::failed;
     }
+  if ((state.expected = manifest_beside(state.located))) {
+    auto file = state.expected->from_snapshot ? first.path : manifest_path_for(first.path);
+    facts.manifest = file.string();
+    step.message += std::string(state.expected->from_snapshot ? "; its own manifest" : "; manifest " + file.filename().string()) + " (" +
+                    std::to_string(state.expected->tables.size()) + " tables)";
+  }
   return outcome::passed;
 }
 
@@ -414,6 +421,7 @@ inline outcome restore(drill_state& state, step_result& step) {
   if (!restored.ok) return restored.environment_fault ? outcome::error : outcome::failed;
   if (!restored.database.empty()) state.target = state.target->with_database(facts.database = restored.database);
   state.referenced_roles = restored.referenced_roles;
+  state.snapshot = std::move(restored.snapshot);
   facts.seconds = restored.seconds;
   return outcome::passed;
 }

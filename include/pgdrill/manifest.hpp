@@ -22,6 +22,7 @@
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/schema.hpp>
+#include <pgdrill/snapshot.hpp>
 
 namespace pgdrill {
 
@@ -47,6 +48,7 @@ struct manifest {
   std::map<std::string, long long> schema_objects;  ///< objects per kind (read_schema_objects)
   std::optional<std::vector<collation_state>> collations;  ///< absent in manifests of an older pgdrill
   std::optional<std::vector<std::string>> schema;  ///< the schema reference (schema.hpp); absent in older manifests
+  bool from_snapshot = false;  ///< a JSON snapshot's own manifest: row counts and columns only
 
   /// "name: why" for each table or object that could not be read when the manifest was taken.
   std::vector<std::string> unreadable() const {
@@ -408,6 +410,20 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
     throw;
   }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+/// A JSON snapshot's own manifest as the manifest its drill checks against: each table's row
+/// count and columns (a snapshot records no checksums or objects).
+inline manifest manifest_of_snapshot(const snapshot_manifest& snapshot, const std::filesystem::path& file) {
+  manifest result;
+  result.from_snapshot = true;
+  result.created_at = snapshot.created_at;
+  result.database = snapshot.schema;
+  result.backup_file = file.filename().string();
+  for (const auto& table : snapshot.tables)
+    result.tables.push_back({snapshot.qualified(table.name), table.columns, table.rows.value_or(0), "",
+                             table.rows ? "" : "the snapshot's manifest gives no row count"});
   return result;
 }
 

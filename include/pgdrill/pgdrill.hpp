@@ -23,5 +23,6 @@
 #include <pgdrill/result.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/schema.hpp>
+#include <pgdrill/snapshot.hpp>
 #include <pgdrill/stream.hpp>
 #include <pgdrill/workspace.hpp>

@@ -27,6 +27,7 @@
 #include <pgdrill/provider.hpp>
 #include <pgdrill/roles.hpp>
 #include <pgdrill/scenario.hpp>
+#include <pgdrill/snapshot.hpp>
 #include <pgdrill/stream.hpp>
 #include <pgdrill/workspace.hpp>
 
@@ -358,6 +359,101 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   return result;
 }
 
+namespace detail {
+
+// Natural order of file names: runs of digits compare as numbers (V2__a.sql before V10__b.sql).
+inline bool natural_less(const std::string& left, const std::string& right) {
+  std::size_t i = 0, j = 0;
+  while (i < left.size() && j < right.size()) {
+    if (std::isdigit(static_cast<unsigned char>(left[i])) && std::isdigit(static_cast<unsigned char>(right[j]))) {
+      std::size_t end_i = left.find_first_not_of("0123456789", i), end_j = right.find_first_not_of("0123456789", j);
+      auto number_i = left.substr(i, end_i - i), number_j = right.substr(j, end_j - j);
+      number_i.erase(0, std::min(number_i.find_first_not_of('0'), number_i.size() - 1));
+      number_j.erase(0, std::min(number_j.find_first_not_of('0'), number_j.size() - 1));
+      if (number_i.size() != number_j.size()) return number_i.size() < number_j.size();
+      if (number_i != number_j) return number_i < number_j;
+      i = end_i == std::string::npos ? left.size() : end_i;
+      j = end_j == std::string::npos ? right.size() : end_j;
+    } else if (left[i] != right[j]) {
+      return left[i] < right[j];
+    } else {
+      ++i, ++j;
+    }
+  }
+  return left.size() - i < right.size() - j;
+}
+
+// The .sql files of a migrations directory, in the order they apply.
+inline std::vector<std::filesystem::path> migration_files(const std::filesystem::path& directory) {
+  std::error_code failure;
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, failure))
+    if (entry.is_regular_file() && entry.path().extension() == ".sql") files.push_back(entry.path());
+  if (failure || files.empty()) throw could_not_verify("the migrations directory " + directory.string() + " holds no .sql file");
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return natural_less(a.filename().string(), b.filename().string()); });
+  return files;
+}
+
+// The schema a JSON snapshot is loaded into, from the scenario's dump, migrations or SQL. A
+// schema that does not apply leaves the snapshot unjudged: the problem is the environment's.
+inline std::optional<restore_problem> apply_snapshot_schema(const endpoint& target, const pg_binaries& tools, const restore_spec& spec,
+                                                            const std::filesystem::path& scratch) {
+  const auto& schema = spec.schema;
+  auto not_applied = [](const std::string& line) {
+    return restore_problem{"schema did not apply", line, "", true, "the snapshot was not judged: fix the scenario's restore.schema"};
+  };
+  if (!schema.sql.empty()) {
+    try {
+      pqxx::connection connection(target.conninfo());
+      pqxx::nontransaction(connection).exec(schema.sql);
+    } catch (const std::exception& failure) {
+      return not_applied(std::string("the schema SQL failed: ") + failure.what());
+    }
+    return std::nullopt;
+  }
+  auto files = schema.dump.empty() ? migration_files(schema.migrations) : std::vector<std::filesystem::path>{schema.dump};
+  for (const auto& file : files) {
+    auto source = inspect_file(file);
+    if (source.format == backup_format::unknown || source.format == backup_format::json_snapshot)
+      return not_applied(file.string() + " is no schema dump or SQL file");
+    auto applied = restore_backup(source, target, tools, spec, scratch);
+    if (!applied.ok) return not_applied(file.filename().string() + ": " + applied.summary());
+  }
+  return std::nullopt;
+}
+
+}  // namespace detail
+
+/// A JSON snapshot restored: the schema the scenario names (restore.schema), then the rows
+/// loaded with COPY (snapshot.hpp); `loaded` keeps what the load found for the checks. Throws
+/// could_not_verify when the scenario names no schema.
+inline restore_result restore_snapshot(const backup_info& backup, const endpoint& target, const pg_binaries& tools,
+                                       const restore_spec& spec, const std::filesystem::path& scratch,
+                                       const restore_progress& progress, std::optional<snapshot_load>& loaded) {
+  if (!spec.schema.given())
+    throw could_not_verify("a JSON snapshot holds rows only: name the schema they load into in the scenario's restore section "
+                           "(\"schema\": {\"dump\": FILE} for a schema-only pg_dump, {\"migrations\": DIRECTORY} or {\"sql\": TEXT})");
+  restore_result result;
+  result.tool = "COPY";
+  result.command_line = "COPY from " + backup.path.filename().string() + " (JSON snapshot), schema from " +
+                        (!spec.schema.dump.empty() ? spec.schema.dump.string() : !spec.schema.migrations.empty() ? spec.schema.migrations.string() : "SQL text");
+  const auto started = std::chrono::steady_clock::now();
+  if (auto problem = detail::apply_snapshot_schema(target, tools, spec, scratch)) {
+    result.problems.push_back(*problem);
+    result.outcome = "the schema did not apply";
+  } else {
+    auto load = load_snapshot(backup.path, target, [&](std::uint64_t done, double seconds) { detail::notify(progress, done, backup.size, seconds); });
+    result.ok = load.ok;
+    result.problems = load.problems;
+    long long rows = 0;
+    for (const auto& table : load.tables) rows += table.rows;
+    result.outcome = (load.ok ? "loaded " : "stopped after ") + std::to_string(rows) + " rows of " + std::to_string(load.tables.size()) + " tables";
+    loaded = std::move(load);
+  }
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
 /// Roles, extensions and `sql_before` the scenario asks for, in the target, before any file is
 /// restored. Appends the roles it created to `created` as it goes (a shared server gets them
 /// dropped again at teardown, even when a later statement fails).
@@ -389,6 +485,7 @@ struct restore_set_result {
   std::vector<std::string> adjustments;    ///< what the drill changed in a script to run it
   std::string database;  ///< for a backup that creates its own databases: the one to check
   std::set<std::string> referenced_roles;  ///< every restored file's
+  std::optional<snapshot_load> snapshot;   ///< of a JSON snapshot: what its load found
 };
 
 namespace detail {
@@ -462,7 +559,9 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
   scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
   prepare_target(target_server, target, spec, created_roles);
   for (const auto& backup : backups) {
-    auto restored = restore_backup(backup, target, tools, spec, scratch.path(), progress);
+    auto restored = backup.format == backup_format::json_snapshot
+                        ? restore_snapshot(backup, target, tools, spec, scratch.path(), progress, result.snapshot)
+                        : restore_backup(backup, target, tools, spec, scratch.path(), progress);
     result.tool = restored.tool;
     result.jobs = restored.jobs;
     result.message = restored.summary();

@@ -84,6 +84,14 @@ struct backup_source {
   std::vector<std::filesystem::path> files;  ///< or: a backup set, restored in this order
 };
 
+/// Where a JSON snapshot's schema comes from (a snapshot holds rows only): exactly one of these.
+struct snapshot_schema {
+  std::filesystem::path dump;        ///< a schema-only pg_dump, in any format
+  std::filesystem::path migrations;  ///< a directory of .sql files, applied in natural order (V2 before V10)
+  std::string sql;                   ///< SQL text
+  bool given() const { return !dump.empty() || !migrations.empty() || !sql.empty(); }
+};
+
 /// How the backup is restored.
 struct restore_spec {
   int jobs = 0;                        ///< pg_restore -j; 0: the number of cores
@@ -96,6 +104,7 @@ struct restore_spec {
   std::string sql_before, sql_after;   ///< run in the target database around the restore
   std::optional<double> max_seconds;   ///< recovery time objective: the restore must finish within it
   std::string database;                ///< of a backup that creates its own (pg_dumpall, --create): the one the checks examine
+  snapshot_schema schema;              ///< of a JSON snapshot: the schema its rows are loaded into
 };
 
 /// A parsed scenario. Paths are absolute, resolved against the scenario file's directory.
@@ -183,11 +192,23 @@ inline void parse_server(const json_reader& root, scenario& result) {
   }
 }
 
-inline restore_spec parse_restore(const json_reader& root) {
+inline snapshot_schema parse_snapshot_schema(const json_reader& restore, const std::filesystem::path& base) {
+  snapshot_schema schema;
+  if (!restore.has("schema")) return schema;
+  auto source = restore.object("schema", {"dump", "migrations", "sql"});
+  if (auto dump = source.optional<std::string>("dump")) schema.dump = resolve_path(base, *dump);
+  if (auto migrations = source.optional<std::string>("migrations")) schema.migrations = resolve_path(base, *migrations);
+  schema.sql = source.optional<std::string>("sql").value_or("");
+  if (!schema.dump.empty() + !schema.migrations.empty() + !schema.sql.empty() != 1)
+    source.fail(source.pointer(), "give exactly one of 'dump', 'migrations' or 'sql'");
+  return schema;
+}
+
+inline restore_spec parse_restore(const json_reader& root, const std::filesystem::path& base) {
   restore_spec spec;
   if (!root.has("restore")) return spec;
   auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction",
-                                         "roles", "extensions", "sql_before", "sql_after", "max_seconds", "database"});
+                                         "roles", "extensions", "sql_before", "sql_after", "max_seconds", "database", "schema"});
   spec.jobs = restore.optional<int>("jobs").value_or(0);
   if (spec.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
   spec.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
@@ -200,6 +221,7 @@ inline restore_spec parse_restore(const json_reader& root) {
   spec.sql_after = restore.optional<std::string>("sql_after").value_or("");
   spec.max_seconds = restore.optional<double>("max_seconds");
   spec.database = restore.optional<std::string>("database").value_or("");
+  spec.schema = parse_snapshot_schema(restore, base);
   return spec;
 }
 
@@ -228,7 +250,7 @@ inline scenario parse_scenario(const nlohmann::json& document, const std::filesy
   result.backup = detail::parse_backup_source(root, base);
   result.hygiene = detail::parse_hygiene(root, result.backup);
   detail::parse_server(root, result);
-  result.restore = detail::parse_restore(root);
+  result.restore = detail::parse_restore(root, base);
   const auto& assertions = root.raw("assertions");
   if (!assertions.is_array() || assertions.empty())
     root.fail("/assertions", "needs a non-empty array: a drill that asserts nothing proves nothing");

@@ -49,6 +49,8 @@ class backup_reader {
     if (archive_) archive_read_free(archive_);
   }
 
+  const std::filesystem::path& path() const { return file_; }
+
   /// Fill `buffer` with the next bytes; 0 at the end. Throws corrupt_backup on damaged input.
   std::size_t read(char* buffer, std::size_t capacity) {
     if (at_end_) return 0;
