@@ -354,9 +354,11 @@ inline outcome inspect(drill_state& state, step_result& step) {
       state.result.backup.source_version = contents.source_version;
       state.result.backup.pg_dump_version = contents.dump_version;
     }
-    step.message = "dumped from " + contents.origin() +
-                   (contents.archive_version.empty() ? "" : " (archive format " + contents.archive_version + ")") +
-                   (contents.toc.empty() ? "" : "; table of contents: " + contents.toc_summary());
+    step.message = backup.format == backup_format::json_snapshot
+                       ? "a JSON snapshot: rows only, no PostgreSQL version (any server loads it into the scenario's schema)"
+                       : "dumped from " + contents.origin() +
+                             (contents.archive_version.empty() ? "" : " (archive format " + contents.archive_version + ")") +
+                             (contents.toc.empty() ? "" : "; table of contents: " + contents.toc_summary());
     if (!contents.toc_unread.empty()) step.detail = "table of contents not read on this host: " + contents.toc_unread;
     state.contents.push_back(std::move(contents));
   }

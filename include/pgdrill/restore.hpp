@@ -591,6 +591,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (backups.size() > 1)
     result.message = "restored " + std::to_string(backups.size()) + " files in order in " + detail::seconds_text(result.seconds);
+  if (result.snapshot) result.message += ": " + std::to_string(result.snapshot->tables.size()) + " tables of the JSON snapshot loaded";
   if (!result.database.empty()) result.message += "; it created its own databases: checking '" + result.database + "'";
   if (!result.tolerated.empty())
     result.message += "; " + std::to_string(result.tolerated.size()) + " harmless error(s) tolerated (see the detail)";
