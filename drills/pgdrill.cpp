@@ -81,7 +81,8 @@ int run_drill_command(const run_arguments& args) {
     console.checksum_progress(done, total, seconds);
   };
 
-  auto lock = pgdrill::drill_lock::acquire(plan.file.string(), options.local.temp_root);
+  // Keyed by the canonical path: a symlink to the scenario is the same drill.
+  auto lock = pgdrill::drill_lock::acquire(std::filesystem::weakly_canonical(plan.file).string(), options.local.temp_root);
   console.start(plan.name, args.scenario_file);
   pgdrill::drill_result result = pgdrill::run_drill(plan, options);
   auto reports = pgdrill::write_reports(result, pgdrill::report_paths_for(plan, args.reports));
@@ -141,6 +142,7 @@ int with_server_command(const std::vector<std::string>& command_line, const std:
     program = *found;
   }
   pgdrill::command cmd(program, {command_line.begin() + 1, command_line.end()});
+  cmd.inheriting(pgdrill::command::inheritance::all_but_libpq);  // the user's program, pointed at the drill's server only
   server->admin().apply_to(cmd);
   auto child = pgdrill::child::spawn(cmd, {pgdrill::stream_target::inherit(), pgdrill::stream_target::inherit(),
                                            pgdrill::stream_target::inherit()});
@@ -167,7 +169,9 @@ command_entry with_server_entry() {
 
 // Lists the backups in a directory, newest first, with totals.
 int backups_command(const std::string& directory, const std::string& pattern) {
-  auto found = pgdrill::list_backups(directory, pattern);
+  std::vector<std::string> skipped;
+  auto found = pgdrill::list_backups(directory, pattern, &skipped);
+  for (const auto& note : skipped) std::printf("%s\n", note.c_str());
   std::printf("%-44s %10s %9s  %s\n", "NAME", "SIZE", "AGE", "FORMAT");
   std::uintmax_t total = 0;
   for (const auto& backup : found) {
@@ -313,7 +317,9 @@ int verify_command(verify_arguments args, const CLI::App& app) {
   const auto& backup = located.backups.front();
   std::cout << "pgdrill: verifying " << backup.path.string()
             << (is_set_directory ? " (" + backup.chosen_because + ")" : std::string()) << std::endl;
-  auto steps = pgdrill::verify_backups(located, args.hygiene);
+  for (const auto& note : located.skipped) std::cout << note << std::endl;
+  auto manifest = pgdrill::manifest_beside(located);
+  auto steps = pgdrill::backup_checks(located, args.hygiene, manifest ? &*manifest : nullptr);
   steps.push_back(toc_step(backup, args.pg_bin));
   for (const auto& step : steps) std::cout << pgdrill::console_line(step) << std::endl;
   auto verdict = pgdrill::verdict_of({}, steps);

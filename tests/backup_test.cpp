@@ -352,3 +352,31 @@ TEST(snapshot_format, migrations_apply_in_natural_order) {
   scratch_dir empty;
   EXPECT_THROW(detail::migration_files(empty.path()), could_not_verify);
 }
+
+// A FIFO (as the backup, or in the directory of backups) hung run, backups and verify forever,
+// and one symlink loop made a whole directory unreadable. Both are refused without opening
+// anything; in a listing they are skipped with a note.
+TEST(backup, fifos_and_symlink_loops_are_refused_at_once_and_skipped_in_listings) {
+  scratch_dir dir;
+  ASSERT_EQ(::mkfifo((dir.path() / "db_20250103_000000.sql").c_str(), 0600), 0);
+  std::filesystem::create_symlink(dir.path() / "db_20250104_000000.sql", dir.path() / "db_20250104_000000.sql.loop");
+  std::filesystem::create_symlink(dir.path() / "db_20250104_000000.sql.loop", dir.path() / "db_20250104_000000.sql");
+  testkit::write_file(dir.path() / "db_20250101_000000.sql", "-- the one real backup\nSELECT 1;\n");
+  try {
+    inspect_file(dir.path() / "db_20250103_000000.sql");
+    ADD_FAILURE() << "a FIFO was accepted";
+  } catch (const could_not_verify& refused) {
+    EXPECT_NE(std::string(refused.what()).find("is a FIFO, not a backup file: refused without opening it"), std::string::npos);
+  }
+  EXPECT_THROW(inspect_file(dir.path() / "db_20250104_000000.sql"), could_not_verify);
+  std::vector<std::string> skipped;
+  auto found = list_backups(dir.path(), "db_*", &skipped);
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_EQ(found.front().path.filename(), "db_20250101_000000.sql");
+  ASSERT_EQ(skipped.size(), 3U) << detail::join(skipped, "\n");  // the FIFO and both links of the loop
+  EXPECT_NE(detail::join(skipped).find("symlink loop"), std::string::npos) << detail::join(skipped);
+  scratch_dir archive;  // a directory archive holding a FIFO
+  testkit::write_file(archive.path() / "toc.dat", "PGDMP");
+  ASSERT_EQ(::mkfifo((archive.path() / "3001.dat").c_str(), 0600), 0);
+  EXPECT_THROW(inspect_file(archive.path()), could_not_verify);
+}

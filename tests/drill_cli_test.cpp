@@ -17,6 +17,7 @@ class drill_cli : public ::testing::Test {
     std::filesystem::create_directories(backups_);
     testkit::pg_dump(*source, {"-Fc", "-f", (backups_ / "demo_20260101_000000.dump").string()});
     testkit::pg_dump(*source, {"-Fp", "-f", (backups_ / "demo_20260101_000000.sql").string()});
+    testkit::pg_dump(*source, {"-Fd", "-f", (workspace_->path() / "demo.dir").string()});
   }
   static void TearDownTestSuite() {
     delete workspace_;
@@ -336,4 +337,95 @@ TEST_F(drill_cli, dump_connects_as_the_user_said_with_a_passfile_or_a_service) {
     for (const auto& entry : std::filesystem::directory_iterator(dir_.path() / sub))
       dumps += entry.path().extension() == ".dump";
   EXPECT_EQ(dumps, 2U);
+}
+
+// The existing provider's DATABASE_URL with a malformed escape in its password: the drill cannot
+// judge (exit 2) and no output or report holds the password.
+TEST_F(drill_cli, a_malformed_database_url_leaks_its_password_nowhere) {
+  auto file = scenario(R"({"name": "leak", "provider": "existing", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto junit = dir_.path() / "r.xml", json = dir_.path() / "r.json";
+  auto result = run_cli({"run", file.string(), "--junit", junit.string(), "--json", json.string()},
+                        {{"DATABASE_URL", "postgresql://app:CanaryPw%zz9@127.0.0.1:1/shop"}});
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("invalid connection string"), std::string::npos) << result.output;
+  for (const auto& text : {result.output, testkit::read_file(junit), testkit::read_file(json)}) {
+    EXPECT_FALSE(text.empty());
+    EXPECT_EQ(text.find("CanaryPw"), std::string::npos) << text;
+  }
+}
+
+// A plain "backup" is a script psql runs: `\! touch` ran a shell as the runner's user, and SQL's
+// COPY ... PROGRAM read the runner's PGPASSWORD from the throwaway server's environment. Now psql
+// runs it restricted (the drill fails, naming the refusal) and no child sees the user's secrets.
+TEST_F(drill_cli, a_plain_script_runs_no_meta_command_and_its_server_sees_no_secret) {
+  const std::vector<std::pair<std::string, std::string>> secrets{{"PGPASSWORD", "CanaryPw"},
+                                                                 {"DATABASE_URL", "postgresql://app:CanaryPw@db/shop"}};
+  const std::string padding = "-- " + std::string(1100, '.') + "\n";  // past the 1 KiB size check
+  auto canary = dir_.path() / "CANARY";
+  write_file(dir_.path() / "shell.sql", padding + "CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n\\! touch " + canary.string() +
+                                            "\nSELECT 1 \\g | touch " + canary.string() + "\n");
+  auto shell = run_cli({"run", scenario(R"({"name": "shell", "backup": {"file": ")" + (dir_.path() / "shell.sql").string() +
+                                        R"("}, "assertions": [{"type": "not_empty"}]})").string(),
+                        "--junit", (dir_.path() / "r.xml").string()},
+                       secrets);
+  EXPECT_EQ(shell.exit_code, 1) << shell.output;
+  EXPECT_NE(shell.output.find("psql meta-command refused"), std::string::npos) << shell.output;
+  EXPECT_FALSE(std::filesystem::exists(canary));
+  write_file(dir_.path() / "program.sql", padding + "CREATE TABLE env (line text);\nCOPY env FROM PROGRAM 'env';\n");
+  auto program = run_cli({"run", scenario(R"({"name": "program", "backup": {"file": ")" + (dir_.path() / "program.sql").string() + R"("},
+    "assertions": [{"type": "sql", "name": "the server's environment was read", "query": "SELECT count(*) > 0 FROM env", "expected": true},
+                   {"type": "sql", "name": "and holds no secret", "query": "SELECT count(*) FROM env WHERE line LIKE '%Canary%'", "expected": 0}]})").string(),
+                          "--junit", (dir_.path() / "r.xml").string()},
+                         secrets);
+  EXPECT_EQ(program.exit_code, 0) << program.output;
+}
+
+// A directory archive whose data file was emptied (or removed) passed verify and a drill with
+// tables_present: its data files are now checked against its table of contents.
+TEST_F(drill_cli, a_directory_archive_missing_or_emptying_a_data_file_fails_verify_and_the_drill) {
+  auto archive = dir_.path() / "demo.dir";
+  std::filesystem::copy(workspace_->path() / "demo.dir", archive);
+  std::vector<std::filesystem::path> data;
+  for (const auto& entry : std::filesystem::directory_iterator(archive))
+    if (entry.path().filename() != "toc.dat") data.push_back(entry.path());
+  ASSERT_GE(data.size(), 2U);
+  std::sort(data.begin(), data.end());
+  auto fine = run_cli({"verify", archive.string(), "--min-size", "0"});
+  EXPECT_EQ(fine.exit_code, 0) << fine.output;
+  std::filesystem::resize_file(data[0], 0);
+  auto emptied = run_cli({"verify", archive.string(), "--min-size", "0"});
+  EXPECT_EQ(emptied.exit_code, 1) << emptied.output;
+  EXPECT_NE(emptied.output.find("its data file " + data[0].filename().string() + " is damaged"), std::string::npos) << emptied.output;
+  std::filesystem::remove(data[1]);
+  auto drill = run_cli({"run", scenario(R"({"name": "emptied", "backup": {"file": ")" + archive.string() + R"("},
+    "assertions": [{"type": "tables_present", "tables": ["customers", "orders"]}]})").string(), "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(drill.exit_code, 1) << drill.output;
+  EXPECT_NE(drill.output.find("is missing"), std::string::npos) << drill.output;
+}
+
+// On a shared server (the existing provider) a `pg_dump -C -c` script dropped and recreated a
+// bystander database, losing what was written since the backup; psql followed any \connect.
+TEST_F(drill_cli, a_shared_servers_other_databases_are_left_exactly_as_found) {
+  auto shared = testkit::start_server();
+  testkit::psql(*shared, "CREATE DATABASE shop");
+  testkit::psql(*shared, "CREATE TABLE orders AS SELECT 1 AS id", "shop");
+  auto oid = testkit::psql(*shared, "SELECT oid FROM pg_database WHERE datname = 'shop'");
+  auto create_clean = dir_.path() / "shop_create_clean.sql";
+  testkit::pg_dump(*shared, {"-C", "-c", "-f", create_clean.string()}, "shop");
+  testkit::psql(*shared, "INSERT INTO orders VALUES (2)", "shop");  // written after the backup
+  auto sneaky = dir_.path() / "sneaky.sql";  // no pg_dump header claims it creates anything
+  write_file(sneaky, "-- " + std::string(1100, '.') + "\nCREATE TABLE t (id int);\n\\connect shop\nDROP TABLE orders;\n");
+  for (const auto& [backup, exit] : {std::pair{create_clean, 2}, std::pair{sneaky, 1}}) {
+    auto result = run_cli({"run", scenario(R"({"name": "shared", "provider": "existing", "backup": {"file": ")" + backup.string() +
+                                           R"("}, "assertions": [{"type": "not_empty"}]})").string(),
+                           "--junit", (dir_.path() / "r.xml").string()},
+                          shared->admin().libpq_env());
+    EXPECT_EQ(result.exit_code, exit) << result.output;
+    EXPECT_NE(result.output.find(exit == 2 ? "never alters a shared server" : "psql meta-command refused"), std::string::npos)
+        << result.output;
+  }
+  EXPECT_EQ(testkit::psql(*shared, "SELECT oid FROM pg_database WHERE datname = 'shop'"), oid);
+  EXPECT_EQ(testkit::psql(*shared, "SELECT count(*) FROM orders", "shop"), "2\n");
+  EXPECT_EQ(testkit::psql(*shared, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill%'"), "0\n");
 }

@@ -136,3 +136,20 @@ TEST(endpoint, the_database_is_libpqs_to_resolve_when_not_given) {
   EXPECT_EQ(endpoint_from_conninfo("host=db dbname=sales").dbname, "sales");
   ::unsetenv("PGDATABASE");
 }
+
+// libpq quotes the token it cannot parse, and in a URL with a bad escape that token is the
+// password: it went whole into every report. Every form of password is cut out first.
+TEST(endpoint, a_malformed_connection_string_never_shows_its_password) {
+  for (const std::string conninfo : {"postgresql://app:Can%zzary@db/shop", "postgresql://db/shop?password=Can%zzary&sslmode=x%",
+                                     "host=db password='Can%zzary' bogus", "host=db password=Can%zzary dbname='unterminated"}) {
+    try {
+      endpoint_from_conninfo(conninfo);
+      ADD_FAILURE() << "parsed: " << conninfo;
+    } catch (const usage_error& failure) {
+      EXPECT_EQ(std::string(failure.what()).find("Can%zz"), std::string::npos) << failure.what();
+      EXPECT_EQ(std::string(failure.what()).find("zzary"), std::string::npos) << failure.what();
+    }
+  }
+  EXPECT_EQ(detail::passwords_in_conninfo("postgres://u:p%40ss@h/d"), std::vector<std::string>{"p%40ss"});
+  EXPECT_EQ(detail::redacted("token \"s3cret\" and s3cret", {"s3cret"}), "token \"********\" and ********");
+}

@@ -40,8 +40,8 @@ list(LENGTH good_passed good_passed_count)
 # 7 fixture tests; the scenario's drill: 2 hygiene checks (size, the dump's sha256 sidecar),
 # 4 assertions (tables_present, a checksum per table, sequences) and the two standing checks every
 # scenario drill has (not_empty, roles), named as `pgdrill run` names them.
-if(NOT good_status EQUAL 0 OR NOT good_passed_count EQUAL 15)
-  message(FATAL_ERROR "the good backup should pass all 15 tests:\n${good_junit}\n${good_output}")
+if(NOT good_status EQUAL 0 OR NOT good_passed_count EQUAL 16)
+  message(FATAL_ERROR "the good backup should pass all 16 tests:\n${good_junit}\n${good_output}")
 endif()
 if(damaged_status EQUAL 0)
   message(FATAL_ERROR "the damaged backup passed:\n${damaged_output}")

@@ -125,3 +125,31 @@ TEST(process, child_handle_kills_on_destruction) {
   }
   EXPECT_FALSE(process_running(pid));
 }
+
+// PGPASSWORD and DATABASE_URL went to every child (initdb, pg_restore --list, podman, the
+// throwaway server), where SQL in a backup (COPY ... TO PROGRAM 'env') could read them. A child
+// now inherits only what programs need; the user's libpq settings only where it connects to the
+// user's own server; the user's own program under with-server everything but those.
+TEST(process, children_inherit_no_connection_or_secret_of_the_user) {
+  ::setenv("PGPASSWORD", "CanaryPw", 1);
+  ::setenv("DATABASE_URL", "postgresql://app:CanaryPw@db/shop", 1);
+  ::setenv("API_TOKEN", "CanaryToken", 1);
+  ::setenv("PGDRILL_TEST_KEPT", "kept", 1);
+  auto environment_of = [](command::inheritance what) {
+    command cmd("/usr/bin/env");
+    cmd.inheriting(what);
+    return run(cmd).out;
+  };
+  auto tool = environment_of(command::inheritance::tools);
+  EXPECT_EQ(tool.find("Canary"), std::string::npos) << tool;
+  EXPECT_NE(tool.find("PATH="), std::string::npos);
+  EXPECT_NE(tool.find("PGDRILL_TEST_KEPT=kept"), std::string::npos);
+  auto user_server = environment_of(command::inheritance::tools_and_libpq);
+  EXPECT_NE(user_server.find("PGPASSWORD=CanaryPw"), std::string::npos);
+  EXPECT_EQ(user_server.find("DATABASE_URL"), std::string::npos);
+  EXPECT_EQ(user_server.find("CanaryToken"), std::string::npos);
+  auto user_program = environment_of(command::inheritance::all_but_libpq);
+  EXPECT_NE(user_program.find("API_TOKEN=CanaryToken"), std::string::npos);
+  EXPECT_EQ(user_program.find("CanaryPw"), std::string::npos) << user_program;
+  for (const char* name : {"PGPASSWORD", "DATABASE_URL", "API_TOKEN", "PGDRILL_TEST_KEPT"}) ::unsetenv(name);
+}

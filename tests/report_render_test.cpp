@@ -133,3 +133,23 @@ TEST(ticker, ticks_until_destroyed) {
   EXPECT_EQ(ticks, after);
   detail::ticker none({}, std::chrono::milliseconds(1));  // no callback: no thread
 }
+
+// A LATIN1 server's error ("é" as the single byte 0xE9) and a control byte reached the reports
+// raw: the JSON report threw (exit 2, an empty file) and the JUnit file was not XML. Every
+// report now carries them as U+FFFD.
+TEST(reports, bytes_that_are_not_utf8_are_replaced_in_every_format) {
+  auto result = sample_drill();
+  result.checks[1].message = "public.orders: \xE9" "chec \x01 de la restauration";
+  result.checks[1].detail = "ERREUR:  la relation \xAB orders \xBB n'existe pas";
+  scratch_dir dir;
+  write_json_report(result, dir.path() / "r.json");
+  auto parsed = nlohmann::json::parse(testkit::read_file(dir.path() / "r.json"));
+  EXPECT_EQ(parsed["checks"][1]["message"], "public.orders: \xEF\xBF\xBD" "chec \x01 de la restauration");  // JSON escapes it
+  auto failure = junit_of(result).child("testsuites").child("testsuite").find_child_by_attribute("testcase", "name",
+                                                                                                   "row_count public.orders");
+  EXPECT_STREQ(failure.child("failure").attribute("message").value(), "public.orders: \xEF\xBF\xBD" "chec \xEF\xBF\xBD de la restauration");
+  EXPECT_NE(std::string(failure.child("failure").text().get()).find("\xEF\xBF\xBD orders \xEF\xBF\xBD"), std::string::npos);
+  EXPECT_EQ(detail::printable("ok \xC3\xA9 \xF0\x9F\x98\x80 \t\n"), "ok \xC3\xA9 \xF0\x9F\x98\x80 \t\n");
+  EXPECT_EQ(detail::printable("\xC0\xAF \xED\xA0\x80 \xF4\x90\x80\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "
+                                                                          "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}

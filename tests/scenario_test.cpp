@@ -328,3 +328,27 @@ TEST(scenario, thorough_plans_the_integrity_kinds_and_collations_with_a_manifest
   EXPECT_EQ(kinds(plan_checks(plan.assertions, &recorded)),
             (std::vector<std::string>{"amcheck", "constraints_valid", "read_all", "collations"}));
 }
+
+// A number past its type was read wrapped: "min": 18446744073709551615 became -1 and the check
+// passed whatever the table held. Now it is a scenario error (exit 3), as are durations past what
+// the clocks measure and more restore jobs than a server takes.
+TEST(scenario, numbers_past_their_type_or_limit_are_errors_never_wrapped) {
+  auto with_assertion = [](const std::string& assertion) {
+    return R"({"name": "n", "backup": {"file": "f"}, "assertions": [)" + assertion + "]}";
+  };
+  EXPECT_NE(error_of(with_assertion(R"({"type": "row_count", "table": "t", "min": 18446744073709551615})"))
+                .find("at /assertions/0/min: out of range: 18446744073709551615"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_assertion(R"({"type": "row_count", "table": "t", "equals": 9223372036854775808})")).find("out of range"),
+            std::string::npos);
+  EXPECT_EQ(error_of(with_assertion(R"({"type": "row_count", "table": "t", "max": 9223372036854775807})")), "");
+  EXPECT_NE(error_of(with_assertion(R"({"type": "sql", "query": "SELECT 1", "expected": 1, "timeout_seconds": 1e10})"))
+                .find("at most 86400"),
+            std::string::npos);
+  auto with_restore = [](const std::string& restore) {
+    return R"({"name": "n", "backup": {"file": "f"}, "restore": )" + restore + R"(, "assertions": [{"type": "not_empty"}]})";
+  };
+  EXPECT_NE(error_of(with_restore(R"({"timeout_seconds": 9300000000})")).find("must be 0 (no limit) to 31536000"), std::string::npos);
+  EXPECT_NE(error_of(with_restore(R"({"jobs": 4294967297})")).find("at /restore/jobs: out of range"), std::string::npos);
+  EXPECT_NE(error_of(with_restore(R"({"jobs": 100000})")).find("must be 0 (all cores) to 1000"), std::string::npos);
+}

@@ -156,6 +156,8 @@ struct sql_assertion {
     check.expect_no_rows = item.optional<bool>("expect_no_rows").value_or(false);
     check.op = item.one_of("op", {"=", "!=", "<", "<=", ">", ">="}, "=");
     check.timeout_seconds = item.optional<double>("timeout_seconds").value_or(60);
+    if (check.timeout_seconds <= 0 || check.timeout_seconds > 86400)
+      item.fail(item.pointer_of("timeout_seconds"), "must be more than 0 and at most 86400 (a day)");
     if (check.expect_no_rows == item.has("expected"))
       item.fail(item.pointer(), "sql needs exactly one of: expected, \"expect_no_rows\": true");
     if (item.has("expected")) {

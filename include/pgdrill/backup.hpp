@@ -21,6 +21,7 @@
 #include <vector>
 
 #include <pgdrill/binaries.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
@@ -174,20 +175,40 @@ inline std::optional<std::time_t> timestamp_in_name(const std::string& name) {
   return detail::utc_time(number(1), number(3), number(4), number(5), number(6), number(7));
 }
 
+namespace detail {
+
+// A FIFO, socket or device is refused without being opened: reading a FIFO waits for a writer
+// forever. (A symlink's target is judged, not the link.)
+inline void refuse_special_file(const std::filesystem::path& path, std::filesystem::file_status status) {
+  using std::filesystem::file_type;
+  const char* kind = status.type() == file_type::fifo      ? "a FIFO"
+                     : status.type() == file_type::socket  ? "a socket"
+                     : status.type() == file_type::block   ? "a block device"
+                     : status.type() == file_type::character ? "a character device"
+                                                           : nullptr;
+  if (kind) throw could_not_verify(path.string() + " is " + kind + ", not a backup file: refused without opening it");
+}
+
+}  // namespace detail
+
 /// Format and compression from the first bytes (or the files, for a directory archive).
 inline backup_info inspect_file(const std::filesystem::path& path) {
   std::error_code failure;
   backup_info info;
   info.path = path;
   auto status = std::filesystem::status(path, failure);
+  if (failure.value() == ELOOP) throw could_not_verify("backup " + path.string() + " is a symlink loop");
   if (failure || !std::filesystem::exists(status))
     throw could_not_verify("backup " + path.string() + " does not exist or cannot be read");
+  detail::refuse_special_file(path, status);
   info.modified = std::filesystem::last_write_time(path, failure);
   info.name_time = timestamp_in_name(path.filename().string());
 
   if (std::filesystem::is_directory(status)) {
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(path, failure))
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(path, failure)) {
+      detail::refuse_special_file(entry.path(), entry.symlink_status());
       if (entry.is_regular_file()) info.size += entry.file_size();
+    }
     info.format = std::filesystem::exists(path / "toc.dat") ? backup_format::directory : backup_format::unknown;
     if (info.format == backup_format::unknown) info.looks_like = "a directory without toc.dat";
     return info;
@@ -227,6 +248,7 @@ inline backup_info inspect_file(const std::filesystem::path& path) {
 
 /// One line of an archive's table of contents (`pg_restore --list`).
 struct toc_entry {
+  int id = 0;          ///< the dump id (names a directory archive's data file, ID.dat)
   std::string type;    ///< "TABLE", "TABLE DATA", "INDEX", "SEQUENCE SET", ...
   std::string schema;  ///< "-" for objects outside a schema
   std::string name;
@@ -295,11 +317,12 @@ inline const std::vector<std::string>& multiword_toc_types() {
 }
 
 inline std::optional<toc_entry> parse_toc_line(const std::string& line) {
-  static const std::regex entry_line(R"(^\d+; \d+ \d+ (.*)$)");
+  static const std::regex entry_line(R"(^(\d+); \d+ \d+ (.*)$)");
   std::smatch match;
   if (!std::regex_match(line, match, entry_line)) return std::nullopt;
-  std::string rest = match[1];
+  std::string rest = match[2];
   toc_entry entry;
+  entry.id = std::atoi(match[1].str().c_str());
   for (const auto& type : multiword_toc_types())
     if (rest.compare(0, type.size() + 1, type + " ") == 0) {
       entry.type = type;
@@ -492,6 +515,43 @@ inline backup_contents read_versions(const backup_info& backup) {
   return contents;
 }
 
+namespace detail {
+
+// A directory archive's data files against its table of contents: each TABLE DATA entry has its
+// ID.dat (or .dat.gz, .dat.lz4, .dat.zst), compressed as its name says, decompressing to its end.
+// (An uncompressed file emptied reads as an empty table: the SHA-256 sidecar and the manifest's
+// row counts catch that.)
+inline std::vector<std::string> directory_data_problems(const std::filesystem::path& directory, const std::vector<toc_entry>& toc) {
+  static const std::vector<std::pair<std::string, compression>> suffixes{
+      {".dat", compression::none}, {".dat.gz", compression::gzip}, {".dat.lz4", compression::lz4}, {".dat.zst", compression::zstd}};
+  std::vector<std::string> problems;
+  for (const auto& entry : toc) {
+    if (entry.type != "TABLE DATA") continue;
+    auto found = std::find_if(suffixes.begin(), suffixes.end(),
+                              [&](const auto& suffix) { return std::filesystem::is_regular_file(directory / (std::to_string(entry.id) + suffix.first)); });
+    std::string what = entry.schema + "." + entry.name;
+    if (found == suffixes.end()) {
+      problems.push_back(what + ": its data file " + std::to_string(entry.id) + ".dat is missing");
+      continue;
+    }
+    auto file = directory / (std::to_string(entry.id) + found->first);
+    try {
+      auto info = inspect_file(file);
+      if (found->second != compression::none && info.compressed != found->second)
+        throw corrupt_backup(info.size == 0 ? "empty" : "not " + std::string(to_string(found->second)) + " data");
+      backup_reader reader(file);
+      std::vector<char> block(1U << 20);
+      while (reader.read(block.data(), block.size()) > 0) {
+      }
+    } catch (const corrupt_backup& damaged) {
+      problems.push_back(what + ": its data file " + file.filename().string() + " is damaged (" + damaged.what() + ")");
+    }
+  }
+  return problems;
+}
+
+}  // namespace detail
+
 /// Versions (read_versions) and an archive's table of contents with the field's own tools:
 /// `pg_restore --list` (fed the decompressed stream when compressed). Throws corrupt_backup when
 /// the table of contents cannot be read, could_not_verify when the tools are too old for it.
@@ -512,6 +572,10 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
   std::istringstream lines(listing);
   for (std::string line; std::getline(lines, line);)
     if (auto entry = detail::parse_toc_line(line)) contents.toc.push_back(*entry);
+  if (backup.format == backup_format::directory)
+    if (auto problems = detail::directory_data_problems(backup.path, contents.toc); !problems.empty())
+      throw corrupt_backup("the directory archive " + backup.path.string() + " does not hold what its table of contents lists: " +
+                           detail::join(problems, "; "));
   // The source database's encoding is in the preamble pg_restore writes for an empty selection.
   auto preamble = detail::read_archive(backup, tools, {"--file", "-", "--use-list", "/dev/null"});
   static const std::regex encoding(R"(SET client_encoding = '([^']+)';)");
@@ -546,7 +610,8 @@ inline bool is_sidecar(const std::string& name) {
 
 /// Files in `directory` whose names match the glob (sidecars excluded), newest first: by the timestamp in the name
 /// when every candidate has one, else by modification time.
-inline std::vector<backup_info> list_backups(const std::filesystem::path& directory, const std::string& pattern = "*") {
+inline std::vector<backup_info> list_backups(const std::filesystem::path& directory, const std::string& pattern = "*",
+                                             std::vector<std::string>* skipped = nullptr) {
   std::error_code failure;
   if (!std::filesystem::is_directory(directory, failure))
     throw could_not_verify("backup directory " + directory.string() + " does not exist or is not a directory");
@@ -554,7 +619,11 @@ inline std::vector<backup_info> list_backups(const std::filesystem::path& direct
   for (const auto& entry : std::filesystem::directory_iterator(directory, failure)) {
     std::string name = entry.path().filename().string();
     if (name.empty() || name[0] == '.' || is_sidecar(name) || ::fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
-    found.push_back(inspect_file(entry.path()));
+    try {
+      found.push_back(inspect_file(entry.path()));
+    } catch (const could_not_verify& unreadable) {  // a FIFO or a symlink loop costs its own entry, not the listing
+      if (skipped) skipped->push_back(std::string("skipped: ") + unreadable.what());
+    }
   }
   bool all_named = std::all_of(found.begin(), found.end(), [](const backup_info& b) { return b.name_time.has_value(); });
   std::stable_sort(found.begin(), found.end(), [&](const backup_info& a, const backup_info& b) {
@@ -588,6 +657,7 @@ inline backup_info find_latest(const std::filesystem::path& directory, const std
 struct located_backups {
   std::vector<backup_info> backups;
   std::vector<backup_info> listing;
+  std::vector<std::string> skipped;  ///< entries of the directory that could not be read, and why
 };
 
 /// The one place that finds a scenario's backups: the named file, the set of files in order, or
@@ -601,7 +671,7 @@ inline located_backups locate_backups(const backup_source& source) {
     found.backups.push_back(inspect_file(source.file));
     found.backups.back().chosen_because = "named in the scenario";
   } else {
-    found.listing = list_backups(source.directory, source.pattern);
+    found.listing = list_backups(source.directory, source.pattern, &found.skipped);
     found.backups.push_back(latest_of(found.listing, source.directory, source.pattern));
   }
   return found;

@@ -540,7 +540,7 @@ inline void check_roles(pqxx::connection& connection, const roles_assertion& che
   if (missing.empty() && !lacking.empty())
     passed = "the restore lacks " + join(lacking) + " (ownership and grants to them were not restored), accepted by \"ignore\"";
   std::string quoted;
-  for (const auto& role : missing) quoted += (quoted.empty() ? "" : ", ") + nlohmann::json(role).dump();
+  for (const auto& role : missing) quoted += (quoted.empty() ? "" : ", ") + nlohmann::json(role).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   pass_or_fail(step, missing.empty(), passed,
                "the restore lacks roles the backup refers to: " + join(missing) +
                    "; objects they owned and grants to them were not restored. The backup set does not create them: add "
@@ -836,6 +836,7 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
     auto checksums = run_checksums(target, planned, 0, progress);
     pqxx::connection connection(target.conninfo());
     for (; done < planned.size(); ++done) {
+      signals::throw_if_interrupted();  // SIGINT or SIGTERM: the checks left do not run
       auto checksum = checksums.find(done);
       record(checksum != checksums.end() ? checksum->second : run_check(connection, planned[done], context));
     }
@@ -845,7 +846,8 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
       step.name = planned[done].name;
       step.kind = planned[done].kind;
       step.result = outcome::error;
-      step.message = std::string("could not connect to the restored database: ") + failure.what();
+      bool stopped = dynamic_cast<const interrupted*>(&failure) != nullptr;
+      step.message = (stopped ? "not run: " : "could not connect to the restored database: ") + std::string(failure.what());
       detail::keep_first_line(step);
       record(step);
     }

@@ -122,6 +122,15 @@ struct drill_state {
   }
 };
 
+/// What every drill checks of its backups before any server: their hygiene, and the first one
+/// against what its manifest recorded of it (`pgdrill verify` checks the same).
+inline std::vector<step_result> backup_checks(const located_backups& located, const hygiene_spec& spec, const manifest* expected) {
+  auto steps = verify_backups(located, spec);
+  if (expected && !located.backups.empty())
+    if (auto recorded = backup_as_recorded(located.backups.front(), *expected)) steps.push_back(*recorded);
+  return steps;
+}
+
 /// The manifest beside the first of the located backups, if there is one; a JSON snapshot's
 /// own manifest otherwise.
 inline std::optional<manifest> manifest_beside(const located_backups& found) {
@@ -316,6 +325,7 @@ inline outcome locate(drill_state& state, step_result& step) {
   facts.compression = to_string(first.compressed);
   facts.taken_at = detail::iso8601_utc(first.taken_at());
   facts.chosen_because = first.chosen_because;
+  step.detail = detail::join(state.located.skipped, "\n");
   facts.sha256 = first.sha256;
   step.message = backups.size() > 1
                      ? std::to_string(backups.size()) + " files, " + std::to_string(facts.size_bytes) + " bytes: " + first.chosen_because
@@ -341,7 +351,8 @@ inline outcome locate(drill_state& state, step_result& step) {
 /// Size, age, mode, sidecar and retention: before any server, whatever the other stages do.
 inline void hygiene(drill_state& state) {
   if (state.located.backups.empty()) return;
-  for (const auto& check : verify_backups(state.located, state.plan.hygiene)) state.record_check(check);
+  for (const auto& check : backup_checks(state.located, state.plan.hygiene, state.expected ? &*state.expected : nullptr))
+    state.record_check(check);
 }
 
 /// Versions from the backups' own bytes, and archives' tables of contents where this host's
@@ -492,6 +503,7 @@ inline void measure_for_drift(drill_state& state) {
 /// Stop and remove the server, then drop the roles the drill created on a shared one. Runs
 /// whatever stopped the drill, and never throws.
 inline void teardown(drill_state& state) {
+  signals::finishing despite_signals;
   step_result step = make_step("teardown", "stage", outcome::passed, "nothing to tear down");
   auto started = std::chrono::steady_clock::now();
   if (auto& server = state.target_server) {
@@ -515,6 +527,19 @@ inline void teardown(drill_state& state) {
 }
 
 }  // namespace stages
+
+namespace detail {
+
+// A drill stopped by SIGINT or SIGTERM verified nothing it can vouch for: exit 2, whatever the
+// checks that had finished said.
+inline void record_interruption(drill_state& state) {
+  if (int number = signals::received())
+    state.record_stage(make_step("interrupted", "stage", outcome::error,
+                                 std::string("stopped by signal ") + std::to_string(number) + " (" + strsignal(number) +
+                                     "): the drill was torn down before it finished"));
+}
+
+}  // namespace detail
 
 /// The stages up to a restored database that is still running: shared by run_drill and the
 /// GoogleTest harness, which runs its tests between these and teardown.
@@ -562,6 +587,7 @@ inline drill_result run_drill(const scenario& plan, const drill_options& options
   run_restore_stages(state);
   run_check_stage(state, "checks", stages::checks);
   stages::teardown(state);
+  detail::record_interruption(state);
   return state.finish();
 }
 

@@ -218,6 +218,7 @@ inline std::vector<scenario_check> load_scenario_checks(const std::filesystem::p
     auto located = locate_backups(plan.backup);
     for (const auto& step : verify_backups(located, plan.hygiene)) names.push_back(step.name);
     expected = manifest_beside(located);
+    if (expected && records_its_backup(*expected)) names.push_back(backup_as_recorded_check);
   } catch (const std::exception&) {  // the tests themselves report a missing backup
   }
   if (plan.restore.max_seconds) names.push_back("restore time");

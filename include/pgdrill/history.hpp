@@ -76,7 +76,7 @@ inline history_entry history_entry_from(const drill_result& result) {
 inline void append_history(const std::filesystem::path& file, const history_entry& entry) {
   std::error_code ignored;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ignored);
-  std::string line = entry.to_json().dump() + "\n";
+  std::string line = entry.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
   int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
   if (fd >= 0) ::close(fd);
@@ -200,7 +200,7 @@ namespace detail {
 
 inline std::string html_escape(const std::string& text) {
   std::string out;
-  for (char c : text) {
+  for (char c : printable(text)) {
     switch (c) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;

@@ -413,6 +413,31 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
   return result;
 }
 
+/// The backup against what its manifest recorded of it: its size and SHA-256 (a manifest beside
+/// another file, or a backup changed since it was written, fails naming both values; a file
+/// renamed with its manifest passes). Nothing when the manifest recorded neither (written by an
+/// older pgdrill, or a JSON snapshot's own).
+inline bool records_its_backup(const manifest& recorded) {
+  return !recorded.from_snapshot && (!recorded.backup_sha256.empty() || recorded.backup_size != 0);
+}
+constexpr const char* backup_as_recorded_check = "backup as in the manifest";
+
+inline std::optional<step_result> backup_as_recorded(const backup_info& backup, const manifest& recorded) {
+  if (!records_its_backup(recorded)) return std::nullopt;
+  std::vector<std::string> differences;
+  if (recorded.backup_size != 0 && recorded.backup_size != backup.size)
+    differences.push_back("size " + std::to_string(backup.size) + " bytes, the manifest recorded " + std::to_string(recorded.backup_size));
+  if (!recorded.backup_sha256.empty()) {
+    auto actual = backup.sha256.empty() && std::filesystem::is_regular_file(backup.path) ? sha256_file(backup.path) : backup.sha256;
+    if (actual != recorded.backup_sha256) differences.push_back("SHA-256 " + actual + ", the manifest recorded " + recorded.backup_sha256);
+  }
+  auto step = make_step(backup_as_recorded_check, "hygiene", differences.empty() ? outcome::passed : outcome::failed,
+                        differences.empty() ? "size and SHA-256 as the manifest recorded them" : detail::join(differences, "; "));
+  step.expected = "as recorded";
+  step.actual = differences.empty() ? step.expected : std::to_string(differences.size()) + " differences";
+  return step;
+}
+
 /// A JSON snapshot's own manifest as the manifest its drill checks against: each table's row
 /// count and columns (a snapshot records no checksums or objects).
 inline manifest manifest_of_snapshot(const snapshot_manifest& snapshot, const std::filesystem::path& file) {

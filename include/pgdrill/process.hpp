@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>  // optional user, optional exit status
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,6 +59,10 @@ struct command {
   std::vector<std::string> args;
   std::vector<std::pair<std::string, std::string>> env;  ///< set over the inherited environment
   std::vector<std::string> unset_env;                   ///< removed from the inherited environment
+  /// What it inherits: by default only what programs need to run (detail::inherited_by_default),
+  /// never the user's connection or secrets. A tool connecting to the user's own server also gets
+  /// their libpq settings (PG*); a program the user runs gets all but those (and DATABASE_URL).
+  enum class inheritance { tools, tools_and_libpq, all_but_libpq } inherits = inheritance::tools;
   std::filesystem::path cwd;                            ///< empty: inherit
   std::optional<user_identity> user;                    ///< run as this account (needs root)
 
@@ -78,6 +83,10 @@ struct command {
   }
   command& as_user(std::optional<user_identity> account) {
     user = std::move(account);
+    return *this;
+  }
+  command& inheriting(inheritance what) {
+    inherits = what;
     return *this;
   }
 
@@ -133,6 +142,7 @@ inline std::string proc_text(const std::filesystem::path& file) {
 // Process groups of live children, so a signal handler can stop them with async-signal-safe calls.
 inline std::array<std::atomic<pid_t>, 256> tracked_groups{};
 inline std::atomic<int> received_signal{0};
+inline std::atomic<int> finishing_depth{0};
 
 inline void track_group(pid_t group) noexcept {
   for (auto& slot : tracked_groups) {
@@ -173,6 +183,31 @@ inline int open_pidfd(pid_t pid) noexcept {
 #endif
 }
 
+// Variables every child inherits: what programs need to run, find their files and talk to a
+// container engine. Not PG* or DATABASE_URL (a password, or a redirection of the drill), nor
+// anything else of the user's.
+inline bool inherited_by_default(std::string_view name) {
+  static const std::set<std::string_view> names{"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+                                                "TERM", "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "DBUS_SESSION_BUS_ADDRESS",
+                                                "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+                                                "REGISTRY_AUTH_FILE", "NO_COLOR"};
+  static const std::string_view prefixes[] = {"LC_", "PGDRILL_", "XDG_", "DOCKER_", "CONTAINER"};
+  if (names.count(name)) return true;
+  for (auto prefix : prefixes)
+    if (name.substr(0, prefix.size()) == prefix) return true;
+  return false;
+}
+
+inline bool inherited(const command& cmd, std::string_view name) {
+  bool libpq = name.substr(0, 2) == "PG";
+  switch (cmd.inherits) {
+    case command::inheritance::all_but_libpq: return !(libpq || name == "DATABASE_URL") || inherited_by_default(name);
+    case command::inheritance::tools_and_libpq: return libpq || inherited_by_default(name);
+    case command::inheritance::tools: break;
+  }
+  return inherited_by_default(name);
+}
+
 inline std::vector<std::string> child_environment(const command& cmd) {
   std::vector<std::string> result;
   auto overridden = [&](std::string_view entry) {
@@ -183,8 +218,10 @@ inline std::vector<std::string> child_environment(const command& cmd) {
       if (name == key) return true;
     return false;
   };
-  for (char** entry = environ; entry && *entry; ++entry)
-    if (!overridden(*entry)) result.emplace_back(*entry);
+  for (char** entry = environ; entry && *entry; ++entry) {
+    std::string_view text(*entry);
+    if (!overridden(text) && inherited(cmd, text.substr(0, text.find('=')))) result.emplace_back(text);
+  }
   for (const auto& [key, value] : cmd.env) result.push_back(key + "=" + value);
   return result;
 }
@@ -214,8 +251,21 @@ inline void install_handlers() {
 /// The signal received so far, 0 when none.
 inline int received() noexcept { return detail::received_signal.load(); }
 
+/// While one lives, commands run despite a signal received: a teardown runs to completion (the
+/// container removed, the server stopped) before the runner exits.
+class finishing {
+ public:
+  finishing() { ++detail::finishing_depth; }
+  ~finishing() { --detail::finishing_depth; }
+  finishing(const finishing&) = delete;
+  finishing& operator=(const finishing&) = delete;
+};
+
+/// The signal that stops what runs now: 0 when none was received, or while finishing.
+inline int stopping() noexcept { return detail::finishing_depth.load() > 0 ? 0 : received(); }
+
 inline void throw_if_interrupted() {
-  if (int number = received()) throw interrupted(number);
+  if (int number = stopping()) throw interrupted(number);
 }
 
 }  // namespace signals
@@ -560,7 +610,7 @@ inline run_result run(const command& cmd, const run_options& options = {}) {
   };
 
   while (true) {
-    if (int number = signals::received()) {
+    if (int number = signals::stopping()) {
       proc.kill_and_reap();
       throw interrupted(number);
     }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>  // optional minimum major of client tools
 #include <functional>
+#include <regex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -100,15 +101,9 @@ struct endpoint {
   /// named keeps them all (PGPASSFILE, PGSERVICE, ~/.pgpass, SSL files), as the user's own tools would.
   void apply_to(command& tool) const {
     tool.with_env(libpq_env());
-    if (!named_by_user) tool.without_env(foreign_libpq_env());
+    if (named_by_user && tool.inherits == command::inheritance::tools) tool.inheriting(command::inheritance::tools_and_libpq);
   }
 
-  /// Variables to remove from a child's environment so the user's own libpq settings
-  /// (PGSERVICE, PGPASSFILE, PGOPTIONS, ...) cannot redirect a drill.
-  static std::vector<std::string> foreign_libpq_env() {
-    return {"PGSERVICE", "PGSERVICEFILE", "PGPASSFILE", "PGOPTIONS", "PGHOSTADDR", "PGPASSWORD",
-            "PGSSLMODE", "PGREQUIRESSL", "PGTARGETSESSIONATTRS", "DATABASE_URL"};
-  }
 
  private:
   static std::string quote(const std::string& value) {
@@ -121,6 +116,36 @@ struct endpoint {
   }
 };
 
+namespace detail {
+
+// The passwords a connection string or URL carries, as written, even when it does not parse:
+// libpq quotes the token it stumbles on, and in a URL that may be the password itself.
+inline std::vector<std::string> passwords_in_conninfo(const std::string& conninfo) {
+  static const std::regex url_user(R"(^\s*postgres(?:ql)?://([^/?#]*)@)");
+  static const std::regex url_query(R"([?&]password=([^&#]*))");
+  static const std::regex keyword(R"((?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'?|[^\s]+))");
+  std::vector<std::string> found;
+  std::smatch match;
+  if (std::regex_search(conninfo, match, url_user))
+    if (auto userinfo = match[1].str(); userinfo.find(':') != std::string::npos) found.push_back(userinfo.substr(userinfo.find(':') + 1));
+  for (const auto* pattern : {&url_query, &keyword})
+    for (std::sregex_iterator at(conninfo.begin(), conninfo.end(), *pattern), end; at != end; ++at) {
+      std::string value = (*at)[1].str();
+      found.push_back(value);
+      if (value.size() >= 2 && value.front() == '\'') found.push_back(value.substr(1, value.size() - 2));
+    }
+  return found;
+}
+
+// `text` with every one of `secrets` replaced by asterisks.
+inline std::string redacted(std::string text, const std::vector<std::string>& secrets) {
+  for (const auto& secret : secrets)
+    for (std::size_t at; !secret.empty() && (at = text.find(secret)) != std::string::npos;) text.replace(at, secret.size(), "********");
+  return text;
+}
+
+}  // namespace detail
+
 /// An endpoint from a libpq connection string or URL ("host=db user=app", "postgresql://..."),
 /// with libpq's own defaults (PGHOST, PGUSER, PGPASSWORD, ~/.pgpass is left to libpq) filling
 /// what it leaves out; an empty string means the environment alone (DATABASE_URL when set).
@@ -132,7 +157,7 @@ inline endpoint endpoint_from_conninfo(std::string conninfo) {
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> given(PQconninfoParse(conninfo.c_str(), &problem),
                                                                      PQconninfoFree);
   if (!given) {
-    std::string reason = problem ? problem : "cannot parse";
+    std::string reason = detail::redacted(problem ? problem : "cannot parse", detail::passwords_in_conninfo(conninfo));
     PQfreemem(problem);
     throw usage_error("invalid connection string: " + reason);
   }

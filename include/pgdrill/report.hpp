@@ -122,13 +122,13 @@ inline void write_junit(const drill_result& result, const std::filesystem::path&
   for (const auto& [name, value] : properties_of(result)) {
     auto property = properties.append_child("property");
     property.append_attribute("name") = name.c_str();
-    property.append_attribute("value") = value.c_str();
+    property.append_attribute("value") = detail::printable(value).c_str();
   }
   const std::string classname = "pgdrill." + result.scenario;
   auto add_case = [&](const step_result& step, const std::string& group) {
     auto testcase = suite.append_child("testcase");
     testcase.append_attribute("classname") = (classname + "." + group).c_str();
-    testcase.append_attribute("name") = step.name.c_str();
+    testcase.append_attribute("name") = detail::printable(step.name).c_str();
     testcase.append_attribute("time") = detail::junit_seconds(step.seconds).c_str();
     const char* element = step.result == outcome::failed ? "failure"
                           : step.result == outcome::error ? "error"
@@ -136,13 +136,13 @@ inline void write_junit(const drill_result& result, const std::filesystem::path&
                                                              : nullptr;
     if (element) {
       auto node = testcase.append_child(element);
-      node.append_attribute("message") = step.message.c_str();
+      node.append_attribute("message") = detail::printable(step.message).c_str();
       if (step.result != outcome::skipped) node.append_attribute("type") = step.kind.c_str();
       std::string body = step.detail;
       if (!step.expected.empty()) body = "expected: " + step.expected + "\nactual: " + step.actual + "\n" + body;
-      if (!body.empty()) node.text() = body.c_str();
+      if (!body.empty()) node.text() = detail::printable(body).c_str();
     } else if (!step.message.empty()) {
-      testcase.append_child("system-out").text() = (step.message + (step.detail.empty() ? "" : "\n" + step.detail)).c_str();
+      testcase.append_child("system-out").text() = detail::printable(step.message + (step.detail.empty() ? "" : "\n" + step.detail)).c_str();
     }
   };
   for (const auto& stage : result.stages) add_case(stage, "stage");
@@ -197,7 +197,7 @@ inline void write_json_report(const drill_result& result, const std::filesystem:
   std::error_code ignored;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ignored);
   std::ofstream out(file);
-  out << to_json(result).dump(2) << "\n";
+  out << to_json(result).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   if (!out.flush()) throw could_not_verify("cannot write JSON report " + file.string());
 }
 
@@ -250,7 +250,7 @@ class console_reporter {
     fields["ts"] = detail::iso8601_utc_millis();
     fields["level"] = level;
     fields["event"] = event;
-    out_ << fields.dump() << std::endl;
+    out_ << fields.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   }
 
   void start(const std::string& scenario, const std::string& file) {

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <optional>  // stream reader for compressed backups
 #include <iterator>
+#include <random>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -244,6 +246,90 @@ class plain_script_filter {
   bool checked_ = false, passing_through_ = false;
 };
 
+// psql learned \restrict in 13.22, 14.19, 15.14, 16.10 and 17.6 (August 2025).
+inline bool psql_can_restrict(const std::string& version) {
+  int major = std::atoi(version.c_str()), minor = 0;
+  if (auto dot = version.find('.'); dot != std::string::npos) minor = std::atoi(version.c_str() + dot + 1);
+  static const std::map<int, int> first_minor{{13, 22}, {14, 19}, {15, 14}, {16, 10}, {17, 6}};
+  if (major >= 18) return true;
+  auto found = first_minor.find(major);
+  return found != first_minor.end() && minor >= found->second;
+}
+
+// A key only this drill knows, for \restrict.
+inline std::string restrict_key() {
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::random_device random;
+  std::string key;
+  for (int index = 0; index < 40; ++index) key += alphabet[random() % (sizeof alphabet - 1)];
+  return key;
+}
+
+// A plain script as psql runs it: restricted from its first line (\restrict with a key the script
+// cannot know), so no meta-command in a backup runs (\!, \o |, \copy ... program, \i, \connect,
+// ...); psql refuses each and the drill fails it. The script's own \restrict and \unrestrict lines
+// (pg_dump writes them since 17.6, 16.10, 15.14, ...) are dropped; its \connect lines, which a
+// cluster dump needs to reach the databases it created, run unrestricted when `connect_allowed`
+// (the server is the drill's own).
+class restricted_script {
+ public:
+  restricted_script(std::function<std::size_t(char*, std::size_t)> source, std::string key, bool connect_allowed)
+      : source_(std::move(source)), key_(std::move(key)), connect_allowed_(connect_allowed) {
+    output_ = "\\restrict " + key_ + "\n";
+  }
+
+  std::size_t read(char* buffer, std::size_t capacity) {
+    while (output_.empty() && !ended_) fill();
+    std::size_t count = std::min(capacity, output_.size());
+    std::copy_n(output_.data(), count, buffer);
+    output_.erase(0, count);
+    return count;
+  }
+
+ private:
+  void fill() {
+    std::string block(256U << 10, '\0');
+    std::size_t got = source_(block.data(), block.size());
+    if (got == 0) {
+      ended_ = true;
+      if (!meta_line_.empty()) output_ += adapt(meta_line_);
+      return;
+    }
+    for (std::size_t at = 0; at < got;) {
+      if (in_meta_line_ || (at_line_start_ && block[at] == '\\')) {  // a meta-command line: held until it is whole
+        in_meta_line_ = true;
+        auto end = block.find('\n', at);
+        meta_line_.append(block, at, (end == std::string::npos || end >= got ? got : end) - at);
+        if (end == std::string::npos || end >= got) return;
+        output_ += adapt(meta_line_) + "\n";
+        meta_line_.clear();
+        in_meta_line_ = false;
+        at_line_start_ = true;
+        at = end + 1;
+        continue;
+      }
+      auto end = block.find('\n', at);
+      std::size_t stop = end == std::string::npos || end >= got ? got : end + 1;
+      output_.append(block, at, stop - at);
+      at_line_start_ = stop > at && block[stop - 1] == '\n';
+      at = stop;
+    }
+  }
+  std::string adapt(const std::string& line) const {
+    static const std::regex own_restrict(R"(^\\(un)?restrict\s+\S+\s*$)");
+    static const std::regex connect(R"(^\\(c|connect)(\s.*)?$)");
+    if (std::regex_match(line, own_restrict)) return "";
+    if (connect_allowed_ && std::regex_match(line, connect))
+      return "\\unrestrict " + key_ + "\n" + line + "\n\\restrict " + key_;
+    return line;  // psql refuses it, and says so
+  }
+
+  std::function<std::size_t(char*, std::size_t)> source_;
+  std::string key_, output_, meta_line_;
+  bool connect_allowed_;
+  bool at_line_start_ = true, in_meta_line_ = false, ended_ = false;
+};
+
 // What is left of the restore's time limit after any decompression (at least 1 ms: 0 means none).
 inline std::chrono::milliseconds remaining(std::chrono::seconds limit, std::chrono::steady_clock::time_point started) {
   if (limit.count() == 0) return std::chrono::milliseconds(0);
@@ -289,11 +375,12 @@ inline void judge_run(restore_result& result, const run_result& finished, tool_e
 /// healthy dump are tolerated and listed, anything else fails the restore, as the backup's fault
 /// or the environment's. Compressed backups are decompressed in-process into the tool's stdin;
 /// only a compressed custom archive restored with -j (which needs a seekable file) is
-/// decompressed into `scratch` first. Plain SQL without its closing line was cut short. Throws
+/// decompressed into `scratch` first. Plain SQL without its closing line was cut short, and runs
+/// restricted (restricted_script): its \connect lines only on the drill's `own_server`. Throws
 /// could_not_verify when the tool cannot run at all.
 inline restore_result restore_backup(const backup_info& backup, const endpoint& target, const pg_binaries& tools,
                                      const restore_spec& spec, const std::filesystem::path& scratch,
-                                     const restore_progress& progress = {}) {
+                                     const restore_progress& progress = {}, bool own_server = true) {
   restore_result result;
   const auto& format = traits_of(backup.format);
   if (!*format.restore_tool) throw could_not_verify("cannot restore " + backup.path.string() + ": format " + format.name);
@@ -326,11 +413,18 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   detail::stream_ends ends;
   role_reference_scanner roles;
   std::optional<detail::plain_script_filter> script;
+  std::optional<detail::restricted_script> restricted;
   if (input.via_stdin) {
     reader.emplace(backup.path);
     if (plain) script.emplace(*reader, ends, roles, result.adjustments);
+    if (plain && detail::psql_can_restrict(tools.version))
+      restricted.emplace([&](char* buffer, std::size_t capacity) { return script->read(buffer, capacity); }, detail::restrict_key(),
+                         own_server);
+    else if (plain)
+      result.adjustments.push_back("psql " + tools.version + " predates \\restrict: meta-commands in the script could not be "
+                                   "blocked (use PostgreSQL tools released in August 2025 or later)");
     options.stdin_source = [&](char* buffer, std::size_t capacity) {
-      return script ? script->read(buffer, capacity) : reader->read(buffer, capacity);
+      return restricted ? restricted->read(buffer, capacity) : script ? script->read(buffer, capacity) : reader->read(buffer, capacity);
     };
   }
   if (progress) {
@@ -561,7 +655,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
   for (const auto& backup : backups) {
     auto restored = backup.format == backup_format::json_snapshot
                         ? restore_snapshot(backup, target, tools, spec, scratch.path(), progress, result.snapshot)
-                        : restore_backup(backup, target, tools, spec, scratch.path(), progress);
+                        : restore_backup(backup, target, tools, spec, scratch.path(), progress, !target_server.shared());
     result.tool = restored.tool;
     result.jobs = restored.jobs;
     result.message = restored.summary();

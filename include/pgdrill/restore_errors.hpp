@@ -112,6 +112,9 @@ inline const std::vector<problem_rule>& problem_rules() {
       {"archive newer than the tools", true, false, {}, R"(unsupported version \([0-9.]+\) in file header)",
        "restore with the tools of a newer PostgreSQL major (or the container provider)"},
       {"missing role", false, false, {}, R"(role ".*" does not exist)", ""},
+      {"psql meta-command refused", false, false, {}, R"(backslash commands are restricted)",
+       "the script runs psql meta-commands (\\!, \\o, \\copy ... program, \\i, \\connect, ...): the drill runs psql restricted, "
+       "so none of them ran; a pg_dump script has none but its own \\connect lines"},
       {"truncated or corrupt archive", false, false, {},
        R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
        R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
@@ -200,7 +203,7 @@ class tool_error_reader {
     static const std::regex server_error(R"(^(?:psql:[^:]*:\d+: )?(?:(?:pg_restore|psql): error: (?:could not execute query: )?)?(ERROR|FATAL|PANIC):  (?:([0-9A-Z]{5}): )?(.*)$)");
     // pg_restore -j workers share stderr: their lines interleave ("pg_restore:pg_restore: error: ...").
     static const std::regex tool_error_line(R"(^(?:psql:[^:]*:\d+: )?(?:(?:pg_restore|psql): ?)*\s*error: (?:could not execute query: )?(.*)$)");
-    static const std::regex lost(R"(^(?:psql:[^:]*:\d+: )?(server closed the connection unexpectedly|connection to server was lost|no connection to the server)$)");
+    static const std::regex lost(R"(^(?:psql:[^:]*:\d+: )?(server closed the connection unexpectedly|connection to server was lost|no connection to the server|backslash commands are restricted; only \\unrestrict is allowed)$)");
     static const std::regex statement(R"(^(?:psql:[^:]*:\d+: )?(?:STATEMENT:  |Command was: )(.*)$)");
     static const std::regex ignored(R"(^pg_restore: warning: errors ignored on restore: (\d+)$)");
     static const std::regex tagged(R"(^(?:psql:[^:]*:\d+: )?(?:[A-Z]+:  |LINE \d+: |pg_restore: |psql: |\s*\^$))");

@@ -84,6 +84,11 @@ struct backup_source {
   std::vector<std::filesystem::path> files;  ///< or: a backup set, restored in this order
 };
 
+/// Limits on what a scenario may ask for: a duration past a year overflows the clocks it is
+/// measured with, and each restore job is a server connection.
+constexpr long long max_timeout_seconds = 365LL * 24 * 3600;
+constexpr int max_restore_jobs = 1000;
+
 /// Where a JSON snapshot's schema comes from (a snapshot holds rows only): exactly one of these.
 struct snapshot_schema {
   std::filesystem::path dump;        ///< a schema-only pg_dump, in any format
@@ -210,8 +215,12 @@ inline restore_spec parse_restore(const json_reader& root, const std::filesystem
   auto restore = root.object("restore", {"jobs", "timeout_seconds", "no_owner", "no_privileges", "single_transaction",
                                          "roles", "extensions", "sql_before", "sql_after", "max_seconds", "database", "schema"});
   spec.jobs = restore.optional<int>("jobs").value_or(0);
-  if (spec.jobs < 0) restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) or more");
-  spec.timeout = std::chrono::seconds(restore.optional<long long>("timeout_seconds").value_or(0));
+  if (spec.jobs < 0 || spec.jobs > max_restore_jobs)
+    restore.fail(restore.pointer_of("jobs"), "must be 0 (all cores) to " + std::to_string(max_restore_jobs));
+  auto timeout = restore.optional<long long>("timeout_seconds").value_or(0);
+  if (timeout < 0 || timeout > max_timeout_seconds)
+    restore.fail(restore.pointer_of("timeout_seconds"), "must be 0 (no limit) to " + std::to_string(max_timeout_seconds) + " (a year)");
+  spec.timeout = std::chrono::seconds(timeout);
   spec.no_owner = restore.optional<bool>("no_owner").value_or(true);
   spec.no_privileges = restore.optional<bool>("no_privileges").value_or(true);
   spec.single_transaction = restore.optional<bool>("single_transaction").value_or(false);

@@ -10,10 +10,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <filesystem>
+#include <istream>
 #include <map>
 #include <memory>
 #include <optional>  // optional manifest fields
 #include <set>
+#include <stdexcept>
+#include <streambuf>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/restore_errors.hpp>

@@ -2,7 +2,10 @@
 #pragma once
 
 #include <initializer_list>
+#include <cmath>
+#include <limits>
 #include <optional>  // optional keys
+#include <type_traits>
 #include <string>
 #include <vector>
 
@@ -29,16 +32,28 @@ struct json_kind<std::string> {
   static bool accepts(const nlohmann::json& v) { return v.is_string(); }
   static constexpr const char* name = "a string";
 };
+// Integers must fit their type: a value past it is an error, never wrapped (18446744073709551615
+// read as a long long is -1, and a "min" of -1 passes anything).
 template <>
 struct json_kind<long long> {
   static bool accepts(const nlohmann::json& v) { return v.is_number_integer(); }
+  static bool fits(const nlohmann::json& v) {
+    return !v.is_number_unsigned() || v.get<unsigned long long>() <= static_cast<unsigned long long>(std::numeric_limits<long long>::max());
+  }
   static constexpr const char* name = "an integer";
 };
 template <>
-struct json_kind<int> : json_kind<long long> {};
+struct json_kind<int> : json_kind<long long> {
+  static bool fits(const nlohmann::json& v) {
+    if (!json_kind<long long>::fits(v)) return false;
+    auto number = v.get<long long>();
+    return number >= std::numeric_limits<int>::min() && number <= std::numeric_limits<int>::max();
+  }
+};
 template <>
 struct json_kind<double> {
   static bool accepts(const nlohmann::json& v) { return v.is_number(); }
+  static bool fits(const nlohmann::json& v) { return std::isfinite(v.get<double>()); }
   static constexpr const char* name = "a number";
 };
 template <>
@@ -79,6 +94,8 @@ class json_reader {
     const auto& item = value_.at(key);
     if (!json_kind<T>::accepts(item))
       fail(pointer_of(key), std::string("expected ") + json_kind<T>::name + ", got " + json_type_name(item));
+    if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>)
+      if (!json_kind<T>::fits(item)) fail(pointer_of(key), "out of range: " + item.dump());
     return item.get<T>();
   }
 

@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pgdrill::detail {
@@ -47,6 +48,32 @@ inline std::string join(const std::vector<std::string>& items, const std::string
   std::string text;
   for (std::size_t index = 0; index < items.size(); ++index) text += (index ? separator : "") + items[index];
   return text;
+}
+
+/// `text` made safe for any report: bytes that are not UTF-8 (a LATIN1 server's error, a
+/// damaged dump's line) and control characters other than tab and newline become U+FFFD.
+inline std::string printable(std::string_view text) {
+  static const char replacement[] = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t at = 0; at < text.size();) {
+    auto byte = static_cast<unsigned char>(text[at]);
+    std::size_t length = byte < 0x80 ? 1 : (byte >> 5) == 0x6 ? 2 : (byte >> 4) == 0xE ? 3 : (byte >> 3) == 0x1E ? 4 : 0;
+    bool valid = length > 0 && at + length <= text.size();
+    for (std::size_t next = 1; valid && next < length; ++next) valid = (static_cast<unsigned char>(text[at + next]) >> 6) == 0x2;
+    if (valid && length > 1) {  // no overlong forms, surrogates or code points past U+10FFFF
+      unsigned code = byte & (0x7F >> length);
+      for (std::size_t next = 1; next < length; ++next) code = (code << 6) | (static_cast<unsigned char>(text[at + next]) & 0x3F);
+      static const unsigned smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+      valid = code >= smallest[length] && code <= 0x10FFFF && (code < 0xD800 || code > 0xDFFF);
+    }
+    if (valid && length == 1 && byte < 0x20 && byte != '\t' && byte != '\n' && byte != '\r') valid = false;
+    if (valid && byte == 0x7F) valid = false;
+    if (valid) out.append(text.substr(at, length));
+    else out += replacement;
+    at += valid ? length : 1;
+  }
+  return out;
 }
 
 }  // namespace pgdrill::detail
