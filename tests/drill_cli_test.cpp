@@ -1,4 +1,7 @@
 // The runner end to end: real dumps of a real source database, restored by `pgdrill run`.
+#include <csignal>
+#include <thread>
+
 #include "support.hpp"
 
 using namespace pgdrill;
@@ -428,4 +431,34 @@ TEST_F(drill_cli, a_shared_servers_other_databases_are_left_exactly_as_found) {
   EXPECT_EQ(testkit::psql(*shared, "SELECT oid FROM pg_database WHERE datname = 'shop'"), oid);
   EXPECT_EQ(testkit::psql(*shared, "SELECT count(*) FROM orders", "shop"), "2\n");
   EXPECT_EQ(testkit::psql(*shared, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill%'"), "0\n");
+}
+
+// SIGINT during a running check was ignored: the drill went on and exited 0 PASSED. Now the check
+// is stopped (the server's sessions end with it), the checks left do not run, the server is torn
+// down and the drill exits 2.
+TEST_F(drill_cli, sigint_during_a_check_ends_the_drill_with_exit_2_and_nothing_left) {
+  auto file = scenario(R"({"name": "sigint", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "sql", "name": "a long check", "query": "SELECT pg_sleep(60) IS NOT NULL", "expected": true, "timeout_seconds": 120},
+                   {"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto output = dir_.path() / "output.txt";
+  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string()}),
+                             {stream_target::null(), stream_target::to_file(output), stream_target::to_file(output)});
+  for (int attempt = 0; attempt < 600 && testkit::read_file(output).find("PASS   restore") == std::string::npos; ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the long check is running
+  auto sent = std::chrono::steady_clock::now();
+  ::kill(runner.pid(), SIGINT);
+  auto status = runner.wait();
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  auto text = testkit::read_file(output);
+  EXPECT_EQ(status.code, 2) << text;
+  EXPECT_LT(seconds, 5.0) << text;
+  EXPECT_NE(text.find("stopped by signal 2"), std::string::npos) << text;
+  EXPECT_EQ(text.find("verdict: PASSED"), std::string::npos) << text;
+  auto at = text.find("local PostgreSQL ");
+  ASSERT_NE(at, std::string::npos) << text;
+  auto data_dir = text.substr(text.find(" in ", at) + 4, text.find_first_of(" \n", text.find(" in ", at) + 4) - text.find(" in ", at) - 4);
+  EXPECT_FALSE(std::filesystem::exists(data_dir)) << data_dir;
+  for (const auto& process : std::filesystem::directory_iterator("/proc"))
+    EXPECT_EQ(detail::proc_text(process.path() / "cmdline").find(data_dir), std::string::npos) << "a server of " << data_dir << " runs on";
 }

@@ -112,6 +112,20 @@ TEST(local_provider, second_start_copies_the_cached_data_dir) {
   EXPECT_FALSE(uncached->started_from_cache());
 }
 
+// A drill killed while copying a fresh data dir into the cache left its `.staging-*` copy there
+// for good; the next start removes those whose owner is gone, and only those.
+TEST(local_provider, a_killed_drills_half_copied_cache_entry_is_removed_by_the_next_start) {
+  scratch_dir cache;
+  local_options options;
+  options.cache_dir = cache.path() / "cache";
+  auto dead = options.cache_dir / ".staging-999999999-1-abc";  // no such process
+  auto alive = options.cache_dir / (".staging-" + owner_tag() + "-def");
+  for (const auto& dir : {dead, alive}) testkit::write_file(dir / "PG_VERSION", "15\n");
+  auto server = testkit::start_server(options);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(alive)) << "a running drill's copy is left alone";
+}
+
 TEST(local_provider, restore_friendly_settings_are_in_effect) {
   auto server = testkit::start_server();
   for (const auto& [name, value] : restore_settings()) {

@@ -209,3 +209,36 @@ TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_re
   EXPECT_EQ(labelled_containers(), "");
   EXPECT_EQ(run(command("/usr/bin/podman", {"volume", "ls", "-q"})).out, volumes_before) << "and no volume is left";
 }
+
+// SIGINT while a container drill restores: its teardown used to be skipped (the `podman rm` of the
+// teardown itself saw the signal and refused to run), leaving the container running until `gc`.
+TEST_F(providers, sigint_mid_restore_tears_the_container_down_and_exits_2) {
+  auto slow = dir_.path() / "slow.sql";
+  write_file(slow, "SELECT pg_sleep(120);\n");
+  auto file = dir_.path() / "slow.json";
+  write_file(file, R"({"name": "interrupted", "provider": "container", "backup": {"file": ")" + slow.string() +
+                       R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");
+  auto output = dir_.path() / "output.txt";
+  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string(),
+                                                           "--engine", "podman", "--image", test_image}),
+                             {stream_target::null(), stream_target::to_file(output), stream_target::to_file(output)});
+  std::string container;
+  auto restoring = [] {
+    for (const auto& process : std::filesystem::directory_iterator("/proc"))
+      if (detail::proc_text(process.path() / "cmdline").find(std::string("psql\0-X\0-q\0", 11)) != std::string::npos) return true;
+    return false;
+  };
+  for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (restoring()) container = labelled_containers();
+  }
+  ASSERT_FALSE(container.empty()) << "the drill never reached its restore";
+  auto sent = std::chrono::steady_clock::now();
+  ::kill(runner.pid(), SIGINT);
+  auto status = runner.wait();
+  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  EXPECT_EQ(status.code, 2) << testkit::read_file(output);
+  EXPECT_LT(seconds, 5.0) << testkit::read_file(output);
+  EXPECT_EQ(labelled_containers(), "") << "the teardown removed the container\n" << testkit::read_file(output);
+  EXPECT_NE(testkit::read_file(output).find("interrupted"), std::string::npos) << testkit::read_file(output);
+}

@@ -835,6 +835,16 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
   try {
     auto checksums = run_checksums(target, planned, 0, progress);
     pqxx::connection connection(target.conninfo());
+    // SIGINT or SIGTERM cancels the check that runs: a query of minutes must not hold the drill.
+    detail::ticker cancel_on_signal(
+        [&] {
+          if (!signals::stopping()) return;
+          try {
+            connection.cancel_query();
+          } catch (const std::exception&) {  // the check then ends by itself
+          }
+        },
+        std::chrono::milliseconds(100));
     for (; done < planned.size(); ++done) {
       signals::throw_if_interrupted();  // SIGINT or SIGTERM: the checks left do not run
       auto checksum = checksums.find(done);

@@ -130,6 +130,7 @@ class local_server final : public server {
     for (const auto& arg : initdb_args) key_text += arg + " ";
     auto cached = options.cache_dir / ("initdb-" + std::to_string(binaries.major) + "-" + detail::stable_hash(key_text));
 
+    if (options.use_cache) remove_dead_staging(options.cache_dir);
     bool from_cache = options.use_cache && std::filesystem::exists(cached / "PG_VERSION");
     if (from_cache) {
       std::filesystem::copy(cached, data, std::filesystem::copy_options::recursive);
@@ -229,6 +230,17 @@ class local_server final : public server {
     std::filesystem::copy(data, staging, std::filesystem::copy_options::recursive, failure);
     if (!failure) std::filesystem::rename(staging, cached, failure);
     if (failure) std::filesystem::remove_all(staging, failure);
+  }
+
+  // A copy into the cache that a killed drill left half done (its owner is gone).
+  static void remove_dead_staging(const std::filesystem::path& cache_dir) {
+    const std::string prefix = ".staging-";
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator(cache_dir, ignored)) {
+      std::string name = entry.path().filename().string();
+      if (name.compare(0, prefix.size(), prefix) != 0 || name.rfind('-') <= prefix.size()) continue;
+      if (!owner_alive(name.substr(prefix.size(), name.rfind('-') - prefix.size()))) std::filesystem::remove_all(entry.path(), ignored);
+    }
   }
 
   pg_binaries binaries_;

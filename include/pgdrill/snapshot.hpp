@@ -265,7 +265,6 @@ class snapshot_sax {
   bool stopped_early = false;
   std::optional<json> manifest;
   bool saw_data = false;
-  std::string table_;  ///< the table being read
 
  private:
   bool in_row() const { return section_ == "data" && depth_ >= 4; }
@@ -337,7 +336,7 @@ class snapshot_sax {
   const snapshot_events& events_;
   bool manifest_only_;
   int depth_ = 0;
-  std::string section_;
+  std::string section_, table_;  // the top-level key, and the table of "data" being read
   long long rows_ = 0;
   json_builder manifest_builder_;
   row_writer row_;
@@ -363,16 +362,11 @@ class reader_buffer : public std::streambuf {
 
 }  // namespace detail
 
-/// What streaming a snapshot found: its manifest, and whether it has "data".
-struct snapshot_document {
-  snapshot_manifest manifest;
-  bool has_data = false;
-};
-
-/// Stream the snapshot `reader` reads through `events`. With `manifest_only`, stop once the
-/// manifest is read (when it comes first, nothing more is read). Throws corrupt_backup naming the
-/// table for a truncated or malformed document, or one without a manifest and data.
-inline snapshot_document stream_snapshot(backup_reader& reader, const snapshot_events& events, bool manifest_only = false) {
+/// Stream the snapshot `reader` reads through `events`; returns its manifest. With
+/// `manifest_only`, stop once the manifest is read (when it comes first, nothing more is read).
+/// Throws corrupt_backup naming the table for a truncated or malformed document, or one without a
+/// manifest and data.
+inline snapshot_manifest stream_snapshot(backup_reader& reader, const snapshot_events& events, bool manifest_only = false) {
   detail::reader_buffer buffer(reader);
   std::istream in(&buffer);
   detail::snapshot_sax handler(events, manifest_only);
@@ -382,14 +376,14 @@ inline snapshot_document stream_snapshot(backup_reader& reader, const snapshot_e
                          (handler.problem.empty() ? "the document ends early" : handler.problem));
   if (!handler.manifest) throw corrupt_backup("the JSON snapshot " + reader.path().string() + " has no \"manifest\"");
   if (!manifest_only && !handler.saw_data) throw corrupt_backup("the JSON snapshot " + reader.path().string() + " has no \"data\"");
-  return {parse_snapshot_manifest(*handler.manifest), handler.saw_data};
+  return parse_snapshot_manifest(*handler.manifest);
 }
 
 /// The manifest of the snapshot `file` (decompressed when compressed), read without its data
 /// when the manifest comes first.
 inline snapshot_manifest read_snapshot_manifest(const std::filesystem::path& file) {
   backup_reader reader(file);
-  return stream_snapshot(reader, {}, true).manifest;
+  return stream_snapshot(reader, {}, true);
 }
 
 /// The whole snapshot `file` read through without a server, each table's rows counted against
@@ -400,19 +394,19 @@ inline std::vector<std::string> snapshot_disagreements(const std::filesystem::pa
   snapshot_events events;
   events.table_ends = [&](const std::string& table, long long count) { counted[table] = count; };
   backup_reader reader(file);
-  auto document = stream_snapshot(reader, events);
+  auto manifest = stream_snapshot(reader, events);
   std::vector<std::string> problems;
   rows = 0;
   for (const auto& [table, count] : counted) rows += count;
-  for (const auto& table : document.manifest.tables) {
+  for (const auto& table : manifest.tables) {
     auto found = counted.find(table.name);
-    auto name = document.manifest.qualified(table.name);
+    auto name = manifest.qualified(table.name);
     if (found == counted.end()) problems.push_back(name + ": the manifest lists it, but \"data\" holds no rows for it");
     else if (table.rows && *table.rows != found->second)
       problems.push_back(name + ": the manifest says " + std::to_string(*table.rows) + " rows, the file holds " + std::to_string(found->second));
   }
   for (const auto& [table, count] : counted)
-    if (!document.manifest.find(table)) problems.push_back(document.manifest.qualified(table) + ": the file holds its rows, but the manifest does not list it");
+    if (!manifest.find(table)) problems.push_back(manifest.qualified(table) + ": the file holds its rows, but the manifest does not list it");
   return problems;
 }
 
@@ -429,7 +423,6 @@ struct snapshot_load {
   std::vector<snapshot_table_load> tables;
   std::vector<restore_problem> problems;
   double seconds = 0;
-  std::uint64_t bytes_read = 0;
 
   const snapshot_table_load* find(const std::string& qualified) const {
     for (const auto& table : tables)
@@ -624,7 +617,6 @@ inline snapshot_load load_snapshot(const std::filesystem::path& file, const endp
   } catch (const corrupt_backup& damaged) {
     load.problems.push_back({"truncated or corrupt archive", damaged.what(), "", false, ""});
   }
-  load.bytes_read = reader.file_bytes_read();
   load.seconds = seconds();
   return load;
 }
