@@ -50,6 +50,34 @@ class providers : public ::testing::Test {
         .out;
   }
 
+  // A container drill of a restore that sleeps two minutes, started as a child of the test.
+  child start_slow_container_drill(const std::string& name, const child::streams& io) {
+    auto slow = dir_.path() / "slow.sql";
+    write_file(slow, "SELECT pg_sleep(120);\n");
+    auto file = dir_.path() / "slow.json";
+    write_file(file, R"({"name": ")" + name + R"(", "provider": "container", "backup": {"file": ")" + slow.string() +
+                         R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");
+    return child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string(),
+                                                      "--engine", "podman", "--image", test_image}),
+                        io);
+  }
+
+  // The drill's container, once its restore is under way: the container exists and psql (run in
+  // it through `podman exec`) is connected to it. Empty when that never happens within a minute.
+  static std::string container_once_restoring() {
+    auto restoring = [] {
+      for (const auto& process : std::filesystem::directory_iterator("/proc"))
+        if (detail::proc_text(process.path() / "cmdline").find(std::string("psql\0-X\0-q\0", 11)) != std::string::npos) return true;
+      return false;
+    };
+    std::string container;
+    for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (restoring()) container = labelled_containers();
+    }
+    return container;
+  }
+
   static inline scratch_dir* workspace_ = nullptr;
   static inline local_server* source_ = nullptr;
   static inline std::filesystem::path backup_;
@@ -178,27 +206,9 @@ TEST_F(providers, password_is_in_no_argv_log_or_report) {
 }
 
 TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_removes) {
-  auto slow = dir_.path() / "slow.sql";
-  write_file(slow, "SELECT pg_sleep(120);\n");
-  auto file = dir_.path() / "slow.json";
-  write_file(file, R"({"name": "killed", "provider": "container", "backup": {"file": ")" + slow.string() +
-                       R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");
   auto volumes_before = run(command("/usr/bin/podman", {"volume", "ls", "-q"})).out;
-  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string(),
-                                                           "--engine", "podman", "--image", test_image}),
-                             {});
-  // Wait for the restore to be under way: the container exists and psql (run in it through
-  // `podman exec`) is connected to it.
-  std::string container;
-  auto restoring = [] {
-    for (const auto& process : std::filesystem::directory_iterator("/proc"))
-      if (detail::proc_text(process.path() / "cmdline").find(std::string("psql\0-X\0-q\0", 11)) != std::string::npos) return true;
-    return false;
-  };
-  for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (restoring()) container = labelled_containers();
-  }
+  auto runner = start_slow_container_drill("killed", {});
+  auto container = container_once_restoring();
   ASSERT_FALSE(container.empty()) << "the drill never reached its restore";
   runner.kill_and_reap();  // SIGKILL: no handler, no destructor
   EXPECT_EQ(labelled_containers(), container) << "a killed runner leaves its container";
@@ -213,26 +223,9 @@ TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_re
 // SIGINT while a container drill restores: its teardown used to be skipped (the `podman rm` of the
 // teardown itself saw the signal and refused to run), leaving the container running until `gc`.
 TEST_F(providers, sigint_mid_restore_tears_the_container_down_and_exits_2) {
-  auto slow = dir_.path() / "slow.sql";
-  write_file(slow, "SELECT pg_sleep(120);\n");
-  auto file = dir_.path() / "slow.json";
-  write_file(file, R"({"name": "interrupted", "provider": "container", "backup": {"file": ")" + slow.string() +
-                       R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "sql", "query": "SELECT 1", "expected": 1}]})");
   auto output = dir_.path() / "output.txt";
-  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string(),
-                                                           "--engine", "podman", "--image", test_image}),
-                             {stream_target::null(), stream_target::to_file(output), stream_target::to_file(output)});
-  std::string container;
-  auto restoring = [] {
-    for (const auto& process : std::filesystem::directory_iterator("/proc"))
-      if (detail::proc_text(process.path() / "cmdline").find(std::string("psql\0-X\0-q\0", 11)) != std::string::npos) return true;
-    return false;
-  };
-  for (int attempt = 0; attempt < 600 && container.empty(); ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (restoring()) container = labelled_containers();
-  }
-  ASSERT_FALSE(container.empty()) << "the drill never reached its restore";
+  auto runner = start_slow_container_drill("interrupted", {stream_target::null(), stream_target::to_file(output), stream_target::to_file(output)});
+  ASSERT_FALSE(container_once_restoring().empty()) << "the drill never reached its restore";
   auto sent = std::chrono::steady_clock::now();
   ::kill(runner.pid(), SIGINT);
   auto status = runner.wait();
