@@ -89,6 +89,51 @@ TEST(stages, checks_after_a_stop_are_each_not_reached_under_their_names) {
   EXPECT_EQ(state.result.checks[1].message, "not reached: restore failed");
 }
 
+// A drill stopped before it found its manifest cannot expand a manifest-wide check into one
+// per table. Alone, it is one case named for what it stands for (never "row_count public.");
+// with a history, the last drill's cases of that kind come back under their names, so a CI trend
+// view loses none of them on a night whose backup is missing.
+TEST(stages, manifest_wide_checks_not_reached_keep_their_names) {
+  scratch_dir dir;
+  auto plan = plan_for(dir.path() / "missing.dump");
+  row_count_assertion every_count;
+  every_count.from_manifest = true;
+  checksum_assertion every_checksum;
+  every_checksum.from_manifest = true;
+  plan.assertions = {every_count, every_checksum, sequences_assertion{}};
+  auto not_reached = [&] {
+    drill_state state(plan, {});
+    state.stopped_by = "locate backup could not run";
+    stages::checks(state);
+    std::vector<std::string> names;
+    for (const auto& check : state.result.checks) {
+      EXPECT_EQ(check.result, outcome::skipped) << check.name;
+      EXPECT_EQ(check.message, "not reached: locate backup could not run") << check.name;
+      names.push_back(check.name);
+    }
+    return names;
+  };
+  EXPECT_EQ(not_reached(), (std::vector<std::string>{"row_count of the manifest's tables", "checksum of the manifest's tables",
+                                                     "sequences", "not_empty", "roles"}));
+
+  history_entry before;
+  before.at = "2026-11-01T02:00:00Z";
+  before.scenario = plan.name;
+  before.exit_code = 1;
+  before.steps = {{"restore", "stage", "failed", "pg_restore: error"},
+                  {"row_count public.orders", "row_count", "passed", ""},
+                  {"row_count \"odd.schema\".\"t\"", "row_count", "passed", ""},
+                  {"checksum public.orders", "checksum", "failed", "digest differs"},
+                  {"sequences", "sequences", "passed", ""}};
+  plan.history = dir.path() / "history.jsonl";
+  append_history(*plan.history, before);
+  EXPECT_EQ(not_reached(), (std::vector<std::string>{"row_count public.orders", "row_count \"odd.schema\".\"t\"",
+                                                     "checksum public.orders", "sequences", "not_empty", "roles"}));
+
+  testkit::write_file(*plan.history, "not a history\n");  // an unreadable history changes no verdict: the names stand alone
+  EXPECT_EQ(not_reached().front(), "row_count of the manifest's tables");
+}
+
 TEST(stages, counted_rows_become_typed_facts) {
   drill_state state(plan_for("/nowhere"), {});
   auto counted = make_step("row_count public.orders #2", "row_count", outcome::passed, "");

@@ -37,6 +37,34 @@ TEST(history, a_line_carries_the_drills_typed_facts) {
   EXPECT_EQ(line.outcome, "PASSED");
 }
 
+// A line keeps every check and each stage that did not pass, with the reason of those that did
+// not pass: the HTML page and the next drill's JUnit read them back.
+TEST(history, a_line_keeps_each_check_and_why_what_did_not_pass_failed) {
+  drill_result result;
+  result.scenario = "nightly";
+  result.started_at = "2026-11-22T02:00:00Z";
+  result.stages = {make_step("locate backup", "stage", outcome::passed, "found it"),
+                   make_step("restore", "stage", outcome::failed, "pg_restore: error: COPY failed"),
+                   make_step("teardown", "stage", outcome::passed, "stopped")};
+  result.checks = {make_step("row_count public.orders", "row_count", outcome::skipped, "not reached: restore failed"),
+                   make_step("roles", "roles", outcome::passed, "every role exists")};
+  scratch_dir dir;
+  append_history(dir.path() / "h.jsonl", history_entry_from(result));
+  auto line = read_history(dir.path() / "h.jsonl").at(0);
+  ASSERT_EQ(line.steps.size(), 3U);
+  EXPECT_EQ(line.steps[0].name, "restore");
+  EXPECT_EQ(line.steps[0].kind, "stage");
+  EXPECT_EQ(line.steps[0].result, "failed");
+  EXPECT_EQ(line.steps[0].message, "pg_restore: error: COPY failed");
+  EXPECT_EQ(line.steps[1].message, "not reached: restore failed");
+  EXPECT_EQ(line.steps[2].name, "roles");
+  EXPECT_EQ(line.steps[2].message, "") << "a passing check's message is not kept";
+
+  testkit::write_file(dir.path() / "bad.jsonl",
+                      R"({"pgdrill_history": 1, "at": "x", "scenario": "s", "exit_code": 0, "steps": [{"name": 3}]})" "\n");
+  EXPECT_THROW(read_history(dir.path() / "bad.jsonl"), usage_error);
+}
+
 TEST(history, lines_round_trip_through_a_file) {
   scratch_dir dir;
   auto file = dir.path() / "h.jsonl";

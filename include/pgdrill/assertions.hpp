@@ -36,6 +36,12 @@ void read_manifest_keys(const json_reader& item, Assertion& check) {
 
 inline std::string optional_name(const json_reader& item) { return item.optional<std::string>("name").value_or(""); }
 
+// "row_count public.orders"; without a table, the manifest-wide check before it is planned per
+// table (a drill that stopped before it read the manifest reports it under this name).
+inline std::string per_table_name(const char* kind, const std::string& table) {
+  return std::string(kind) + (table.empty() ? " of the manifest's tables" : " " + qualified_table(table));
+}
+
 }  // namespace detail
 
 /// `row_count`: the table's row count, exactly, within bounds, or as the manifest recorded.
@@ -48,7 +54,7 @@ struct row_count_assertion {
   std::vector<std::string> except;  ///< manifest tables not to check
   bool allow_empty = false;         ///< a manifest without tables passes (default: it fails)
 
-  std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table); }
+  std::string default_name() const { return detail::per_table_name(kind, table); }
 
   static row_count_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
     detail::json_reader item(value, pointer, source, {"type", "name", "table", "equals", "min", "max", "expect", "except", "allow_empty"});
@@ -108,7 +114,7 @@ struct checksum_assertion {
   std::vector<std::string> except;
   bool allow_empty = false;
 
-  std::string default_name() const { return std::string(kind) + " " + detail::qualified_table(table); }
+  std::string default_name() const { return detail::per_table_name(kind, table); }
 
   static checksum_assertion parse(const nlohmann::json& value, const std::string& pointer, const std::string& source) {
     detail::json_reader item(value, pointer, source, {"type", "name", "table", "columns", "equals", "expect", "except", "allow_empty"});

@@ -42,6 +42,7 @@ struct planned_check {
   std::string kind;
   assertion check;
   std::string problem;
+  bool per_manifest_table = false;  ///< stands for one check per manifest table, unexpanded: no manifest was found
 };
 
 /// What checks need besides the database: the backup's own time and its manifest, if any.
@@ -80,7 +81,7 @@ inline bool excluded(const std::vector<std::string>& except, const std::string& 
 inline std::vector<planned_check> plan_checks(const std::vector<assertion>& assertions, const manifest* expected) {
   std::vector<planned_check> planned;
   auto add = [&](assertion check, std::string problem = {}) {
-    planned.push_back({name_of(check), kind_of(check), std::move(check), std::move(problem)});
+    planned.push_back({name_of(check), kind_of(check), std::move(check), std::move(problem), false});
   };
   const std::string no_manifest = "\"expect\": \"manifest\" but no manifest was found beside the backup";
   // One assertion per manifest table (or for the one table named), its expectation filled in by
@@ -88,7 +89,7 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
   // A manifest without tables proves nothing: one check says so, failing unless allowed.
   auto no_tables = [&](const auto& c) {
     tables_present_assertion none;
-    none.name = c.name.empty() ? std::string(c.kind) + " of the manifest's tables" : c.name;
+    none.name = c.name.empty() ? detail::per_table_name(c.kind, "") : c.name;
     none.allow_empty = c.allow_empty;
     add(none);
   };
@@ -113,7 +114,11 @@ inline std::vector<planned_check> plan_checks(const std::vector<assertion>& asse
   };
   auto per_manifest_table = [&](const auto& c, auto fill) {
     if (!c.from_manifest) return add(c);
-    if (!expected) return add(c, no_manifest);
+    if (!expected) {
+      add(c, no_manifest);
+      planned.back().per_manifest_table = c.table.empty();
+      return;
+    }
     if (expected->tables.empty() && c.table.empty()) return no_tables(c);
     for (const auto& table : expected->tables) {
       if ((!c.table.empty() && detail::qualified_table(c.table) != table.table) || detail::excluded(c.except, table.table))

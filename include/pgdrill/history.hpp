@@ -26,6 +26,11 @@ namespace pgdrill {
 
 constexpr int history_version = 1;
 
+/// A stage or check as a history line keeps it; `message` only when it did not pass.
+struct recorded_step {
+  std::string name, kind, result, message;
+};
+
 /// One drill, as one line of a history file.
 struct history_entry {
   std::string at;        ///< when the drill started, ISO 8601 UTC
@@ -39,6 +44,9 @@ struct history_entry {
   double drill_seconds = 0;
   std::map<std::string, long long> tables;  ///< row counts the drill measured
   std::vector<std::string> schema;          ///< the schema reference, when a drift check read it
+  /// Every check, and each stage that did not pass: what the HTML page shows of past drills and
+  /// what names the checks of a drill that stops before it can plan them.
+  std::vector<recorded_step> steps;
 
   bool passed() const { return exit_code == 0; }
 
@@ -49,6 +57,12 @@ struct history_entry {
                            {"drill_seconds", drill_seconds}, {"tables", tables}};
     line["restore_seconds"] = restore_seconds ? nlohmann::json(*restore_seconds) : nlohmann::json();
     if (!schema.empty()) line["schema"] = schema;
+    auto& kept = line["steps"] = nlohmann::json::array();
+    for (const auto& step : steps) {
+      nlohmann::json item = {{"name", step.name}, {"kind", step.kind}, {"result", step.result}};
+      if (!step.message.empty()) item["message"] = step.message;
+      kept.push_back(std::move(item));
+    }
     return line;
   }
 };
@@ -68,6 +82,13 @@ inline history_entry history_entry_from(const drill_result& result) {
   entry.drill_seconds = result.seconds;
   entry.tables = result.table_rows;
   entry.schema = result.schema_reference;
+  auto keep = [&](const step_result& step) {
+    bool passed = step.result == outcome::passed;
+    entry.steps.push_back({step.name, step.kind, to_string(step.result), passed ? "" : step.message});
+  };
+  for (const auto& stage : result.stages)
+    if (stage.result == outcome::failed || stage.result == outcome::error) keep(stage);
+  for (const auto& check : result.checks) keep(check);
   return entry;
 }
 
@@ -82,6 +103,25 @@ inline void append_history(const std::filesystem::path& file, const history_entr
   if (fd >= 0) ::close(fd);
   if (!written) throw could_not_verify("cannot append to history " + file.string() + ": " + std::strerror(errno));
 }
+
+namespace detail {
+
+// A history line's "steps" (empty when absent: lines of older drills).
+inline std::vector<recorded_step> recorded_steps(const json_reader& line) {
+  std::vector<recorded_step> steps;
+  const auto& items = line.raw("steps");
+  if (items.is_null()) return steps;
+  if (!items.is_array()) line.fail(line.pointer_of("steps"), "expected an array");
+  for (std::size_t index = 0; index < items.size(); ++index) {
+    json_reader step(items[index], line.pointer_of("steps") + "/" + std::to_string(index), line.source(),
+                     {"name", "kind", "result", "message"});
+    steps.push_back({step.required<std::string>("name"), step.optional<std::string>("kind").value_or(""),
+                     step.required<std::string>("result"), step.optional<std::string>("message").value_or("")});
+  }
+  return steps;
+}
+
+}  // namespace detail
 
 /// Every entry of a history file (of one scenario when `scenario` is given), oldest first.
 /// A line that is not a history entry is a usage_error naming its line number.
@@ -101,7 +141,7 @@ inline std::vector<history_entry> read_history(const std::filesystem::path& file
     }
     detail::json_reader item(document, "", source,
                              {"pgdrill_history", "at", "scenario", "exit_code", "outcome", "backup", "backup_size_bytes",
-                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables", "schema"});
+                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables", "schema", "steps"});
     if (item.required<int>("pgdrill_history") != history_version) item.fail("/pgdrill_history", "unsupported version");
     history_entry entry;
     entry.at = item.required<std::string>("at");
@@ -116,6 +156,7 @@ inline std::vector<history_entry> read_history(const std::filesystem::path& file
     auto tables = item.object("tables", {});
     for (const auto& table : tables.value().items()) entry.tables[table.key()] = tables.required<long long>(table.key());
     entry.schema = item.strings("schema");
+    entry.steps = detail::recorded_steps(item);
     if (scenario.empty() || entry.scenario == scenario) entries.push_back(entry);
   }
   return entries;
