@@ -103,6 +103,11 @@ command_entry run_entry() {
             app.add_option("--history", args->reports.history,
                            "Append a line to this JSON-lines history, which drift checks compare with (default: reports.history)")
                 ->envname("PGDRILL_HISTORY");
+            app.add_option("--summary-md", args->reports.summary_md,
+                           "Append the verdict in Markdown here, e.g. $GITHUB_STEP_SUMMARY (default: reports.summary_md)");
+            app.add_option("--metrics", args->reports.metrics,
+                           "Write Prometheus text-format metrics here, for node_exporter's textfile collector (default: "
+                           "reports.metrics)");
             app.add_flag("--quiet", args->quiet, "Print only what failed and the verdict");
             std::string providers;
             for (const auto& provider : pgdrill::providers()) providers += std::string("\n  ") + provider.name + ": " + provider.summary;

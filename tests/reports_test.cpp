@@ -58,9 +58,19 @@ TEST_F(reports, passing_failing_and_unverified_drills_in_junit_json_and_html) {
   auto history = dir_.path() / "history.jsonl";
   for (const auto& expected : cases) {
     auto junit = dir_.path() / "r.xml", json = dir_.path() / "r.json", html = dir_.path() / "r.html";
+    auto summary_md = dir_.path() / "summary.md", metrics = dir_.path() / "drill.prom";
     auto result = run_cli({"run", scenario(expected.count, expected.backup_json).string(), "--junit", junit.string(), "--json",
-                           json.string(), "--history", history.string()});
+                           json.string(), "--history", history.string(), "--summary-md", summary_md.string(), "--metrics",
+                           metrics.string()});
     EXPECT_EQ(result.exit_code, expected.exit) << result.output;
+    EXPECT_NE(testkit::read_file(summary_md).find("pgdrill reports: " + expected.outcome + " (exit " + std::to_string(expected.exit)),
+              std::string::npos)
+        << testkit::read_file(summary_md);
+    auto prometheus = testkit::read_file(metrics);
+    EXPECT_NE(prometheus.find("pgdrill_drill_exit_code{scenario=\"reports\"} " + std::to_string(expected.exit) + "\n"), std::string::npos)
+        << prometheus;
+    EXPECT_NE(prometheus.find("pgdrill_last_success_timestamp_seconds{scenario=\"reports\"} "), std::string::npos)
+        << "the first drill passed: every later one still says when" << prometheus;
     auto summary = python({std::string(PGDRILL_SOURCE_DIR) + "/tests/junit_summary.py", junit.string()});
     EXPECT_NE(summary.find(expected.junit_line), std::string::npos) << summary;
     if (expected.exit != 0) {

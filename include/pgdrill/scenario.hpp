@@ -128,6 +128,8 @@ struct scenario {
   std::optional<std::filesystem::path> junit;        ///< report path; the runner has a default
   std::optional<std::filesystem::path> json_report;  ///< JSON report path
   std::optional<std::filesystem::path> history;      ///< history file a line is appended to
+  std::optional<std::filesystem::path> summary_md;   ///< Markdown verdict (appended)
+  std::optional<std::filesystem::path> metrics;      ///< Prometheus text-format metrics
 };
 
 namespace detail {
@@ -236,10 +238,12 @@ inline restore_spec parse_restore(const json_reader& root, const std::filesystem
 
 inline void parse_reports(const json_reader& root, const std::filesystem::path& base, scenario& result) {
   if (!root.has("reports")) return;
-  auto reports = root.object("reports", {"junit", "json", "history"});
+  auto reports = root.object("reports", {"junit", "json", "history", "summary_md", "metrics"});
   if (auto junit = reports.optional<std::string>("junit")) result.junit = resolve_path(base, *junit);
   if (auto json = reports.optional<std::string>("json")) result.json_report = resolve_path(base, *json);
   if (auto history = reports.optional<std::string>("history")) result.history = resolve_path(base, *history);
+  if (auto summary = reports.optional<std::string>("summary_md")) result.summary_md = resolve_path(base, *summary);
+  if (auto metrics = reports.optional<std::string>("metrics")) result.metrics = resolve_path(base, *metrics);
 }
 
 }  // namespace detail

@@ -1,0 +1,123 @@
+// markdown.hpp and metrics.hpp without a server: the Markdown verdict for CI summaries, and the
+// Prometheus metrics read back by the real text-format parser (python3-prometheus-client).
+#include "support.hpp"
+
+using namespace pgdrill;
+
+namespace {
+
+drill_result drill(outcome check_result, const std::string& started_at = "2026-11-22T02:00:00Z") {
+  drill_result result;
+  result.scenario = "nightly";
+  result.started_at = started_at;
+  result.seconds = 12.5;
+  result.stages = {make_step("locate backup", "stage", outcome::passed, "found"), make_step("restore", "stage", outcome::passed, "")};
+  auto counted = make_step("row_count public.orders", "row_count", check_result, "public.orders: expected = 5 rows, got 4");
+  counted.expected = "= 5";
+  counted.actual = "4";
+  result.checks = {counted, make_step("roles", "roles", outcome::passed, "every role exists")};
+  result.backup.files = {"/backups/nightly_2026-11-22.dump"};
+  result.backup.size_bytes = 2048;
+  result.backup.format = "custom";
+  result.backup.taken_at = "2026-11-22T01:00:00Z";
+  result.server = {"local", "15.14"};
+  result.restore.seconds = 3.25;
+  result.table_rows = {{"public.orders", 4}, {"odd\"schema.t\\able", 7}};
+  return result;
+}
+
+// Every sample of a metrics file as "name{label=value,...} value", one per line, as parsed by
+// the Prometheus client library's own text-format parser.
+std::string parsed_metrics(const std::filesystem::path& file) {
+  auto parsed = run(command("/usr/bin/python3", {"-c", R"(import sys
+from prometheus_client.parser import text_string_to_metric_families
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    assert family.type == "gauge", family
+    for s in family.samples:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()))
+        print(f"{s.name}{{{labels}}} {s.value:g}"))",
+                                                          file.string()}));
+  EXPECT_TRUE(parsed.ok()) << parsed.err_tail;
+  return parsed.out;
+}
+
+}  // namespace
+
+TEST(markdown_summary, a_passing_drill_says_so_with_its_figures) {
+  auto text = markdown_summary(drill(outcome::passed));
+  EXPECT_EQ(text.rfind("### ✅ pgdrill nightly: PASSED (exit 0)\n", 0), 0U) << text;
+  EXPECT_EQ(text.find("did not pass"), std::string::npos) << text;
+  EXPECT_NE(text.find("| backup | /backups/nightly\\_2026-11-22.dump (2.0 KiB, custom, taken 2026-11-22T01:00:00Z) |"), std::string::npos) << text;
+  EXPECT_NE(text.find("| restored into | PostgreSQL 15.14 (local) |"), std::string::npos) << text;
+  EXPECT_NE(text.find("| restore | 3.25s |"), std::string::npos) << text;
+  EXPECT_NE(text.find("| checks | 2 passed, 0 failed, 0 errors, 0 not reached |"), std::string::npos) << text;
+}
+
+TEST(markdown_summary, a_failure_lists_what_did_not_pass_first_and_escapes_what_tools_said) {
+  auto result = drill(outcome::failed);
+  result.restore.seconds.reset();
+  result.checks.push_back(make_step("sql | <script>alert(1)</script>", "sql", outcome::error, "ERROR: line one\nline *two* `x`"));
+  auto text = markdown_summary(result);
+  EXPECT_EQ(text.rfind("### ❌ pgdrill nightly: FAILED (exit 1)\n\n**What did not pass:**\n\n"
+                       "- failed: **row\\_count public.orders**: public.orders: expected = 5 rows, got 4 (expected = 5, got 4)\n"
+                       "- could not run: **sql \\| &lt;script&gt;alert(1)&lt;/script&gt;**: ERROR: line one line \\*two\\* \\`x\\`\n",
+                       0),
+            0U)
+      << text;
+  EXPECT_NE(text.find("| restore | not completed |"), std::string::npos) << text;
+
+  result.checks.assign(30, make_step("checksum t", "checksum", outcome::failed, "differs"));
+  text = markdown_summary(result, 25);
+  EXPECT_NE(text.find("- and 5 more (see the JUnit or JSON report)\n"), std::string::npos) << text;
+}
+
+TEST(markdown_summary, the_file_is_appended_to_so_drills_of_one_job_share_it) {
+  scratch_dir dir;
+  auto file = dir.path() / "summary" / "step.md";
+  write_markdown_summary(drill(outcome::passed), file);
+  auto unverified = drill(outcome::skipped);
+  write_markdown_summary(unverified, file);
+  auto text = testkit::read_file(file);
+  EXPECT_EQ(text.rfind("### ✅", 0), 0U) << text;
+  EXPECT_NE(text.find("\n### ⚠️ pgdrill nightly: NOT VERIFIED (exit 2)"), std::string::npos) << text;
+  EXPECT_THROW(write_markdown_summary(unverified, "/proc/no/such/summary.md"), could_not_verify);
+}
+
+TEST(metrics, a_passing_drill_parses_as_prometheus_text_with_every_figure) {
+  scratch_dir dir;
+  auto file = dir.path() / "nightly.prom";
+  write_metrics(drill(outcome::passed), file, {});
+  auto samples = parsed_metrics(file);
+  for (const char* expected :
+       {"pgdrill_drill_exit_code{scenario=nightly} 0\n", "pgdrill_drill_passed{scenario=nightly} 1\n",
+        "pgdrill_drill_timestamp_seconds{scenario=nightly} 1.79531e+09\n",
+        "pgdrill_last_success_timestamp_seconds{scenario=nightly} 1.79531e+09\n", "pgdrill_drill_duration_seconds{scenario=nightly} 12.5\n",
+        "pgdrill_restore_duration_seconds{scenario=nightly} 3.25\n", "pgdrill_backup_size_bytes{scenario=nightly} 2048\n",
+        "pgdrill_checks{result=passed,scenario=nightly} 2\n", "pgdrill_checks{result=failed,scenario=nightly} 0\n",
+        "pgdrill_table_rows{scenario=nightly,table=public.orders} 4\n",
+        "pgdrill_table_rows{scenario=nightly,table=odd\"schema.t\\able} 7\n"})
+    EXPECT_NE(samples.find(expected), std::string::npos) << expected << " in\n" << samples;
+  EXPECT_NE(testkit::read_file(file).find("pgdrill_drill_timestamp_seconds{scenario=\"nightly\"} 1795312800\n"), std::string::npos)
+      << "exact Unix time of 2026-11-22T02:00:00Z";
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1) << "no temporary file is left beside it";
+}
+
+// The figure auditors ask for survives a failed drill: it comes from the history's last pass,
+// and is absent (never 0, which would read as 1970) when no drill ever passed.
+TEST(metrics, a_failed_drill_reports_the_last_pass_from_the_history_or_none) {
+  scratch_dir dir;
+  auto history = dir.path() / "history.jsonl", file = dir.path() / "nightly.prom";
+  auto failed = drill(outcome::failed, "2026-11-23T02:00:00Z");
+  write_metrics(failed, file, history);
+  auto samples = parsed_metrics(file);
+  EXPECT_NE(samples.find("pgdrill_drill_exit_code{scenario=nightly} 1\n"), std::string::npos) << samples;
+  EXPECT_EQ(samples.find("pgdrill_last_success_timestamp_seconds"), std::string::npos) << samples;
+
+  append_history(history, history_entry_from(drill(outcome::passed, "2026-11-20T02:00:00Z")));
+  append_history(history, history_entry_from(failed));
+  write_metrics(failed, file, history);
+  EXPECT_NE(testkit::read_file(file).find("pgdrill_last_success_timestamp_seconds{scenario=\"nightly\"} 1795140000\n"),
+            std::string::npos)
+      << testkit::read_file(file);
+  EXPECT_THROW(write_metrics(failed, dir.path() / "history.jsonl" / "m.prom", history), could_not_verify);
+}
