@@ -692,8 +692,10 @@ int report_command(const std::string& html, const std::string& history, const st
     latest = nlohmann::json::parse(in, nullptr, false);
     if (latest.is_discarded()) throw pgdrill::usage_error(json + ": not valid JSON");
   }
+  // The page is about one scenario: the one asked for, else the latest drill's.
+  std::string shown = scenario.empty() && latest.is_object() ? latest.value("scenario", "") : scenario;
   std::ofstream out(html);
-  out << pgdrill::render_html(pgdrill::read_history(history, scenario), latest);
+  out << pgdrill::render_html(pgdrill::read_history(history, shown), latest);
   if (!out.flush()) throw pgdrill::could_not_verify("cannot write " + html);
   std::cout << "report: " << html << std::endl;
   return code(exit_code::passed);
@@ -708,7 +710,7 @@ command_entry report_entry() {
             app.add_option("--html", *html, "HTML file to write")->required();
             app.add_option("--history", *history, "History file")->required();
             app.add_option("--json", *json, "The latest drill's JSON report, for its checks");
-            app.add_option("--scenario", *scenario, "Only this scenario's drills");
+            app.add_option("--scenario", *scenario, "Only this scenario's drills (default: the --json report's scenario)");
             return [=] { return report_command(*html, *history, *json, *scenario); };
           }};
 }

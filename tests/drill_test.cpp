@@ -198,3 +198,42 @@ TEST(endpoint, a_malformed_connection_string_never_shows_its_password) {
   EXPECT_EQ(detail::passwords_in_conninfo("postgres://u:p%40ss@h/d"), std::vector<std::string>{"p%40ss"});
   EXPECT_EQ(detail::redacted("token \"s3cret\" and s3cret", {"s3cret"}), "token \"********\" and ********");
 }
+
+// Docker-in-Docker: the job reaches the container's port on the dind service, named by the
+// engine's URL; a local socket means this machine.
+TEST(container_host, from_the_engines_url_or_given_else_loopback) {
+  EXPECT_EQ(detail::host_of_engine_url("tcp://docker:2376"), "docker");
+  EXPECT_EQ(detail::host_of_engine_url("tcp://10.0.0.5:2375/"), "10.0.0.5");
+  EXPECT_EQ(detail::host_of_engine_url("ssh://ci@build-host:22"), "build-host");
+  EXPECT_EQ(detail::host_of_engine_url("tcp://[fd00::5]:2375"), "fd00::5");
+  EXPECT_EQ(detail::host_of_engine_url("unix:///var/run/docker.sock"), "");
+  EXPECT_EQ(detail::host_of_engine_url(""), "");
+  testkit::scoped_env no_override("PGDRILL_CONTAINER_HOST", nullptr), no_podman("CONTAINER_HOST", nullptr);
+  {
+    testkit::scoped_env dind("DOCKER_HOST", "tcp://docker:2376");
+    EXPECT_EQ(container_host_from_environment(), "docker");
+    EXPECT_TRUE(container_engine_is_remote());
+    testkit::scoped_env given("PGDRILL_CONTAINER_HOST", "dind.internal");
+    EXPECT_EQ(container_host_from_environment(), "dind.internal");
+  }
+  testkit::scoped_env socket("DOCKER_HOST", "unix:///run/user/1000/docker.sock");
+  EXPECT_EQ(container_host_from_environment(), "127.0.0.1");
+  EXPECT_FALSE(container_engine_is_remote());
+  EXPECT_TRUE(detail::is_loopback("127.0.0.1"));
+  EXPECT_FALSE(detail::is_loopback("docker"));
+}
+
+TEST(container_host, a_remote_engine_mounts_the_path_itself_and_the_first_port_line_counts) {
+  scratch_dir dir;
+  EXPECT_EQ(detail::read_only_mount("/b/x.dump", dir.path() / "0", "/pgdrill/backup-0", true),
+            (std::vector<std::string>{"--mount", "type=bind,source=/b/x.dump,target=/pgdrill/backup-0,readonly"}));
+  EXPECT_EQ(detail::read_only_mount("/b/a,\"b\".dump", dir.path() / "0", "/in", true),
+            (std::vector<std::string>{"--mount", "type=bind,\"source=/b/a,\"\"b\"\".dump\",target=/in,readonly"}));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "0")) << "no symlink: the daemon could not see it";
+  auto local = detail::read_only_mount("/b/2026-11-22T02:00:00.dump", dir.path() / "0", "/in", false);
+  EXPECT_EQ(local, (std::vector<std::string>{"-v", (dir.path() / "0").string() + ":/in:ro"}));
+  EXPECT_EQ(std::filesystem::read_symlink(dir.path() / "0"), "/b/2026-11-22T02:00:00.dump");
+  EXPECT_EQ(detail::published_port("0.0.0.0:49153\n[::]:49153\n"), 49153);
+  EXPECT_EQ(detail::published_port("127.0.0.1:40001\n"), 40001);
+  EXPECT_EQ(detail::published_port("garbage"), 0);
+}

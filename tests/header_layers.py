@@ -14,7 +14,7 @@ LAYERS = [
     ("io", ["process.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
             "container.hpp", "existing.hpp", "snapshot.hpp", "restore.hpp", "checksum.hpp", "objects.hpp", "schema.hpp", "integrity.hpp", "manifest.hpp", "hygiene.hpp", "history.hpp", "drift.hpp", "checks.hpp"],
      ["nlohmann/", "pqxx/", "libpq-fe.h", "archive.h", "openssl/", "xxhash.h"]),
-    ("pipeline", ["drill.hpp", "report.hpp", "markdown.hpp", "metrics.hpp", "reports.hpp", "gtest.hpp", "pgdrill.hpp"],
+    ("pipeline", ["drill.hpp", "report.hpp", "markdown.hpp", "metrics.hpp", "html.hpp", "reports.hpp", "gtest.hpp", "pgdrill.hpp"],
      ["nlohmann/", "pqxx/", "pugixml.hpp", "gtest/"]),
 ]
 # System headers any layer may use besides the C++ standard library's.

@@ -146,6 +146,28 @@ TEST_F(providers, auto_uses_a_working_engine_and_says_so) {
       << without.output;
 }
 
+// Docker-in-Docker: the job reaches the container's port on the dind service, which DOCKER_HOST
+// names (tcp://docker:2376), and the daemon reads bind-mount sources on its own side. Here a
+// non-loopback address of this machine stands in for the service: with DOCKER_HOST naming it
+// (podman itself ignores DOCKER_HOST), the port is published on every interface, the drill
+// connects to that address, and the backup is mounted by its own path (--mount), not through a
+// symlink only this side could see.
+TEST_F(providers, a_container_host_from_docker_host_is_where_the_drill_connects) {
+  std::string address;
+  std::istringstream addresses(run(command("/usr/bin/hostname", {"-I"})).out);
+  for (std::string candidate; addresses >> candidate && address.empty();)
+    if (candidate.find(':') == std::string::npos && !detail::is_loopback(candidate)) address = candidate;
+  if (address.empty()) GTEST_SKIP() << "this machine has no non-loopback IPv4 address";
+  auto file = dir_.path() / "dind.json";
+  write_file(file, R"({"name": "dind", "provider": "container", "backup": {"file": ")" + backup_.string() +
+                       R"("}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
+  auto ran = run_cli({"run", file.string(), "--junit", (dir_.path() / "d.xml").string(), "--engine", "podman", "--image", test_image},
+                     {{"DOCKER_HOST", "tcp://" + address + ":2375"}});
+  EXPECT_EQ(ran.exit_code, 0) << ran.output;
+  EXPECT_NE(ran.output.find(") on " + address + ":"), std::string::npos) << ran.output;
+  EXPECT_EQ(labelled_containers(), "");
+}
+
 TEST_F(providers, missing_engine_and_missing_image_cannot_verify_with_advice) {
   auto file = dir_.path() / "container.json";
   write_file(file, R"({"name": "container", "provider": "container", "backup": {"file": ")" + backup_.string() +

@@ -196,24 +196,38 @@ TEST(scenario, every_plan_has_one_not_empty_and_one_roles_check) {
             std::string::npos);
 }
 
-// The CI templates users copy are valid YAML with the parts they rely on.
-TEST(ci_templates, parse_and_carry_schedule_reports_and_artifacts) {
-  auto dir = std::string(PGDRILL_SOURCE_DIR) + "/ci/templates/";
+// The CI templates users copy, and the GitHub Action, are valid YAML with the parts they rely on.
+TEST(ci_templates, parse_and_carry_schedule_reports_history_and_artifacts) {
+  auto source = std::string(PGDRILL_SOURCE_DIR) + "/";
   auto check = [&](const std::string& file, const std::string& python_assertions) {
-    auto result = run(command("/usr/bin/python3", {"-c", "import sys, yaml\nd = yaml.safe_load(open(sys.argv[1]))\n" +
+    auto result = run(command("/usr/bin/python3", {"-c", "import sys, yaml\nds = list(yaml.safe_load_all(open(sys.argv[1])))\nd = ds[0]\n" +
                                                            python_assertions + "\nprint('ok')",
-                                                   dir + file}));
+                                                   source + file}));
     EXPECT_EQ(result.out, "ok\n") << file << ": " << result.err_tail;
   };
-  check("github-actions.yml",
+  check("ci/templates/github-actions.yml",
         "on = d[True] if True in d else d['on']\nassert on['schedule'][0]['cron']\nassert 'workflow_dispatch' in on\n"
-        "steps = d['jobs']['drill']['steps']\nassert any('upload-artifact' in s.get('uses', '') for s in steps)\n"
+        "assert d['permissions']['checks'] == 'write'\n"
+        "steps = d['jobs']['drill']['steps']\nassert any('pgdrill@' in s.get('uses', '') for s in steps)\n"
+        "assert any('--provider container' in s.get('with', {}).get('run-args', '') for s in steps)\n"
         "assert any('junit' in s.get('uses', '') for s in steps)");
-  check("gitlab-ci.yml", "job = d['restore-drill']\nassert job['artifacts']['reports']['junit']\n"
-                         "assert any('schedule' in r['if'] for r in job['rules'])");
-  check("k8s-cronjob.yaml", "assert d['kind'] == 'CronJob' and d['spec']['concurrencyPolicy'] == 'Forbid'\n"
-                            "c = d['spec']['jobTemplate']['spec']['template']['spec']['containers'][0]\nassert c['args'][0] == 'run'");
-  EXPECT_NE(testkit::read_file(dir + "Dockerfile").find("ENTRYPOINT [\"pgdrill\"]"), std::string::npos);
+  check("action.yml",
+        "assert d['runs']['using'] == 'composite'\nassert set(d['outputs']) >= {'verdict', 'exit-code', 'restore-seconds'}\n"
+        "uses = [s.get('uses', '') for s in d['runs']['steps']]\n"
+        "assert any('upload-artifact' in u for u in uses) and any('cache/save' in u for u in uses)\n"
+        "upload = [s for s in d['runs']['steps'] if 'upload-artifact' in s.get('uses', '')][0]\n"
+        "assert 'artifact-name' in upload['with']['name'] and upload['if'] == 'always()'");
+  check("ci/templates/gitlab-ci.yml",
+        "job = d['restore-drill']\nassert job['artifacts']['reports']['junit']\n"
+        "assert any('schedule' in r['if'] for r in job['rules'])\n"
+        "assert any('dind' in s['name'] for s in job['services']) and job['variables']['DOCKER_HOST'].startswith('tcp://docker')\n"
+        "assert 'pgdrill-history/' in job['cache']['paths']");
+  check("ci/templates/k8s-cronjob.yaml",
+        "assert d['kind'] == 'CronJob' and d['spec']['concurrencyPolicy'] == 'Forbid'\n"
+        "pod = d['spec']['jobTemplate']['spec']['template']['spec']\nassert pod['securityContext']['fsGroup'] == 999\n"
+        "assert pod['securityContext']['runAsNonRoot']\n"
+        "assert [v for v in pod['volumes'] if v['name'] == 'scratch'][0]['emptyDir']['sizeLimit']\n"
+        "assert ds[1]['kind'] == 'PersistentVolumeClaim'");
 }
 
 // The kinds come from one list: each parses under its own name, and every name is listed.

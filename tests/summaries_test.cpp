@@ -121,3 +121,80 @@ TEST(metrics, a_failed_drill_reports_the_last_pass_from_the_history_or_none) {
       << testkit::read_file(file);
   EXPECT_THROW(write_metrics(failed, dir.path() / "history.jsonl" / "m.prom", history), could_not_verify);
 }
+
+namespace {
+
+history_entry past_drill(const std::string& at, int code, std::optional<double> restore, std::map<std::string, long long> tables,
+                         std::vector<recorded_step> steps) {
+  history_entry entry;
+  entry.at = at;
+  entry.scenario = "nightly";
+  entry.exit_code = code;
+  entry.outcome = describe(static_cast<exit_code>(code));
+  entry.backup = "/backups/nightly.dump";
+  entry.backup_size = 4096;
+  entry.restore_seconds = restore;
+  entry.tables = std::move(tables);
+  entry.steps = std::move(steps);
+  return entry;
+}
+
+std::size_t occurrences(const std::string& text, const std::string& what) {
+  std::size_t count = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++count;
+  return count;
+}
+
+// The part of the page that draws one chart.
+std::string chart(const std::string& page, const std::string& title) {
+  auto start = page.find("<figcaption>" + title);
+  return start == std::string::npos ? "" : page.substr(start, page.find("</figure>", start) - start);
+}
+
+}  // namespace
+
+// A passing drill, then one whose restore failed, then one whose backup was missing: the page
+// dates its axis, marks both with their reasons, draws no restore time or row count for drills
+// that measured none (no fake 0 s, nothing carried over), and lists the latest failures first.
+TEST(html_page, failed_and_unverified_drills_are_marked_with_dates_and_reasons) {
+  std::vector<history_entry> entries{
+      past_drill("2026-11-01T02:00:00Z", 0, 3.5, {{"public.orders", 100}, {"public.items", 40}},
+                 {{"row_count public.orders", "row_count", "passed", ""}}),
+      past_drill("2026-11-15T02:00:00Z", 1, std::nullopt, {},
+                 {{"restore", "stage", "failed", "pg_restore: error: COPY failed for table \"orders\""},
+                  {"row_count public.orders", "row_count", "skipped", "not reached: restore failed"}}),
+      past_drill("2026-11-22T02:00:00Z", 2, std::nullopt, {},
+                 {{"locate backup", "stage", "error", "no backup matching '*' in /backups"},
+                  {"roles", "roles", "skipped", "not reached: locate backup could not run"},
+                  {"row_count public.orders", "row_count", "skipped", "not reached: locate backup could not run"}})};
+  auto page = render_html(entries);
+  auto restore = chart(page, "Restore time"), rows = chart(page, "Row counts");
+  EXPECT_NE(restore.find(">2026-11-01</text>"), std::string::npos) << restore;
+  EXPECT_NE(restore.find(">2026-11-22</text>"), std::string::npos) << restore;
+  EXPECT_EQ(occurrences(restore, "<circle"), 1U) << "only the drill that restored has a restore time";
+  EXPECT_EQ(occurrences(rows, "<circle"), 2U) << "two tables, counted by the first drill only";
+  EXPECT_NE(restore.find("class=\"mark failed\""), std::string::npos);
+  EXPECT_NE(restore.find("2026-11-15T02:00:00Z FAILED: restore: pg_restore: error: COPY failed for table &quot;orders&quot;"),
+            std::string::npos)
+      << restore;
+  EXPECT_NE(restore.find("class=\"mark unverified\""), std::string::npos);
+  EXPECT_NE(page.find("<td class=\"unverified\">locate backup: no backup matching '*' in /backups</td>"), std::string::npos)
+      << "the latest drill says why";
+  auto latest = page.substr(page.find("Checks of the latest drill"));
+  EXPECT_LT(latest.find("locate backup"), latest.find("roles")) << "what did not pass first";
+  auto history = page.substr(page.find("<h2>History"));
+  EXPECT_NE(history.find("restore: pg_restore: error: COPY failed"), std::string::npos) << history;
+  EXPECT_LT(history.find("2026-11-22"), history.find("2026-11-01")) << "newest first";
+}
+
+TEST(html_page, a_history_of_many_tables_charts_the_largest_and_says_so) {
+  std::map<std::string, long long> tables;
+  for (int index = 0; index < 20; ++index) tables["public.t" + std::to_string(index)] = 1000 + index;
+  auto page = render_html({past_drill("2026-11-01T02:00:00Z", 0, 1.0, tables, {}), past_drill("2026-11-02T02:00:00Z", 0, 1.2, tables, {})});
+  auto rows = chart(page, "Row counts");
+  EXPECT_NE(rows.find("Row counts (the 8 largest of 20 tables)"), std::string::npos) << rows;
+  EXPECT_NE(rows.find(">public.t19</text>"), std::string::npos);
+  EXPECT_EQ(rows.find(">public.t0</text>"), std::string::npos);
+  EXPECT_NE(chart(page, "Restore time").find("11-02 02:00"), std::string::npos) << "a short span is labelled with hours";
+  EXPECT_NE(render_html({}).find("No drills in the history yet."), std::string::npos);
+}

@@ -27,7 +27,43 @@ inline std::string env_or(const char* name, const std::string& fallback) {
   return value && *value ? value : fallback;
 }
 
+// The host part of an engine URL: "docker" of tcp://docker:2376, "build-host" of
+// ssh://ci@build-host; empty for a local socket (unix://, npipe://) or no URL.
+inline std::string host_of_engine_url(const std::string& url) {
+  for (const char* scheme : {"tcp://", "ssh://", "http://", "https://"}) {
+    if (url.rfind(scheme, 0) != 0) continue;
+    std::string rest = url.substr(std::string(scheme).size());
+    rest = rest.substr(0, rest.find('/'));
+    if (auto at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+    if (!rest.empty() && rest.front() == '[') return rest.substr(1, rest.find(']') - 1);  // [::1]:2375
+    return rest.substr(0, rest.find(':'));
+  }
+  return "";
+}
+
+inline bool is_loopback(const std::string& host) {
+  return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 }  // namespace detail
+
+/// Where the runner reaches the ports a container publishes: PGDRILL_CONTAINER_HOST, else the
+/// host of the engine's URL (DOCKER_HOST, or CONTAINER_HOST for podman --remote): with GitLab's
+/// docker:dind service, DOCKER_HOST=tcp://docker:2376 makes it "docker"; else 127.0.0.1.
+inline std::string container_host_from_environment() {
+  if (auto host = detail::env_or("PGDRILL_CONTAINER_HOST", ""); !host.empty()) return host;
+  for (const char* variable : {"DOCKER_HOST", "CONTAINER_HOST"})
+    if (auto host = detail::host_of_engine_url(detail::env_or(variable, "")); !host.empty()) return host;
+  return "127.0.0.1";
+}
+
+/// Whether the engine runs elsewhere (DOCKER_HOST or CONTAINER_HOST names a tcp:// or ssh://
+/// daemon): a bind mount's source is then a path on the daemon's side.
+inline bool container_engine_is_remote() {
+  for (const char* variable : {"DOCKER_HOST", "CONTAINER_HOST"})
+    if (!detail::host_of_engine_url(detail::env_or(variable, "")).empty()) return true;
+  return false;
+}
 
 /// Options of the container provider. The engine's own configuration (podman's
 /// containers.conf, docker's daemon.json) applies as usual.
@@ -44,6 +80,10 @@ struct container_options {
   setting_list settings;  ///< over restore_settings()
   wait_strategy readiness{std::chrono::seconds(180), std::chrono::milliseconds(100)};
   std::string shm_size = "1g";
+  /// Where the published port is reached from here; empty: container_host_from_environment().
+  /// On a loopback address the port is published on the engine host's loopback only; else on
+  /// all its interfaces (Docker-in-Docker: the job reaches the dind service by name).
+  std::string host;
 
   /// The image to run for `major`: the template (else PGDRILL_IMAGE, else default_image) with
   /// {major} replaced ("latest" for 0).
@@ -127,8 +167,41 @@ inline std::vector<reaped_item> reap_containers(const container_engine& engine) 
   return reaped;
 }
 
+namespace detail {
+
+// A bind mount of a host path, read-only. A local engine mounts it through a symlink of a plain
+// name (`-v` cannot carry every file name: a ':' of a timestamp, a ','); a remote engine
+// resolves sources on its own side, where the symlink does not exist, so it gets the path itself
+// in --mount's CSV syntax (the field quoted when a ',' or '"' in a name needs it, as docker's
+// CSV reader takes it).
+inline std::vector<std::string> read_only_mount(const std::filesystem::path& path, const std::filesystem::path& link,
+                                                const std::string& inside, bool remote_engine) {
+  if (!remote_engine) {
+    std::filesystem::create_symlink(std::filesystem::absolute(path), link);
+    return {"-v", link.string() + ":" + inside + ":ro"};
+  }
+  std::string source = "source=" + std::filesystem::absolute(path).string();
+  if (source.find_first_of(",\"") != std::string::npos) {
+    std::string quoted = "\"";
+    for (char c : source) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+    source = quoted + "\"";
+  }
+  return {"--mount", "type=bind," + source + ",target=" + inside + ",readonly"};
+}
+
+// The first "address:port" line of `docker port NAME 5432/tcp` (docker lists IPv4 and IPv6).
+inline int published_port(const std::string& answer) {
+  std::string first = answer.substr(0, answer.find('\n'));
+  auto colon = first.rfind(':');
+  return colon == std::string::npos ? 0 : std::atoi(first.substr(colon + 1).c_str());
+}
+
+}  // namespace detail
+
 /// A PostgreSQL container following the official image's contract (POSTGRES_PASSWORD,
-/// POSTGRES_USER, POSTGRES_DB, PGDATA, port 5432), published on 127.0.0.1 only, data on tmpfs.
+/// POSTGRES_USER, POSTGRES_DB, PGDATA, port 5432), data on tmpfs, its port published on the
+/// engine host's loopback (or on all its interfaces when reached from elsewhere, see
+/// container_options::host).
 class container_server final : public server {
  public:
   /// Start a ready container or throw; a container that started but never got ready is removed
@@ -137,6 +210,7 @@ class container_server final : public server {
     auto engine = container_engine::find(options.engine);
     std::string image = options.image_for(options.major);
 
+    std::string host = options.host.empty() ? container_host_from_environment() : options.host;
     std::string password = detail::random_password();
     std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();
     std::vector<std::string> args{"run", "-d", "--name", name,
@@ -146,16 +220,14 @@ class container_server final : public server {
                                   "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_USER=postgres", "-e", "POSTGRES_DB=postgres",
                                   "-e", "PGDATA=/var/lib/postgresql/data/pgdata",
                                   "--tmpfs", "/var/lib/postgresql/data", "--shm-size", options.shm_size,
-                                  "-p", "127.0.0.1::5432"};
-    // Each path is mounted through a symlink of a plain name: the engines' mount syntax cannot
-    // carry every file name (a ':' of a timestamp, a ',').
+                                  "-p", detail::is_loopback(host) ? "127.0.0.1::5432" : "5432"};
     scratch_dir links(options.temp_root);
     std::vector<std::pair<std::string, std::string>> mounts;
     for (const auto& path : options.read_only_paths) {
-      auto link = links.path() / std::to_string(mounts.size());
-      std::filesystem::create_symlink(std::filesystem::absolute(path), link);
       mounts.emplace_back(path.string(), "/pgdrill/backup-" + std::to_string(mounts.size()));
-      args.insert(args.end(), {"-v", link.string() + ":" + mounts.back().second + ":ro"});
+      auto mount = detail::read_only_mount(path, links.path() / std::to_string(mounts.size()), mounts.back().second,
+                                           container_engine_is_remote());
+      args.insert(args.end(), mount.begin(), mount.end());
     }
     args.push_back(image);
     setting_list settings = restore_settings();
@@ -172,10 +244,9 @@ class container_server final : public server {
     }
     std::unique_ptr<container_server> server(new container_server(engine, name, image, std::move(mounts)));
     auto port = engine.run({"port", name, "5432/tcp"}, std::chrono::seconds(60));
-    auto colon = port.out.rfind(':');
-    if (!port.ok() || colon == std::string::npos)
+    if (!port.ok() || detail::published_port(port.out) <= 0)
       throw provisioning_error("cannot read the published port of " + name + ": " + port.err_tail + server->logs());
-    server->admin_ = endpoint::of_started_server("127.0.0.1", std::atoi(port.out.substr(colon + 1).c_str()), "postgres", password);
+    server->admin_ = endpoint::of_started_server(host, detail::published_port(port.out), "postgres", password);
     wait_until_ready(server->admin_, options.readiness, [&] { return server->running(); },
                      [&] { return "container " + name + " log:\n" + server->logs(); });
     // What the image really runs, whatever its tag says.
@@ -197,7 +268,7 @@ class container_server final : public server {
   std::string version() const override { return version_; }
   std::string provider() const override { return "container"; }
   std::string describe() const override {
-    return engine_.name() + " container " + name_ + " (" + image_ + ") on 127.0.0.1:" + std::to_string(admin_.port);
+    return engine_.name() + " container " + name_ + " (" + image_ + ") on " + admin_.host + ":" + std::to_string(admin_.port);
   }
   const std::string& name() const noexcept { return name_; }
 

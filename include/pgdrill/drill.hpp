@@ -237,6 +237,7 @@ inline std::unique_ptr<server> start_container(const drill_state& state) {
   settings.engine = engine_wanted(state);
   settings.temp_root = state.options.local.temp_root;
   if (!state.plan.container_image.empty()) settings.image_template = state.plan.container_image;
+  if (!state.plan.container_host.empty()) settings.host = state.plan.container_host;
   if (state.needed_major) settings.major = *state.needed_major;
   for (const auto& backup : state.located.backups) settings.read_only_paths.push_back(backup.path);
   if (!state.plan.restore.schema.dump.empty()) settings.read_only_paths.push_back(state.plan.restore.schema.dump);

@@ -1,4 +1,4 @@
-// Drill history (JSON lines), the gate a pipeline asks before trusting backups, and the HTML page.
+// Drill history (JSON lines), and the gate a pipeline asks before trusting backups.
 #pragma once
 
 #include <fcntl.h>
@@ -11,7 +11,6 @@
 #include <fstream>
 #include <map>
 #include <optional>  // optional gate limits
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -235,128 +234,6 @@ inline std::vector<step_result> evaluate_gate(const std::vector<history_entry>& 
     steps.push_back(step("restore time growth", ok, previous ? text : "fewer than two measured drills: nothing to compare"));
   }
   return steps;
-}
-
-namespace detail {
-
-inline std::string html_escape(const std::string& text) {
-  std::string out;
-  for (char c : printable(text)) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
-inline std::string bytes_or_number(double value, const std::string& unit) {
-  if (unit == "bytes") return bytes_text(value);
-  char text[48];
-  std::snprintf(text, sizeof text, "%.6g %s", value, unit.c_str());
-  return text;
-}
-
-// A line chart as inline SVG: one polyline per series over the drills, newest on the right.
-inline std::string svg_chart(const std::string& title, const std::vector<std::pair<std::string, std::vector<double>>>& series,
-                             const std::string& unit) {
-  static const char* palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-  double top = 0;
-  std::size_t points = 0;
-  for (const auto& [name, values] : series) {
-    for (double value : values) top = std::max(top, value);
-    points = std::max(points, values.size());
-  }
-  if (top <= 0) top = 1;
-  const double width = 640, height = 200, left = 60, bottom = 20;
-  std::ostringstream svg;
-  svg << "<figure><figcaption>" << html_escape(title) << "</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\""
-      << width << "\" height=\"" << height + bottom << "\" role=\"img\" aria-label=\"" << html_escape(title) << "\">"
-      << "<line x1=\"" << left << "\" y1=\"" << height << "\" x2=\"" << width << "\" y2=\"" << height << "\" stroke=\"#999\"/>"
-      << "<text x=\"0\" y=\"12\" font-size=\"11\">" << html_escape(bytes_or_number(top, unit)) << "</text>"
-      << "<text x=\"0\" y=\"" << height << "\" font-size=\"11\">0</text>";
-  std::size_t color = 0;
-  for (const auto& [name, values] : series) {
-    svg << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << palette[color % 6] << "\" points=\"";
-    for (std::size_t index = 0; index < values.size(); ++index) {
-      double x = left + (points > 1 ? (width - left - 10) * static_cast<double>(index) / static_cast<double>(points - 1) : 0);
-      double y = height - (height - 10) * values[index] / top;
-      svg << x << "," << y << " ";
-    }
-    svg << "\"><title>" << html_escape(name) << "</title></polyline>";
-    svg << "<text x=\"" << left + 10 + 150 * static_cast<double>(color) << "\" y=\"" << height + bottom - 4
-        << "\" font-size=\"11\" fill=\"" << palette[color % 6] << "\">" << html_escape(name) << "</text>";
-    ++color;
-  }
-  svg << "</svg></figure>\n";
-  return svg.str();
-}
-
-}  // namespace detail
-
-/// A single self-contained HTML page: the latest drill and charts of restore time, backup size
-/// and row counts over the history (inline SVG, no scripts, no network fetches).
-inline std::string render_html(const std::vector<history_entry>& entries, const nlohmann::json& latest_report = nullptr) {
-  using detail::html_escape;
-  std::ostringstream page;
-  page << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pgdrill report</title><style>"
-          "body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}.passed{color:#2a2}.failed{color:#c22}"
-          ".error{color:#a2a}.skipped{color:#a80}</style></head><body>\n<h1>pgdrill report</h1>\n";
-  if (entries.empty()) page << "<p>No drills in the history yet.</p>\n";
-  if (!entries.empty()) {
-    const auto& last = entries.back();
-    page << "<h2>Latest drill: " << html_escape(last.scenario) << " &mdash; <span class=\""
-         << (last.passed() ? "passed" : "failed") << "\">" << html_escape(last.outcome) << "</span></h2>\n<table>"
-         << "<tr><th>when</th><td>" << html_escape(last.at) << "</td></tr><tr><th>backup</th><td>" << html_escape(last.backup)
-         << " (" << detail::bytes_text(static_cast<double>(last.backup_size)) << ", taken " << html_escape(last.backup_taken_at)
-         << ")</td></tr><tr><th>restore</th><td>"
-         << (last.restore_seconds ? detail::seconds_text(*last.restore_seconds) : std::string("not completed"))
-         << "</td></tr></table>\n";
-  }
-  if (latest_report.is_object() && latest_report.contains("checks")) {
-    page << "<h3>Checks of the latest drill</h3>\n<table><tr><th>check</th><th>result</th><th>message</th></tr>";
-    for (const auto* group : {"stages", "checks"})
-      for (const auto& step : latest_report[group]) {
-        std::string result = step.value("result", "");
-        page << "<tr><td>" << html_escape(step.value("name", "")) << "</td><td class=\"" << html_escape(result) << "\">"
-             << html_escape(result) << "</td><td>" << html_escape(step.value("message", "")) << "</td></tr>";
-      }
-    page << "</table>\n";
-  }
-  if (entries.size() > 0) {
-    std::vector<double> restore, size;
-    std::map<std::string, std::vector<double>> rows;
-    for (const auto& entry : entries) {
-      restore.push_back(entry.restore_seconds.value_or(0));
-      size.push_back(static_cast<double>(entry.backup_size));
-    }
-    for (std::size_t index = 0; index < entries.size(); ++index)
-      for (const auto& [table, count] : entries[index].tables) {
-        auto& values = rows[table];
-        values.resize(index, values.empty() ? 0 : values.back());
-        values.push_back(static_cast<double>(count));
-      }
-    page << "<h2>Over time (" << entries.size() << " drills, " << html_escape(entries.front().at) << " to "
-         << html_escape(entries.back().at) << ")</h2>\n"
-         << detail::svg_chart("Restore time", {{"restore seconds", restore}}, "s")
-         << detail::svg_chart("Backup size", {{"backup bytes", size}}, "bytes");
-    if (!rows.empty())
-      page << detail::svg_chart("Row counts", std::vector<std::pair<std::string, std::vector<double>>>(rows.begin(), rows.end()),
-                                "rows");
-    page << "<h2>History</h2>\n<table><tr><th>when</th><th>scenario</th><th>outcome</th><th>restore</th><th>backup size</th></tr>";
-    for (auto entry = entries.rbegin(); entry != entries.rend(); ++entry)
-      page << "<tr><td>" << html_escape(entry->at) << "</td><td>" << html_escape(entry->scenario) << "</td><td class=\""
-           << (entry->passed() ? "passed" : "failed") << "\">" << html_escape(entry->outcome) << "</td><td>"
-           << (entry->restore_seconds ? detail::seconds_text(*entry->restore_seconds) : "-") << "</td><td>"
-           << detail::bytes_text(static_cast<double>(entry->backup_size)) << "</td></tr>";
-    page << "</table>\n";
-  }
-  page << "</body></html>\n";
-  return page.str();
 }
 
 }  // namespace pgdrill

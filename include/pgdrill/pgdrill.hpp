@@ -11,10 +11,13 @@
 #include <pgdrill/error.hpp>
 #include <pgdrill/existing.hpp>
 #include <pgdrill/history.hpp>
+#include <pgdrill/html.hpp>
 #include <pgdrill/integrity.hpp>
 #include <pgdrill/hygiene.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/manifest.hpp>
+#include <pgdrill/markdown.hpp>
+#include <pgdrill/metrics.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/report.hpp>

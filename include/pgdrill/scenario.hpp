@@ -121,6 +121,7 @@ struct scenario {
   std::string provider = "local";  ///< local, container, existing, auto
   std::string container_engine;    ///< container provider: docker, podman (empty: detect)
   std::string container_image;     ///< container provider: image template, {major} replaced
+  std::string container_host;      ///< container provider: where its port is reached (empty: from the engine's environment)
   setting_list server_settings;  ///< over the restore-tuned defaults
   restore_spec restore;
   hygiene_spec hygiene;
@@ -185,9 +186,10 @@ inline void parse_server(const json_reader& root, scenario& result) {
   if (std::find(names.begin(), names.end(), result.provider) == names.end())
     root.fail("/provider", "'" + result.provider + "' is not one of: " + join(names));
   if (root.has("container")) {
-    auto container = root.object("container", {"engine", "image"});
+    auto container = root.object("container", {"engine", "image", "host"});
     result.container_engine = container.optional<std::string>("engine").value_or("");
     result.container_image = container.optional<std::string>("image").value_or("");
+    result.container_host = container.optional<std::string>("host").value_or("");
   }
   if (!root.has("server_settings")) return;
   auto settings = root.object("server_settings", {});  // any PostgreSQL setting name
