@@ -5,6 +5,10 @@
 # container engine recommended (the local and container providers), and the -dev packages the
 # headers include suggested for library users.
 
+# `cpack` and `cmake --install` package what is built, and build nothing more: ci/image builds
+# only the runner and its man page, not the test suite.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
+
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/drills/pgdrill.1.in ${CMAKE_CURRENT_BINARY_DIR}/pgdrill.1 @ONLY)
 add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/pgdrill.1.gz
   COMMAND gzip -9 -n -c ${CMAKE_CURRENT_BINARY_DIR}/pgdrill.1 > ${CMAKE_CURRENT_BINARY_DIR}/pgdrill.1.gz
