@@ -130,7 +130,7 @@ inline std::string svg_chart(const std::string& title, const std::vector<chart_s
     const auto& entry = entries[index];
     if (entry.passed()) continue;
     svg << "<line class=\"mark " << outcome_class(entry.exit_code) << "\" x1=\"" << axis.x[index] << "\" y1=\"6\" x2=\"" << axis.x[index]
-        << "\" y2=\"" << height << "\" stroke-dasharray=\"4 3\"><title>" << html_escape(entry.at + " " + entry.outcome + ": " + reason_of(entry))
+        << "\" y2=\"" << height << "\" stroke-width=\"2\" stroke-dasharray=\"4 3\"><title>" << html_escape(entry.at + " " + entry.outcome + ": " + reason_of(entry))
         << "</title></line>";
   }
   for (std::size_t color = 0; color < series.size(); ++color) {
