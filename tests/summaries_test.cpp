@@ -44,8 +44,14 @@ for family in text_string_to_metric_families(open(sys.argv[1]).read()):
 }  // namespace
 
 TEST(markdown_summary, a_passing_drill_says_so_with_its_figures) {
-  auto text = markdown_summary(drill(outcome::passed));
+  auto result = drill(outcome::passed);
+  result.backup.source_version = "13.16";
+  result.backup.pg_dump_version = "17.2";
+  auto text = markdown_summary(result);
   EXPECT_EQ(text.rfind("### ✅ pgdrill nightly: PASSED (exit 0)\n", 0), 0U) << text;
+  EXPECT_NE(text.find("| dumped | from PostgreSQL 13.16 by pg\\_dump 17.2 |"), std::string::npos) << text;
+  result.backup.pg_dump_version.clear();
+  EXPECT_NE(markdown_summary(result).find("| dumped | from PostgreSQL 13.16 |"), std::string::npos);
   EXPECT_EQ(text.find("did not pass"), std::string::npos) << text;
   EXPECT_NE(text.find("| backup | /backups/nightly\\_2026-11-22.dump (2.0 KiB, custom, taken 2026-11-22T01:00:00Z) |"), std::string::npos) << text;
   EXPECT_NE(text.find("| restored into | PostgreSQL 15.14 (local) |"), std::string::npos) << text;

@@ -80,7 +80,8 @@ inline std::string markdown_summary(const drill_result& result, std::size_t list
                                     (backup.format.empty() ? "" : ", " + backup.format) +
                                     (backup.taken_at.empty() ? "" : ", taken " + backup.taken_at) + ")");
   if (!backup.source_version.empty())
-    rows.emplace_back("dumped", "from PostgreSQL " + backup.source_version + " by pg_dump " + backup.pg_dump_version);
+    rows.emplace_back("dumped", "from PostgreSQL " + backup.source_version +
+                                    (backup.pg_dump_version.empty() ? "" : " by pg_dump " + backup.pg_dump_version));
   if (!result.server.version.empty()) rows.emplace_back("restored into", "PostgreSQL " + result.server.version + " (" + result.server.provider + ")");
   rows.emplace_back("restore", result.restore.seconds ? detail::seconds_text(*result.restore.seconds) : "not completed");
   rows.emplace_back("checks", std::to_string(counts[0]) + " passed, " + std::to_string(counts[1]) + " failed, " +
