@@ -1,5 +1,6 @@
 // The runner end to end: real dumps of a real source database, restored by `pgdrill run`.
 #include <csignal>
+#include <regex>
 #include <thread>
 
 #include "support.hpp"
@@ -436,29 +437,71 @@ TEST_F(drill_cli, a_shared_servers_other_databases_are_left_exactly_as_found) {
 // SIGINT during a running check was ignored: the drill went on and exited 0 PASSED. Now the check
 // is stopped (the server's sessions end with it), the checks left do not run, the server is torn
 // down and the drill exits 2.
+namespace {
+
+// A drill of `file` that gets SIGINT once its restore passed and its checks run: the exit
+// status, the seconds from the signal to the exit (the runner is killed after 30 s), and the
+// output. The restored server's data directory must be gone, and no process may use it.
+struct interrupted_drill {
+  int exit_code = 0;
+  double seconds = 0;
+  std::string output;
+};
+
+interrupted_drill interrupt_during_checks(const std::filesystem::path& file, const std::filesystem::path& dir) {
+  auto output = dir / "output.txt";
+  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir / "r.xml").string()}),
+                             {stream_target::null(), stream_target::to_file(output), stream_target::to_file(output)});
+  for (int attempt = 0; attempt < 600 && testkit::read_file(output).find("PASS   restore") == std::string::npos; ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the checks are running
+  auto sent = std::chrono::steady_clock::now();
+  ::kill(runner.pid(), SIGINT);
+  for (int attempt = 0; attempt < 300 && testkit::process_running(runner.pid()); ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (testkit::process_running(runner.pid())) ::kill(runner.pid(), SIGKILL);
+  interrupted_drill drill;
+  drill.exit_code = runner.wait().code;
+  drill.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
+  drill.output = testkit::read_file(output);
+  auto at = drill.output.find("local PostgreSQL ");
+  EXPECT_NE(at, std::string::npos) << drill.output;
+  if (at == std::string::npos) return drill;
+  auto from = drill.output.find(" in ", at) + 4;
+  auto data_dir = drill.output.substr(from, drill.output.find_first_of(" \n", from) - from);
+  EXPECT_FALSE(std::filesystem::exists(data_dir)) << data_dir;
+  for (const auto& process : std::filesystem::directory_iterator("/proc"))
+    EXPECT_EQ(detail::proc_text(process.path() / "cmdline").find(data_dir), std::string::npos) << "a server of " << data_dir << " runs on";
+  return drill;
+}
+
+}  // namespace
+
 TEST_F(drill_cli, sigint_during_a_check_ends_the_drill_with_exit_2_and_nothing_left) {
   auto file = scenario(R"({"name": "sigint", )" + backup_key("demo_20260101_000000.dump") + R"(,
     "assertions": [{"type": "sql", "name": "a long check", "query": "SELECT pg_sleep(60) IS NOT NULL", "expected": true, "timeout_seconds": 120},
                    {"type": "row_count", "table": "customers", "equals": 1000}]})");
-  auto output = dir_.path() / "output.txt";
-  auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", file.string(), "--junit", (dir_.path() / "r.xml").string()}),
-                             {stream_target::null(), stream_target::to_file(output), stream_target::to_file(output)});
-  for (int attempt = 0; attempt < 600 && testkit::read_file(output).find("PASS   restore") == std::string::npos; ++attempt)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the long check is running
-  auto sent = std::chrono::steady_clock::now();
-  ::kill(runner.pid(), SIGINT);
-  auto status = runner.wait();
-  auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - sent).count();
-  auto text = testkit::read_file(output);
-  EXPECT_EQ(status.code, 2) << text;
-  EXPECT_LT(seconds, 5.0) << text;
-  EXPECT_NE(text.find("stopped by signal 2"), std::string::npos) << text;
-  EXPECT_EQ(text.find("verdict: PASSED"), std::string::npos) << text;
-  auto at = text.find("local PostgreSQL ");
-  ASSERT_NE(at, std::string::npos) << text;
-  auto data_dir = text.substr(text.find(" in ", at) + 4, text.find_first_of(" \n", text.find(" in ", at) + 4) - text.find(" in ", at) - 4);
-  EXPECT_FALSE(std::filesystem::exists(data_dir)) << data_dir;
-  for (const auto& process : std::filesystem::directory_iterator("/proc"))
-    EXPECT_EQ(detail::proc_text(process.path() / "cmdline").find(data_dir), std::string::npos) << "a server of " << data_dir << " runs on";
+  auto drill = interrupt_during_checks(file, dir_.path());
+  EXPECT_EQ(drill.exit_code, 2) << drill.output;
+  EXPECT_LT(drill.seconds, 5.0) << drill.output;
+  EXPECT_NE(drill.output.find("stopped by signal 2"), std::string::npos) << drill.output;
+  EXPECT_EQ(drill.output.find("verdict: PASSED"), std::string::npos) << drill.output;
+}
+
+// A checksum that waits (here on a lock a prepared transaction holds until the server stops)
+// ignored SIGINT: the drill hung. Its query is now cancelled, it and the checks after it are
+// "not run", and the drill ends with exit 2.
+TEST_F(drill_cli, sigint_during_a_checksum_cancels_it_and_ends_the_drill_with_exit_2) {
+  auto file = scenario(R"({"name": "sigint-checksum", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "server_settings": {"max_prepared_transactions": 2},
+    "restore": {"sql_after": "BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE; PREPARE TRANSACTION 'hold_customers';"},
+    "assertions": [{"type": "checksum", "table": "customers", "equals": "00000000000000000000000000000000"},
+                   {"type": "row_count", "table": "orders", "equals": 5000}]})");
+  auto drill = interrupt_during_checks(file, dir_.path());
+  EXPECT_EQ(drill.exit_code, 2) << drill.output;
+  EXPECT_LT(drill.seconds, 5.0) << drill.output;
+  EXPECT_NE(drill.output.find("stopped by signal 2"), std::string::npos) << drill.output;
+  EXPECT_TRUE(std::regex_search(drill.output, std::regex(R"(ERROR +checksum public\.customers +[0-9.]+s +not run: interrupted by signal 2)")))
+      << drill.output;
+  EXPECT_EQ(drill.output.find("FAIL "), std::string::npos) << "an interrupted checksum is no broken backup: " << drill.output;
 }

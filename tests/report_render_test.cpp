@@ -82,16 +82,25 @@ TEST(reports, paths_from_the_command_line_then_the_scenario_then_defaults) {
   scenario plan;
   plan.name = "nightly";
   plan.json_report = "/scenario/report.json";
-  auto paths = report_paths_for(plan, {"", "", "/given/history.jsonl"});
+  plan.metrics = "/scenario/nightly.prom";
+  report_paths given;
+  given.history = "/given/history.jsonl";
+  given.summary_md = "/given/summary.md";
+  auto paths = report_paths_for(plan, given);
   EXPECT_EQ(paths.junit, std::filesystem::path("pgdrill-reports/nightly.junit.xml"));
   EXPECT_EQ(paths.json, "/scenario/report.json");
   EXPECT_EQ(paths.history, "/given/history.jsonl");
+  EXPECT_EQ(paths.summary_md, "/given/summary.md");
+  EXPECT_EQ(paths.metrics, "/scenario/nightly.prom");
 }
 
 TEST(reports, an_unwritable_report_loses_none_of_the_others) {
   scratch_dir dir;
   testkit::write_file(dir.path() / "file", "a file, so nothing can be created below it");
-  report_paths paths{dir.path() / "file" / "junit.xml", dir.path() / "report.json", dir.path() / "history.jsonl"};
+  report_paths paths;
+  paths.junit = dir.path() / "file" / "junit.xml";
+  paths.json = dir.path() / "report.json";
+  paths.history = dir.path() / "history.jsonl";
   auto written = write_reports(sample_drill(), paths);
   EXPECT_EQ(written.written, (std::vector<std::string>{paths.json.string(), paths.history.string()}));
   ASSERT_EQ(written.problems.size(), 1U);

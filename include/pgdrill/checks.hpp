@@ -23,6 +23,7 @@
 #include <pgdrill/assertions.hpp>
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/detail/text.hpp>
+#include <pgdrill/detail/ticker.hpp>
 #include <pgdrill/drift.hpp>
 #include <pgdrill/integrity.hpp>
 #include <pgdrill/manifest.hpp>
@@ -735,41 +736,6 @@ inline step_result run_check(pqxx::connection& connection, const planned_check& 
 /// Progress of the checksums: tables done, tables to do, seconds since they began.
 using checksum_progress = std::function<void(std::size_t done, std::size_t total, double seconds)>;
 
-namespace detail {
-
-// Calls `tick` every `interval` on a thread of its own until destroyed (progress while a
-// long call runs).
-class ticker {
- public:
-  ticker(std::function<void()> tick, std::chrono::milliseconds interval) : tick_(std::move(tick)) {
-    if (!tick_) return;
-    thread_ = std::thread([this, interval] {
-      std::unique_lock<std::mutex> lock(mutex_);
-      while (!stop_.wait_for(lock, interval, [this] { return stopping_; })) notify(tick_);
-    });
-  }
-  ~ticker() {
-    if (!thread_.joinable()) return;
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-    }
-    stop_.notify_one();
-    thread_.join();
-  }
-  ticker(const ticker&) = delete;
-  ticker& operator=(const ticker&) = delete;
-
- private:
-  std::function<void()> tick_;
-  std::mutex mutex_;
-  std::condition_variable stop_;
-  bool stopping_ = false;
-  std::thread thread_;
-};
-
-}  // namespace detail
-
 /// Run every checksum check among `planned` over parallel connections; results by index into
 /// `planned` (other kinds are absent). `progress` hears about every second while they run.
 inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, const std::vector<planned_check>& planned,
@@ -839,6 +805,7 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
   std::size_t done = 0;
   try {
     auto checksums = run_checksums(target, planned, 0, progress);
+    signals::throw_if_interrupted();  // checksums a signal cancelled, and the checks after them, did not run
     pqxx::connection connection(target.conninfo());
     // SIGINT or SIGTERM cancels the check that runs: a query of minutes must not hold the drill.
     detail::ticker cancel_on_signal(

@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <cstdint>
 #include <cstdio>
@@ -32,7 +33,9 @@
 #include <vector>
 
 #include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/ticker.hpp>
 #include <pgdrill/error.hpp>
+#include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 
 namespace pgdrill {
@@ -64,9 +67,11 @@ struct table_checksum {
 /// A libpq connection with the checksum session settings pinned. Move-only.
 class checksum_connection {
  public:
-  explicit checksum_connection(const endpoint& target) : connection_(PQconnectdb(target.conninfo().c_str()), PQfinish) {
+  explicit checksum_connection(const endpoint& target)
+      : connection_(PQconnectdb(target.conninfo().c_str()), PQfinish), canceller_(nullptr, PQfreeCancel) {
     if (PQstatus(connection_.get()) != CONNECTION_OK)
       throw could_not_verify("cannot connect to " + target.describe() + ": " + PQerrorMessage(connection_.get()));
+    canceller_.reset(PQgetCancel(connection_.get()));
     for (const auto& [name, value] : pinned_session_settings())
       execute("SET " + name + " = " + detail::quote_literal(value));
     // A SQL_ASCII database declares no encoding: its rows are hashed as the bytes it stores
@@ -147,9 +152,42 @@ class checksum_connection {
     return sum;
   }
 
+  /// Ask the server to cancel the statement this connection runs. Safe from another thread:
+  /// the running call then fails with the server's "canceling statement due to user request".
+  void cancel() {
+    char error[256];
+    if (canceller_) PQcancel(canceller_.get(), error, sizeof error);
+  }
+
  private:
   std::unique_ptr<PGconn, decltype(&PQfinish)> connection_;
+  std::unique_ptr<PGcancel, decltype(&PQfreeCancel)> canceller_;  ///< made by the owning thread, used by any
 };
+
+namespace detail {
+
+// The connections of a checksum batch that are open, so a watch thread can cancel what they run.
+class running_connections {
+ public:
+  void add(checksum_connection* connection) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_.push_back(connection);
+  }
+  void remove(checksum_connection* connection) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    open_.erase(std::remove(open_.begin(), open_.end(), connection), open_.end());
+  }
+  void cancel_all() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto* connection : open_) connection->cancel();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<checksum_connection*> open_;
+};
+
+}  // namespace detail
 
 /// Checksums of several tables over up to `parallel` connections (each in `snapshot` when one is
 /// given); results in the order of `tables`. A table that fails carries its error in `failures`.
@@ -169,23 +207,37 @@ inline checksum_batch checksum_tables(const endpoint& target, const std::vector<
   if (parallel <= 0) parallel = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   std::size_t workers = std::min<std::size_t>(static_cast<std::size_t>(parallel), tables.size());
   std::atomic<std::size_t> next{0};
+  detail::running_connections running;
   auto work = [&] {
     std::unique_ptr<checksum_connection> connection;
+    auto close = [&] {
+      if (connection) running.remove(connection.get());
+      connection.reset();
+    };
     for (std::size_t index; (index = next++) < tables.size();) {
       try {
+        signals::throw_if_interrupted();  // after SIGINT or SIGTERM, no table is started
         if (!connection) {
           connection = std::make_unique<checksum_connection>(target);
+          running.add(connection.get());
           if (!snapshot.empty()) connection->use_snapshot(snapshot);
         }
         batch.sums[index] = connection->checksum(tables[index], index < columns.size() ? columns[index] : std::vector<std::string>{});
       } catch (const std::exception& failure) {
         batch.failures[index] = failure.what();
         batch.sums[index].table = detail::qualified_table(tables[index]);
-        connection.reset();  // its transaction may be aborted: the next table gets a fresh one
+        close();  // its transaction may be aborted: the next table gets a fresh one
       }
       detail::notify(on_table_done);
     }
+    close();
   };
+  // SIGINT or SIGTERM cancels the checksums running: a table of hours must not hold the drill.
+  detail::ticker cancel_on_signal(
+      [&] {
+        if (signals::stopping()) running.cancel_all();
+      },
+      std::chrono::milliseconds(100));
   std::vector<std::thread> threads;
   for (std::size_t index = 1; index < workers; ++index) threads.emplace_back(work);
   work();
