@@ -807,16 +807,12 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
     auto checksums = run_checksums(target, planned, 0, progress);
     signals::throw_if_interrupted();  // checksums a signal cancelled, and the checks after them, did not run
     pqxx::connection connection(target.conninfo());
-    // SIGINT or SIGTERM cancels the check that runs: a query of minutes must not hold the drill.
-    detail::ticker cancel_on_signal(
-        [&] {
-          if (!signals::stopping()) return;
-          try {
-            connection.cancel_query();
-          } catch (const std::exception&) {  // the check then ends by itself
-          }
-        },
-        std::chrono::milliseconds(100));
+    auto watch = signals::cancel_on_signal([&] {
+      try {
+        connection.cancel_query();
+      } catch (const std::exception&) {  // the check then ends by itself
+      }
+    });
     for (; done < planned.size(); ++done) {
       signals::throw_if_interrupted();  // SIGINT or SIGTERM: the checks left do not run
       auto checksum = checksums.find(done);

@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <functional>
 #include <cstdint>
 #include <cstdio>
@@ -33,7 +32,6 @@
 #include <vector>
 
 #include <pgdrill/detail/sql.hpp>
-#include <pgdrill/detail/ticker.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
@@ -232,12 +230,7 @@ inline checksum_batch checksum_tables(const endpoint& target, const std::vector<
     }
     close();
   };
-  // SIGINT or SIGTERM cancels the checksums running: a table of hours must not hold the drill.
-  detail::ticker cancel_on_signal(
-      [&] {
-        if (signals::stopping()) running.cancel_all();
-      },
-      std::chrono::milliseconds(100));
+  auto watch = signals::cancel_on_signal([&] { running.cancel_all(); });
   std::vector<std::thread> threads;
   for (std::size_t index = 1; index < workers; ++index) threads.emplace_back(work);
   work();

@@ -45,6 +45,14 @@ inline bool is_loopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
+// The host of the engine's URL: DOCKER_HOST, else CONTAINER_HOST (podman --remote); empty when
+// the engine is local.
+inline std::string remote_engine_host() {
+  for (const char* variable : {"DOCKER_HOST", "CONTAINER_HOST"})
+    if (auto host = host_of_engine_url(env_or(variable, "")); !host.empty()) return host;
+  return "";
+}
+
 }  // namespace detail
 
 /// Where the runner reaches the ports a container publishes: PGDRILL_CONTAINER_HOST, else the
@@ -52,18 +60,13 @@ inline bool is_loopback(const std::string& host) {
 /// docker:dind service, DOCKER_HOST=tcp://docker:2376 makes it "docker"; else 127.0.0.1.
 inline std::string container_host_from_environment() {
   if (auto host = detail::env_or("PGDRILL_CONTAINER_HOST", ""); !host.empty()) return host;
-  for (const char* variable : {"DOCKER_HOST", "CONTAINER_HOST"})
-    if (auto host = detail::host_of_engine_url(detail::env_or(variable, "")); !host.empty()) return host;
-  return "127.0.0.1";
+  auto remote = detail::remote_engine_host();
+  return remote.empty() ? "127.0.0.1" : remote;
 }
 
 /// Whether the engine runs elsewhere (DOCKER_HOST or CONTAINER_HOST names a tcp:// or ssh://
 /// daemon): a bind mount's source is then a path on the daemon's side.
-inline bool container_engine_is_remote() {
-  for (const char* variable : {"DOCKER_HOST", "CONTAINER_HOST"})
-    if (!detail::host_of_engine_url(detail::env_or(variable, "")).empty()) return true;
-  return false;
-}
+inline bool container_engine_is_remote() { return !detail::remote_engine_host().empty(); }
 
 /// Options of the container provider. The engine's own configuration (podman's
 /// containers.conf, docker's daemon.json) applies as usual.
@@ -244,9 +247,10 @@ class container_server final : public server {
     }
     std::unique_ptr<container_server> server(new container_server(engine, name, image, std::move(mounts)));
     auto port = engine.run({"port", name, "5432/tcp"}, std::chrono::seconds(60));
-    if (!port.ok() || detail::published_port(port.out) <= 0)
+    int published = port.ok() ? detail::published_port(port.out) : 0;
+    if (published <= 0)
       throw provisioning_error("cannot read the published port of " + name + ": " + port.err_tail + server->logs());
-    server->admin_ = endpoint::of_started_server(host, detail::published_port(port.out), "postgres", password);
+    server->admin_ = endpoint::of_started_server(host, published, "postgres", password);
     wait_until_ready(server->admin_, options.readiness, [&] { return server->running(); },
                      [&] { return "container " + name + " log:\n" + server->logs(); });
     // What the image really runs, whatever its tag says.

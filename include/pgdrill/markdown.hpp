@@ -53,13 +53,9 @@ inline std::string markdown_summary(const drill_result& result, std::size_t list
       << " (exit " << static_cast<int>(code) << ")\n\n";
 
   std::vector<const step_result*> not_passed;
-  int counts[4] = {0, 0, 0, 0};  // by outcome
-  for (const auto& stage : result.stages)
-    if (stage.result == outcome::failed || stage.result == outcome::error) not_passed.push_back(&stage);
-  for (const auto& check : result.checks) {
-    ++counts[static_cast<int>(check.result)];
-    if (check.result == outcome::failed || check.result == outcome::error) not_passed.push_back(&check);
-  }
+  for (const auto* steps : {&result.stages, &result.checks})
+    for (const auto& step : *steps)
+      if (step.result == outcome::failed || step.result == outcome::error) not_passed.push_back(&step);
   if (!not_passed.empty()) {
     out << "**What did not pass:**\n\n";
     for (std::size_t index = 0; index < not_passed.size() && index < listed; ++index) {
@@ -84,8 +80,9 @@ inline std::string markdown_summary(const drill_result& result, std::size_t list
                                     (backup.pg_dump_version.empty() ? "" : " by pg_dump " + backup.pg_dump_version));
   if (!result.server.version.empty()) rows.emplace_back("restored into", "PostgreSQL " + result.server.version + " (" + result.server.provider + ")");
   rows.emplace_back("restore", result.restore.seconds ? detail::seconds_text(*result.restore.seconds) : "not completed");
-  rows.emplace_back("checks", std::to_string(counts[0]) + " passed, " + std::to_string(counts[1]) + " failed, " +
-                                  std::to_string(counts[2]) + " errors, " + std::to_string(counts[3]) + " not reached");
+  auto counts = count_outcomes(result.checks);
+  rows.emplace_back("checks", std::to_string(counts.passed) + " passed, " + std::to_string(counts.failed) + " failed, " +
+                                  std::to_string(counts.errors) + " errors, " + std::to_string(counts.skipped) + " not reached");
   if (const auto& coverage = result.coverage; coverage.measured)
     rows.emplace_back("coverage", std::to_string(coverage.tables.covered) + " of " + std::to_string(coverage.tables.total) + " tables");
   rows.emplace_back("drill", detail::seconds_text(result.seconds) + ", started " + result.started_at);

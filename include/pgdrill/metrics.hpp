@@ -11,6 +11,7 @@
 #include <optional>  // a last passing drill may not be known
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include <pgdrill/backup.hpp>
 #include <pgdrill/error.hpp>
@@ -83,11 +84,11 @@ inline std::string metrics_text(const drill_result& result, const std::optional<
     metric.one("pgdrill_backup_size_bytes", "Size of the backup the latest drill restored.", static_cast<double>(result.backup.size_bytes));
   if (auto taken = timestamp_in_name(result.backup.taken_at))
     metric.one("pgdrill_backup_timestamp_seconds", "When the drilled backup was taken, in Unix time.", static_cast<double>(*taken));
-  int counts[4] = {0, 0, 0, 0};
-  for (const auto& check : result.checks) ++counts[static_cast<int>(check.result)];
+  auto counts = count_outcomes(result.checks);
   metric.family("pgdrill_checks", "Checks of the latest drill by result.");
-  for (auto result_kind : {outcome::passed, outcome::failed, outcome::error, outcome::skipped})
-    metric.sample(counts[static_cast<int>(result_kind)], std::string(",result=\"") + to_string(result_kind) + "\"");
+  for (const auto& [result_name, count] : {std::pair{"passed", counts.passed}, {"failed", counts.failed}, {"error", counts.errors},
+                                           {"skipped", counts.skipped}})
+    metric.sample(count, std::string(",result=\"") + result_name + "\"");
   if (!result.table_rows.empty()) {
     metric.family("pgdrill_table_rows", "Rows the latest drill counted per table.");
     for (const auto& [table, rows] : result.table_rows)

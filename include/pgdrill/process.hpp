@@ -30,6 +30,7 @@
 #include <utility>
 #include <vector>
 
+#include <pgdrill/detail/ticker.hpp>
 #include <pgdrill/error.hpp>
 
 extern char** environ;
@@ -266,6 +267,17 @@ inline int stopping() noexcept { return detail::finishing_depth.load() > 0 ? 0 :
 
 inline void throw_if_interrupted() {
   if (int number = stopping()) throw interrupted(number);
+}
+
+/// While the returned watch lives, `cancel` is called (on the watch's thread, every 100 ms)
+/// once SIGINT or SIGTERM arrived: it cancels the queries that run, so a long one cannot hold
+/// the drill.
+inline detail::ticker cancel_on_signal(std::function<void()> cancel) {
+  return detail::ticker(
+      [cancel = std::move(cancel)] {
+        if (stopping()) cancel();
+      },
+      std::chrono::milliseconds(100));
 }
 
 }  // namespace signals

@@ -56,13 +56,7 @@ inline std::string console_line(const step_result& step) {
 /// what the restore tolerated, the failed checks again (a long drill's first lines are far up),
 /// coverage, and the verdict with its counts. `brief` (--quiet) keeps what failed and the verdict.
 inline void print_verdict(std::ostream& out, const drill_result& result, bool brief = false) {
-  int passed = 0, failed = 0, errors = 0, skipped = 0;
-  for (const auto& check : result.checks) {
-    passed += check.result == outcome::passed;
-    failed += check.result == outcome::failed;
-    errors += check.result == outcome::error;
-    skipped += check.result == outcome::skipped;
-  }
+  auto counts = count_outcomes(result.checks);
   for (const auto& stage : result.stages)
     if (stage.result == outcome::failed || stage.result == outcome::error) {
       out << (brief ? "" : "\n") << stage.name << ": " << stage.message << "\n";
@@ -79,8 +73,8 @@ inline void print_verdict(std::ostream& out, const drill_result& result, bool br
         << coverage.sequences.covered << " of " << coverage.sequences.total << " sequences, " << coverage.materialized_views.covered
         << " of " << coverage.materialized_views.total << " materialized views checked\n";
   exit_code code = result.verdict();
-  out << "verdict: " << describe(code) << " (exit " << static_cast<int>(code) << ") - checks: " << passed
-      << " passed, " << failed << " failed, " << errors << " errors, " << skipped << " skipped; "
+  out << "verdict: " << describe(code) << " (exit " << static_cast<int>(code) << ") - checks: " << counts.passed
+      << " passed, " << counts.failed << " failed, " << counts.errors << " errors, " << counts.skipped << " skipped; "
       << detail::seconds_text(result.seconds) << "\n";
 }
 

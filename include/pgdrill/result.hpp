@@ -68,6 +68,22 @@ inline void list_failures(const std::vector<std::string>& items, std::string& me
 
 }  // namespace detail
 
+/// How many steps ended in each outcome.
+struct outcome_counts {
+  int passed = 0, failed = 0, errors = 0, skipped = 0;
+};
+
+inline outcome_counts count_outcomes(const std::vector<step_result>& steps) {
+  outcome_counts counts;
+  for (const auto& step : steps) {
+    counts.passed += step.result == outcome::passed;
+    counts.failed += step.result == outcome::failed;
+    counts.errors += step.result == outcome::error;
+    counts.skipped += step.result == outcome::skipped;
+  }
+  return counts;
+}
+
 /// The backup a drill chose and what its bytes said.
 struct backup_facts {
   std::vector<std::string> files;     ///< restored in this order
