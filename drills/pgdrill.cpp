@@ -593,9 +593,14 @@ command_entry bench_entry() {
           }};
 }
 
-// Removes what killed drills left: scratch directories (and their servers) and containers.
-int gc_command(const std::string& temp_dir, const std::string& engine_name) {
+// Removes what killed drills left: scratch directories (and their servers), containers, and with
+// --server the scratch databases and roles on a shared server.
+int gc_command(const std::string& temp_dir, const std::string& engine_name, const std::string& shared_server) {
   auto reaped = pgdrill::reap_leftovers(temp_dir.empty() ? pgdrill::default_temp_root() : std::filesystem::path(temp_dir));
+  if (!shared_server.empty()) {
+    auto on_server = pgdrill::existing_server::reap_leftovers(pgdrill::endpoint_from_conninfo(shared_server));
+    reaped.insert(reaped.end(), on_server.begin(), on_server.end());
+  }
   try {
     auto engine = pgdrill::container_engine::find(engine_name);
     auto containers = pgdrill::reap_containers(engine);
@@ -610,12 +615,16 @@ int gc_command(const std::string& temp_dir, const std::string& engine_name) {
 
 command_entry gc_entry() {
   return {"gc", "Remove what killed drills left behind: scratch directories, servers, containers", "pgdrill gc",
-          "Every run does this first; gc does it on demand and lists what it removed.", [](CLI::App& app) -> command_body {
+          "Every run does this first (an existing-provider drill also on its server); gc does it on demand and lists what it "
+          "removed. Only what provably belonged to a drill of this machine that ended is removed.", [](CLI::App& app) -> command_body {
             auto temp_dir = std::make_shared<std::string>();
             auto engine = std::make_shared<std::string>();
+            auto shared_server = std::make_shared<std::string>();
             app.add_option("--temp-dir", *temp_dir, "Where throwaway servers live (default: TMPDIR, /tmp)")->envname("PGDRILL_TMPDIR");
             app.add_option("--engine", *engine, "docker, podman or a path")->envname("PGDRILL_CONTAINER_ENGINE");
-            return [=] { return gc_command(*temp_dir, *engine); };
+            app.add_option("--server", *shared_server,
+                           "A shared server (libpq connection string or URL) whose scratch databases and roles of killed drills to drop");
+            return [=] { return gc_command(*temp_dir, *engine, *shared_server); };
           }};
 }
 

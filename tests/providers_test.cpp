@@ -116,6 +116,7 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   EXPECT_EQ(labelled_containers(), "") << "the container is gone";
   EXPECT_EQ(testkit::psql(*borrowed, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill%'"), "0\n")
       << "the scratch database is gone";
+  EXPECT_EQ(testkit::psql(*borrowed, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgdrill%'"), "0\n") << "the drill's role is gone";
 }
 
 TEST_F(providers, existing_provider_never_drops_what_it_did_not_create) {

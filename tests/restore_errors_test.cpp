@@ -211,3 +211,49 @@ TEST(restore_errors, notices_and_warnings_are_no_errors) {
                           "pg_restore: warning: harmless\nWARNING:  01000: something\n")
                   .empty());
 }
+
+// As psql 15 and pg_restore 15 printed them restoring as a role without superuser rights (the
+// existing provider's own role): what the role may not apply is tolerated, anything else needing
+// superuser rights is the environment's fault there, and the backup's anywhere else.
+const char* unprivileged_stderr =
+    "psql:t.sql:2: ERROR:  42501: must be member of role \"postgres\"\n"
+    "LOCATION:  check_is_member_of_role, acl.c:5023\n"
+    "psql:t.sql:2: STATEMENT:  ALTER TABLE public.t OWNER TO postgres;\n"
+    "psql:t.sql:4: ERROR:  42501: permission denied to set session authorization \"postgres\"\n"
+    "LOCATION:  call_string_check_hook, guc.c:12053\n"
+    "psql:t.sql:4: STATEMENT:  SET SESSION AUTHORIZATION postgres;\n"
+    "pg_restore: error: could not execute query: ERROR:  must be member of role \"postgres\"\n"
+    "Command was: ALTER TABLE public.t2 OWNER TO postgres;\n"
+    "\n"
+    "psql:u.sql:4: ERROR:  42501: must have admin option on role \"pg_monitor\"\n"
+    "LOCATION:  AddRoleMems, user.c:1406\n"
+    "psql:u.sql:4: STATEMENT:  GRANT pg_monitor TO r;\n";
+
+const char* needs_superuser_stderr =
+    "psql:u.sql:1: ERROR:  42501: permission denied to create extension \"amcheck\"\n"
+    "HINT:  Must be superuser to create this extension.\n"
+    "LOCATION:  execute_extension_script, extension.c:1040\n"
+    "psql:u.sql:1: STATEMENT:  CREATE EXTENSION amcheck;\n"
+    "psql:t.sql:6: ERROR:  42501: must be superuser or have privileges of the pg_execute_server_program role to COPY to or "
+    "from an external program\n"
+    "psql:t.sql:6: STATEMENT:  COPY (SELECT 1) TO PROGRAM 'true';\n";
+
+TEST(restore_errors, ownership_and_grants_a_role_without_superuser_rights_may_not_apply_are_tolerated) {
+  auto result = judged(unprivileged_stderr);
+  EXPECT_TRUE(result.problems.empty()) << result.problems.front().line;
+  ASSERT_EQ(result.tolerated.size(), 4U);
+  EXPECT_NE(result.tolerated[0].reason.find("restores as a role of its own"), std::string::npos);
+  EXPECT_EQ(result.tolerated[2].statement, "ALTER TABLE public.t2 OWNER TO postgres;");
+  EXPECT_EQ(judged(unprivileged_stderr, false).problems.size(), 4U) << "a single transaction tolerates nothing";
+}
+
+TEST(restore_errors, what_needs_superuser_rights_is_the_environments_fault_only_where_the_restore_has_none) {
+  auto unprivileged = judge_errors(read_errors(needs_superuser_stderr), true, true);
+  ASSERT_EQ(unprivileged.problems.size(), 2U);
+  for (const auto& problem : unprivileged.problems) {
+    EXPECT_EQ(problem.kind, "insufficient privilege");
+    EXPECT_TRUE(problem.environment);
+    EXPECT_NE(problem.hint.find("local or container provider"), std::string::npos);
+  }
+  for (const auto& problem : judged(needs_superuser_stderr).problems) EXPECT_FALSE(problem.environment) << problem.kind;
+}

@@ -34,3 +34,39 @@ TEST(workspace, reaper_removes_dirs_of_dead_owners_only) {
   live.remove();
   std::filesystem::remove_all(root);
 }
+
+TEST(workspace, a_run_owner_is_provably_gone_only_on_this_machine) {
+  auto here = run_owner::of_this_run();
+  EXPECT_EQ(here.tag, owner_tag());
+  EXPECT_FALSE(here.host.empty());
+  EXPECT_EQ(here.boot.size(), 36U) << here.boot;
+  EXPECT_EQ(here.pid_namespace.rfind("pid:[", 0), 0U) << here.pid_namespace;
+  auto read_back = run_owner::parse(here.text());
+  EXPECT_EQ(read_back.text(), here.text());
+  EXPECT_FALSE(read_back.provably_gone()) << "this run is alive";
+
+  auto ended = here;
+  ended.tag = std::to_string(::getpid()) + "-1";
+  EXPECT_TRUE(ended.provably_gone());
+  auto other_host = ended;
+  other_host.host = "elsewhere";
+  EXPECT_FALSE(other_host.provably_gone()) << "its pids are not ours to judge";
+  auto other_namespace = ended;
+  other_namespace.pid_namespace = "pid:[1]";
+  EXPECT_FALSE(other_namespace.provably_gone()) << "another container of this host";
+  auto before_reboot = here;
+  before_reboot.boot = "an-earlier-boot";
+  EXPECT_TRUE(before_reboot.provably_gone()) << "no run outlives a reboot";
+  EXPECT_TRUE(run_owner::parse(ended.tag).provably_gone()) << "a bare owner tag is this machine's";
+  EXPECT_FALSE(run_owner::parse(owner_tag()).provably_gone());
+}
+
+// A run killed with SIGKILL whose parent has not reaped it yet is a zombie: it has ended.
+TEST(workspace, a_zombie_owner_is_gone) {
+  auto sleeper = child::spawn(command("/bin/sleep", {"0.3"}), {});
+  std::string tag = std::to_string(sleeper.pid()) + "-" + std::to_string(detail::process_start_time(sleeper.pid()));
+  EXPECT_TRUE(owner_alive(tag));
+  sleeper.wait();  // ended, not yet reaped
+  ASSERT_TRUE(std::filesystem::exists("/proc/" + std::to_string(sleeper.pid())));
+  EXPECT_FALSE(owner_alive(tag));
+}

@@ -105,14 +105,6 @@ constexpr const char* container_temp_root_label = "io.pgdrill.temp_root";
 
 namespace detail {
 
-inline std::string random_password() {
-  std::random_device source;
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::string text;
-  for (int index = 0; index < 32; ++index) text += alphabet[source() % (sizeof alphabet - 1)];
-  return text;
-}
-
 inline std::string trim(std::string text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
   return text;
@@ -155,7 +147,7 @@ struct container_engine {
 };
 
 /// Remove the containers (and their anonymous volumes) of drills whose process is gone: what a
-/// drill killed with SIGKILL leaves. Returns what it removed.
+/// drill killed with SIGKILL leaves. A remote engine's containers of drills on other machines stay. Returns what it removed.
 inline std::vector<reaped_item> reap_containers(const container_engine& engine) {
   std::vector<reaped_item> reaped;
   auto listed = engine.run({"ps", "-a", "-q", "--filter", std::string("label=") + container_owner_label}, std::chrono::seconds(60));
@@ -163,7 +155,7 @@ inline std::vector<reaped_item> reap_containers(const container_engine& engine) 
   for (std::string id; ids >> id;) {
     auto owner = engine.run({"inspect", "--format", std::string("{{index .Config.Labels \"") + container_owner_label + "\"}}", id},
                             std::chrono::seconds(60));
-    if (!owner.ok() || owner_alive(detail::trim(owner.out))) continue;
+    if (!owner.ok() || !run_owner::parse(detail::trim(owner.out)).provably_gone()) continue;
     if (engine.run({"rm", "-f", "-v", id}, std::chrono::minutes(2)).ok())
       reaped.push_back({engine.name() + " container " + id + " (owner " + detail::trim(owner.out) + " is gone)"});
   }
@@ -214,10 +206,10 @@ class container_server final : public server {
     std::string image = options.image_for(options.major);
 
     std::string host = options.host.empty() ? container_host_from_environment() : options.host;
-    std::string password = detail::random_password();
+    std::string password = detail::random_secret(32);
     std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();
     std::vector<std::string> args{"run", "-d", "--name", name,
-                                  "--label", std::string(container_owner_label) + "=" + owner_tag(),
+                                  "--label", std::string(container_owner_label) + "=" + run_owner::of_this_run().text(),
                                   "--label", std::string(container_temp_root_label) + "=" + options.temp_root.string(),
                                   // The password travels in the engine's environment, named here without a value.
                                   "-e", "POSTGRES_PASSWORD", "-e", "POSTGRES_USER=postgres", "-e", "POSTGRES_DB=postgres",

@@ -73,7 +73,6 @@ struct drill_state {
   std::unique_ptr<server> target_server;  ///< provision
   pg_binaries tools;                    ///< provision: pg_restore and psql that restore into it
   std::optional<endpoint> target;       ///< restore: the database restored into
-  std::vector<std::string> created_roles;  ///< restore: roles the drill created (dropped on shared servers)
   std::optional<std::set<std::string>> referenced_roles;  ///< restore: roles the backups' SQL refers to
   std::optional<drift_measures> drift;  ///< after the restore, when a drift check is planned
   std::optional<snapshot_load> snapshot;  ///< restore: what loading a JSON snapshot found
@@ -455,7 +454,7 @@ inline outcome restore(drill_state& state, step_result& step) {
   read_contents_with_restore_tools(state);
   state.target = state.target_server->restore_target(state.source_encoding());
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
-                              state.options.local.temp_root, state.created_roles, state.options.on_progress);
+                              state.options.local.temp_root, state.options.on_progress);
   auto& facts = state.result.restore;
   facts.tool = restored.tool;
   facts.jobs = restored.jobs;
@@ -546,11 +545,6 @@ inline void teardown(drill_state& state) {
     try {
       std::string what = server->describe();
       server->stop();
-      if (server->shared() && !state.created_roles.empty()) {  // after the database that used them is gone
-        pqxx::connection connection(server->admin().conninfo());
-        for (const auto& role : state.created_roles)
-          pqxx::nontransaction(connection).exec("DROP ROLE " + detail::quote_ident(role));
-      }
       step.message = "stopped and removed " + what;
     } catch (const std::exception& failure) {
       step.result = outcome::error;

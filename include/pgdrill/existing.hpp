@@ -1,10 +1,20 @@
 // The existing-server provider: a server the user names (a CI service container, a staging
-// server); the drill restores into a scratch database it creates and drops only that.
+// server). The drill restores into a scratch database it creates, as a role of its own that owns
+// that database and nothing else, and removes both; what a killed drill left, the next drill on
+// that server (or `pgdrill gc --server`) removes.
 #pragma once
 
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
 #include <memory>
+#include <optional>
+#include <regex>
 #include <string>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include <pqxx/pqxx>
 
@@ -15,27 +25,101 @@
 
 namespace pgdrill {
 
-/// A borrowed server. Creates `pgdrill_scratch_<owner>_<random>` marked with a comment, and on
-/// stop drops that database only, after checking the mark: it never drops what it did not create.
+namespace detail {
+
+// The comment that marks a database or role as a drill's own: its name (a mark copied onto
+// another object does not match it) and the run that created it, for the sweeps.
+inline std::string drill_mark(const char* kind, const std::string& name, const run_owner& owner) {
+  return std::string("pgdrill ") + kind + " " + name + ", created by " + owner.text() + "; dropped after the drill";
+}
+
+// The run that created `name` according to its comment; empty when the comment is not a mark of it.
+inline std::optional<run_owner> marked_owner(const char* kind, const std::string& name, const pqxx::field& comment) {
+  static const std::regex mark(R"(^pgdrill (\S+) (\S+), created by (.+); dropped after the drill$)");
+  std::smatch match;
+  std::string text = comment.is_null() ? "" : comment.c_str();
+  if (!std::regex_match(text, match, mark) || match[1] != kind || match[2] != name) return std::nullopt;
+  return run_owner::parse(match[3]);
+}
+
+// The password's verifier as the server stores it, computed here by libpq, so the password itself
+// never travels in SQL (a server logging its statements would log it).
+inline std::string password_verifier(const endpoint& admin, const std::string& role, const std::string& password) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> connection(PQconnectdb(admin.conninfo().c_str()), PQfinish);
+  char* verifier = PQstatus(connection.get()) == CONNECTION_OK
+                       ? PQencryptPasswordConn(connection.get(), password.c_str(), role.c_str(), nullptr)
+                       : nullptr;
+  if (!verifier) throw could_not_verify("cannot compute the password of the drill's role on " + admin.describe());
+  std::string text = verifier;
+  PQfreemem(verifier);
+  return text;
+}
+
+// Ends every session on `database` this role may end, then drops it, retrying while sessions
+// (or an autovacuum worker, which DROP DATABASE stops by itself) are still leaving. Needs no
+// superuser: a session of another role this role may not end makes the drop fail after 30 s.
+inline void drop_database_when_free(pqxx::connection& connection, const std::string& database) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (true) {
+    auto sessions = pqxx::nontransaction(connection).exec("SELECT pid FROM pg_stat_activity WHERE datname = " +
+                                                          quote_literal(database) + " AND pid <> pg_backend_pid()");
+    for (const auto& row : sessions) {
+      try {
+        pqxx::nontransaction(connection).exec("SELECT pg_terminate_backend(" + std::string(row[0].c_str()) + ")");
+      } catch (const pqxx::sql_error&) {  // not ours to end: the drop below says so if it stays
+      }
+    }
+    try {
+      pqxx::nontransaction(connection).exec("DROP DATABASE IF EXISTS " + quote_ident(database));
+      return;
+    } catch (const pqxx::sql_error& failure) {
+      if (failure.sqlstate() != "55006" || std::chrono::steady_clock::now() > deadline) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+}  // namespace detail
+
+/// A borrowed server. Creates `pgdrill_scratch_<owner>_<random>` and, when the given role may
+/// create roles, `pgdrill_restore_<owner>_<random>`: a login role without any attribute, owner of
+/// the scratch database, that the restore and the checks run as. Both carry a mark naming this
+/// run; stop() drops them after checking it, so the drill never drops what it did not create.
 class existing_server final : public server {
  public:
-  /// Connect and create the scratch database; could_not_verify when the server cannot be used.
+  /// Sweep what killed drills left, then create the scratch database (and the drill's role);
+  /// could_not_verify when the server cannot be used.
   static std::unique_ptr<existing_server> attach(const endpoint& target) {
     std::unique_ptr<existing_server> server(new existing_server(target));
     try {
       std::tie(server->major_, server->version_) = server_version_of(target);
+      reap_leftovers(target);
       pqxx::connection connection(target.conninfo());
-      std::string name = "pgdrill_scratch_" + owner_tag() + "_" + detail::random_suffix();
-      for (char& c : name)
+      std::string tail = owner_tag() + "_" + detail::random_suffix();
+      for (char& c : tail)
         if (c == '-') c = '_';
-      pqxx::nontransaction tx(connection);
-      tx.exec("CREATE DATABASE " + detail::quote_ident(name));
+      server->create_restore_role(connection, "pgdrill_restore_" + tail);
+      std::string name = "pgdrill_scratch_" + tail;
+      std::string owner = server->restore_role_.empty() ? "" : " OWNER " + detail::quote_ident(server->restore_role_);
+      pqxx::nontransaction(connection).exec("CREATE DATABASE " + detail::quote_ident(name) + owner);
       server->scratch_ = name;
-      tx.exec("COMMENT ON DATABASE " + detail::quote_ident(name) + " IS " + detail::quote_literal(server->mark()));
+      pqxx::nontransaction(connection).exec("COMMENT ON DATABASE " + detail::quote_ident(name) + " IS " +
+                                            detail::quote_literal(detail::drill_mark("database", name, server->owner_)));
+      if (!server->restore_role_.empty()) server->use_given_role_unless_restore_role_logs_in(connection);
     } catch (const pqxx::failure& failure) {
       throw could_not_verify("cannot use the existing server " + target.describe() + ": " + failure.what());
     }
     return server;
+  }
+
+  /// Drop the databases and roles of drills on this server whose run provably ended (killed on
+  /// this machine); what runs elsewhere created stays.
+  static std::vector<reaped_item> reap_leftovers(const endpoint& target) {
+    try {
+      return drop_what_ended_runs_left(target);
+    } catch (const pqxx::failure& failure) {
+      throw could_not_verify("cannot sweep the existing server " + target.describe() + ": " + failure.what());
+    }
   }
 
   existing_server(const existing_server&) = delete;
@@ -52,34 +136,121 @@ class existing_server final : public server {
   std::string version() const override { return version_; }
   std::string provider() const override { return "existing"; }
   std::string describe() const override {
-    return "existing PostgreSQL " + version_ + " at " + admin_.describe() + ", scratch database " + scratch_;
+    return "existing PostgreSQL " + version_ + " at " + admin_.describe() + ", scratch database " + scratch_ +
+           (restore_role_.empty() ? ", restored as the given role (" + why_given_role_ + ")" : ", restored as role " + restore_role_);
   }
   bool shared() const override { return true; }
   endpoint restore_target(const std::string& /*source_encoding: the scratch database exists already*/) override {
-    return admin_.with_database(scratch_);
+    auto target = admin_.with_database(scratch_);
+    return restore_role_.empty() ? target : target.as_role(restore_role_, restore_password_);
+  }
+  void create_role(const std::string& name) override {
+    pqxx::connection connection(admin_.conninfo());
+    pqxx::work tx(connection);  // the mark with the role: a kill in between leaves no unmarked role
+    tx.exec("CREATE ROLE " + detail::quote_ident(name));
+    tx.exec("COMMENT ON ROLE " + detail::quote_ident(name) + " IS " + detail::quote_literal(detail::drill_mark("role", name, owner_)));
+    tx.commit();
+    created_roles_.push_back(name);
   }
   const std::string& scratch_database() const noexcept { return scratch_; }
+  const std::string& restore_role() const noexcept { return restore_role_; }
 
-  /// Drop the scratch database (forcing other sessions off it); safe to call twice.
+  /// Drop the scratch database (ending the sessions on it), then the roles; safe to call twice.
   void stop() override {
-    if (scratch_.empty()) return;
-    std::string name = std::exchange(scratch_, std::string());
+    if (scratch_.empty() && created_roles_.empty()) return;
     pqxx::connection connection(admin_.conninfo());
-    pqxx::nontransaction tx(connection);
-    auto comment = tx.exec("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = " + tx.quote(name));
-    if (comment.empty()) return;  // already gone
-    if (comment[0][0].is_null() || comment[0][0].c_str() != mark_for(name))
-      throw provisioning_error("refusing to drop database " + name + ": it does not carry this drill's mark");
-    tx.exec("DROP DATABASE " + detail::quote_ident(name) + (major_ >= 13 ? " WITH (FORCE)" : ""));
+    if (!scratch_.empty()) {
+      std::string name = std::exchange(scratch_, std::string());
+      if (!carries_mark(connection, "database", name))
+        throw provisioning_error("refusing to drop database " + name + ": it does not carry this drill's mark");
+      detail::drop_database_when_free(connection, name);
+    }
+    while (!created_roles_.empty()) {  // the drill's own role last: it owned the database
+      std::string role = created_roles_.back();
+      created_roles_.pop_back();
+      if (!carries_mark(connection, "role", role))
+        throw provisioning_error("refusing to drop role " + role + ": it does not carry this drill's mark");
+      pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(role));
+    }
   }
 
  private:
-  explicit existing_server(endpoint target) : admin_(std::move(target)) {}
-  std::string mark() const { return mark_for(scratch_); }
-  static std::string mark_for(const std::string& name) { return "pgdrill scratch database " + name + "; dropped after the drill"; }
+  explicit existing_server(endpoint target) : admin_(std::move(target)), owner_(run_owner::of_this_run()) {}
+
+  static std::vector<reaped_item> drop_what_ended_runs_left(const endpoint& target) {
+    std::vector<reaped_item> reaped;
+    pqxx::connection connection(target.conninfo());
+    auto listed = [&](const std::string& sql) { return pqxx::nontransaction(connection).exec(sql); };
+    for (const auto& row : listed("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
+                                  "WHERE datname LIKE 'pgdrill\\_scratch\\_%'")) {
+      auto owner = detail::marked_owner("database", row[0].c_str(), row[1]);
+      if (!owner || !owner->provably_gone()) continue;
+      detail::drop_database_when_free(connection, row[0].c_str());
+      reaped.push_back({"database " + std::string(row[0].c_str()) + " (run " + owner->tag + " is gone)"});
+    }
+    for (const auto& row : listed("SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
+                                  "WHERE shobj_description(oid, 'pg_authid') LIKE 'pgdrill role %'")) {
+      auto owner = detail::marked_owner("role", row[0].c_str(), row[1]);
+      if (!owner || !owner->provably_gone()) continue;
+      pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(row[0].c_str()));
+      reaped.push_back({"role " + std::string(row[0].c_str()) + " (run " + owner->tag + " is gone)"});
+    }
+    return reaped;
+  }
+
+  // A role with no attribute at all (no superuser, no CREATEDB, no CREATEROLE), marked in the same
+  // transaction. Only when the given role may create roles; otherwise the restore runs as the
+  // given role, as the description says. A non-superuser joins the role so it may give it the
+  // database (and end its sessions at teardown).
+  void create_restore_role(pqxx::connection& connection, const std::string& role) {
+    auto rights = pqxx::nontransaction(connection).exec("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user");
+    bool superuser = rights[0][0].as<bool>(), may_create_roles = rights[0][1].as<bool>();
+    if (!superuser && !may_create_roles) {
+      why_given_role_ = "it may not create roles";
+      return;
+    }
+    std::string password = detail::random_secret();
+    std::string verifier = detail::password_verifier(admin_, role, password);
+    pqxx::work tx(connection);
+    tx.exec("CREATE ROLE " + detail::quote_ident(role) + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD " +
+            detail::quote_literal(verifier));
+    tx.exec("COMMENT ON ROLE " + detail::quote_ident(role) + " IS " + detail::quote_literal(detail::drill_mark("role", role, owner_)));
+    if (!superuser) tx.exec("GRANT " + detail::quote_ident(role) + " TO CURRENT_USER");
+    tx.commit();
+    created_roles_.push_back(role);
+    restore_role_ = role;
+    restore_password_ = password;
+  }
+
+  // pg_hba.conf may let only some roles in (peer authentication on a socket): then the restore
+  // runs as the given role, and the description says why.
+  void use_given_role_unless_restore_role_logs_in(pqxx::connection& connection) {
+    std::string refused = detail::try_connect(restore_target({}));
+    if (refused.empty()) return;
+    pqxx::nontransaction(connection).exec("ALTER DATABASE " + detail::quote_ident(scratch_) + " OWNER TO CURRENT_USER");
+    pqxx::nontransaction(connection).exec("DROP ROLE " + detail::quote_ident(restore_role_));
+    created_roles_.erase(std::find(created_roles_.begin(), created_roles_.end(), restore_role_));
+    restore_role_.clear();
+    restore_password_.clear();
+    why_given_role_ = "the drill's own role may not log in: " + refused.substr(0, refused.find('\n'));
+  }
+
+  bool carries_mark(pqxx::connection& connection, const char* kind, const std::string& name) const {
+    bool database = std::string(kind) == "database";
+    pqxx::nontransaction tx(connection);
+    auto comment = tx.exec(database ? "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = " + tx.quote(name)
+                                    : "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = " + tx.quote(name));
+    if (comment.empty()) return true;  // already gone: dropping IF EXISTS is harmless
+    auto owner = detail::marked_owner(kind, name, comment[0][0]);
+    return owner && owner->tag == owner_.tag && owner->host == owner_.host;
+  }
 
   endpoint admin_;
+  run_owner owner_;
   std::string scratch_;
+  std::string restore_role_, restore_password_;
+  std::string why_given_role_;  ///< when the restore runs as the given role
+  std::vector<std::string> created_roles_;  ///< the drill's role first, then the scenario's roles
   int major_ = 0;
   std::string version_;
 };

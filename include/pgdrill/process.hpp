@@ -22,7 +22,9 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>  // optional user, optional exit status
 #include <set>
 #include <string>
@@ -145,7 +147,65 @@ inline std::array<std::atomic<pid_t>, 256> tracked_groups{};
 inline std::atomic<int> received_signal{0};
 inline std::atomic<int> finishing_depth{0};
 
+// The warden: a process forked once, before the first child, that outlives this one just long
+// enough to SIGKILL the process groups of its children, whatever ends this process (SIGKILL, the
+// OOM killer). A child's own death signal does not reach what it forks: pg_restore's parallel
+// workers would run on until their COPY ends. It reads group ids on a pipe (positive: started,
+// negative: ended) and at end of file, which comes when this process is gone, kills those still
+// listed. It sits in a group of its own (a kill of this process's group does not take it), ignores
+// the terminal's signals, keeps no other descriptor, and between fork and its exit makes only
+// async-signal-safe calls.
+inline std::atomic<int> warden_pipe{-1};
+
+[[noreturn]] inline void run_warden(int pipe_in) noexcept {
+  ::setpgid(0, 0);
+  ::prctl(PR_SET_NAME, "pgdrill-warden");  // in ps and top, not taken for the runner
+  struct sigaction ignore{};
+  ignore.sa_handler = SIG_IGN;
+  for (int number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::sigaction(number, &ignore, nullptr);
+  ::dup2(pipe_in, 0);
+#ifdef SYS_close_range
+  ::syscall(SYS_close_range, 1U, ~0U, 0U);
+#else
+  for (int fd = 1; fd < 4096; ++fd) ::close(fd);
+#endif
+  static pid_t groups[4096];
+  std::size_t count = 0;
+  for (std::int32_t message; ::read(0, &message, sizeof message) == sizeof message;) {
+    if (message > 0 && count < sizeof groups / sizeof groups[0]) groups[count++] = message;
+    for (std::size_t index = 0; message < 0 && index < count; ++index)
+      if (groups[index] == -message) groups[index] = groups[--count];
+  }
+  for (std::size_t index = 0; index < count; ++index) ::kill(-groups[index], SIGKILL);
+  ::_exit(0);
+}
+
+inline void start_warden_once() noexcept {
+  static std::once_flag started;
+  std::call_once(started, [] {
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC) != 0) return;
+    pid_t pid = ::fork();
+    if (pid == 0) run_warden(ends[0]);
+    ::close(ends[0]);
+    if (pid < 0) {
+      ::close(ends[1]);
+      return;
+    }
+    warden_pipe.store(ends[1]);
+  });
+}
+
+inline void tell_warden(std::int32_t message) noexcept {
+  int fd = warden_pipe.load();
+  if (fd < 0) return;
+  ssize_t written;
+  do written = ::write(fd, &message, sizeof message);  // atomic: far below PIPE_BUF
+  while (written < 0 && errno == EINTR);
+}
+
 inline void track_group(pid_t group) noexcept {
+  tell_warden(group);
   for (auto& slot : tracked_groups) {
     pid_t empty = 0;
     if (slot.compare_exchange_strong(empty, group)) return;
@@ -153,6 +213,7 @@ inline void track_group(pid_t group) noexcept {
 }
 
 inline void untrack_group(pid_t group) noexcept {
+  tell_warden(-group);
   for (auto& slot : tracked_groups) {
     pid_t expected = group;
     if (slot.compare_exchange_strong(expected, 0)) return;
@@ -313,6 +374,7 @@ class child {
       cleanup_fds();
       throw process_error("pipe: " + detail::errno_text(errno));
     }
+    detail::start_warden_once();
     const bool set_death_signal = die_with_parent && ::getpid() == static_cast<pid_t>(::gettid());
     const pid_t parent = ::getpid();
     pid_t pid = ::fork();
@@ -402,12 +464,12 @@ class child {
   void kill_and_reap() noexcept {
     if (pid_ > 0) {
       signal_group(SIGKILL);  // the group may outlive its leader: always sweep it
+      detail::untrack_group(pid_);  // before the reap frees the id for reuse
       int raw = 0;
       pid_t done;
       do done = ::waitpid(pid_, &raw, 0);
       while (done < 0 && errno == EINTR);
       if (!status_ && done == pid_) status_ = exit_status::from_wait(raw);
-      detail::untrack_group(pid_);
     }
     pid_ = -1;
     for (int* fd : {&pidfd_, &stdin_, &stdout_, &stderr_}) detail::close_fd(*fd);

@@ -5,6 +5,7 @@
 
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include <pgdrill/binaries.hpp>
+#include <pgdrill/detail/sql.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 
@@ -56,6 +58,20 @@ struct endpoint {
   endpoint with_database(std::string name) const {
     endpoint other = *this;
     other.dbname = std::move(name);
+    return other;
+  }
+
+  /// Same server and database, logged in as another role.
+  endpoint as_role(const std::string& role, std::string role_password) const {
+    endpoint other = *this;
+    other.user = role;
+    other.password = std::move(role_password);
+    if (named_by_user) {
+      auto& settings = other.given;
+      settings.erase(std::remove_if(settings.begin(), settings.end(), [](const setting& item) { return item.keyword == "user"; }),
+                     settings.end());
+      settings.push_back({"user", "PGUSER", role});
+    }
     return other;
   }
 
@@ -219,6 +235,12 @@ class server {
   /// A server other work shares (existing provider): the drill leaves nothing on it but what it
   /// created and drops.
   virtual bool shared() const { return false; }
+  /// Create a role the backup needs and the server lacks (the scenario's `roles`); a shared
+  /// server marks it and drops it at stop().
+  virtual void create_role(const std::string& name) {
+    pqxx::connection connection(admin().conninfo());
+    pqxx::nontransaction(connection).exec("CREATE ROLE " + detail::quote_ident(name));
+  }
   /// The empty database to restore into. A throwaway server creates `pgdrill_restore` (in
   /// SQL_ASCII for a backup of a SQL_ASCII database); a shared one has its own uniquely named
   /// scratch database.

@@ -256,15 +256,6 @@ inline bool psql_can_restrict(const std::string& version) {
   return found != first_minor.end() && minor >= found->second;
 }
 
-// A key only this drill knows, for \restrict.
-inline std::string restrict_key() {
-  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  std::random_device random;
-  std::string key;
-  for (int index = 0; index < 40; ++index) key += alphabet[random() % (sizeof alphabet - 1)];
-  return key;
-}
-
 // A plain script as psql runs it: restricted from its first line (\restrict with a key the script
 // cannot know), so no meta-command in a backup runs (\!, \o |, \copy ... program, \i, \connect,
 // ...); psql refuses each and the drill fails it. The script's own \restrict and \unrestrict lines
@@ -344,9 +335,9 @@ namespace detail {
 // The verdict on a finished tool run: its errors judged (the tolerated ones set aside), then what
 // its exit and a plain script's missing closing line say beyond them.
 inline void judge_run(restore_result& result, const run_result& finished, tool_error_reader& errors, bool tolerate,
-                      const stream_ends* plain_ends) {
+                      bool unprivileged, const stream_ends* plain_ends) {
   std::size_t ignored = errors.ignored_by_pg_restore();
-  auto judged = judge_errors(errors.finish(), tolerate);
+  auto judged = judge_errors(errors.finish(), tolerate, unprivileged);
   result.tolerated = std::move(judged.tolerated);
   result.problems = std::move(judged.problems);
   auto& problems = result.problems;
@@ -418,7 +409,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     reader.emplace(backup.path);
     if (plain) script.emplace(*reader, ends, roles, result.adjustments);
     if (plain && detail::psql_can_restrict(tools.version))
-      restricted.emplace([&](char* buffer, std::size_t capacity) { return script->read(buffer, capacity); }, detail::restrict_key(),
+      restricted.emplace([&](char* buffer, std::size_t capacity) { return script->read(buffer, capacity); }, detail::random_secret(),
                          own_server);
     else if (plain)
       result.adjustments.push_back("psql " + tools.version + " predates \\restrict: meta-commands in the script could not be "
@@ -440,7 +431,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   } catch (const corrupt_backup& failure) {
     return damaged(failure, "stopped: the compressed backup is damaged");
   }
-  detail::judge_run(result, finished, errors, !spec.single_transaction, plain ? &ends : nullptr);
+  detail::judge_run(result, finished, errors, !spec.single_transaction, !own_server, plain ? &ends : nullptr);
   result.seconds = seconds();
   result.outcome = finished.describe();
   result.stderr_tail = finished.err_tail;
@@ -551,15 +542,11 @@ inline restore_result restore_snapshot(const backup_info& backup, const endpoint
 /// Roles, extensions and `sql_before` the scenario asks for, in the target, before any file is
 /// restored. Appends the roles it created to `created` as it goes (a shared server gets them
 /// dropped again at teardown, even when a later statement fails).
-inline void prepare_target(server& target_server, const endpoint& target, const restore_spec& spec,
-                           std::vector<std::string>& created) {
+inline void prepare_target(server& target_server, const endpoint& target, const restore_spec& spec) {
   pqxx::connection server_connection(target_server.admin().conninfo());
   pqxx::nontransaction server_tx(server_connection);
-  for (const auto& role : spec.roles) {
-    if (!server_tx.exec("SELECT 1 FROM pg_roles WHERE rolname = " + server_tx.quote(role)).empty()) continue;
-    server_tx.exec("CREATE ROLE " + detail::quote_ident(role));
-    created.push_back(role);
-  }
+  for (const auto& role : spec.roles)
+    if (server_tx.exec("SELECT 1 FROM pg_roles WHERE rolname = " + server_tx.quote(role)).empty()) target_server.create_role(role);
   pqxx::connection connection(target.conninfo());
   pqxx::nontransaction tx(connection);
   for (const auto& extension : spec.extensions) tx.exec("CREATE EXTENSION IF NOT EXISTS " + detail::quote_ident(extension));
@@ -637,8 +624,7 @@ inline std::string database_to_check(const std::vector<std::string>& before, con
 /// Scratch files live under `temp_root` and are gone when it returns.
 inline restore_set_result restore_set(server& target_server, const endpoint& target, const pg_binaries& tools,
                                       const std::vector<backup_info>& backups, const restore_spec& spec,
-                                      const std::filesystem::path& temp_root, std::vector<std::string>& created_roles,
-                                      const restore_progress& progress = {}) {
+                                      const std::filesystem::path& temp_root, const restore_progress& progress = {}) {
   restore_set_result result;
   auto started = std::chrono::steady_clock::now();
   const auto creates = detail::what_the_scripts_create(backups);
@@ -651,7 +637,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
     throw could_not_verify("the scenario names the database '" + spec.database + "' to check, but the backup creates no database");
   auto before = own_databases ? detail::database_names(target_server) : std::vector<std::string>{};
   scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
-  prepare_target(target_server, target, spec, created_roles);
+  prepare_target(target_server, target, spec);
   for (const auto& backup : backups) {
     auto restored = backup.format == backup_format::json_snapshot
                         ? restore_snapshot(backup, target, tools, spec, scratch.path(), progress, result.snapshot)

@@ -74,6 +74,10 @@ inline const std::vector<tolerance_rule>& tolerance_rules() {
        R"(^CREATE DATABASE postgres WITH [^;]+;$)", {"42P04"}, R"(^database "postgres" already exists$)"},
       {"a cluster dump creates every role, those the server already has included",
        R"(^CREATE ROLE [^;]+;$)", {"42710"}, R"(^role "[^"]+" already exists$)"},
+      {"on a shared server the drill restores as a role of its own, without superuser rights: objects keep that role as "
+       "their owner, and other roles' ownership and grants are not applied (the local and container providers apply them)",
+       R"(^(ALTER .* OWNER TO [^;]+;|GRANT [^;]+;|REVOKE [^;]+;|ALTER DEFAULT PRIVILEGES [^;]+;|SET SESSION AUTHORIZATION [^;]+;)$)",
+       {"42501"}, R"(must be (member of role|able to SET ROLE|owner of)|permission denied to (set session authorization|grant role)|must have admin option)"},
   };
   return rules;
 }
@@ -85,6 +89,7 @@ struct problem_rule {
   const char* kind;
   bool environment;
   bool server_only;
+  bool unprivileged_only;  ///< only when the restore ran without superuser rights (a shared server)
   std::vector<std::string> sqlstates;
   const char* message;
   const char* hint;
@@ -92,30 +97,34 @@ struct problem_rule {
 
 inline const std::vector<problem_rule>& problem_rules() {
   static const std::vector<problem_rule> rules{
-      {"disk full", true, false, {"53100"}, R"(No space left on device|could not extend file|disk full)",
+      {"disk full", true, false, false, {"53100"}, R"(No space left on device|could not extend file|disk full)",
        "give the drill's server more disk (--temp-root, or the container engine's storage)"},
-      {"server out of memory", true, true, {"53200"}, R"(out of (shared )?memory)",
+      {"server out of memory", true, true, false, {"53200"}, R"(out of (shared )?memory)",
        "give the drill's server more memory, or raise max_locks_per_transaction in server_settings"},
-      {"too many connections", true, false, {"53300"}, R"(too many clients|remaining connection slots are reserved|Resource temporarily unavailable)",
+      {"too many connections", true, false, false, {"53300"}, R"(too many clients|remaining connection slots are reserved|Resource temporarily unavailable)",
        "lower restore.jobs or raise max_connections in server_settings"},
-      {"server resources exhausted", true, true, {"53000", "53400", "58030"}, "", "see the server's log"},
-      {"authentication failed", true, false, {"28P01", "28000"}, R"(password authentication failed|no password supplied)",
+      {"server resources exhausted", true, true, false, {"53000", "53400", "58030"}, "", "see the server's log"},
+      {"authentication failed", true, false, false, {"28P01", "28000"}, R"(password authentication failed|no password supplied)",
        "check the credentials the drill was given"},
-      {"server stopped or unreachable", true, false, {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"},
+      {"server stopped or unreachable", true, false, false, {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"},
        R"(server closed the connection unexpectedly|connection to server was lost|no connection to the server|)"
        R"(terminating connection|the database system is (shutting down|starting up|in recovery)|)"
        R"(connection to server .* failed|could not connect to server|SSL SYSCALL error)",
        "the drill's server stopped or could not be reached during the restore: see its log"},
-      {"missing extension", true, false, {},
+      {"missing extension", true, false, false, {},
        R"(extension "[^"]*" is not available|could not open extension control file|could not access file "\$libdir)",
        "the drill's server lacks this extension: use a server or image that has it"},
-      {"archive newer than the tools", true, false, {}, R"(unsupported version \([0-9.]+\) in file header)",
+      {"archive newer than the tools", true, false, false, {}, R"(unsupported version \([0-9.]+\) in file header)",
        "restore with the tools of a newer PostgreSQL major (or the container provider)"},
-      {"missing role", false, false, {}, R"(role ".*" does not exist)", ""},
-      {"psql meta-command refused", false, false, {}, R"(backslash commands are restricted)",
+      {"insufficient privilege", true, false, true, {"42501"}, R"(permission denied|must be (owner|superuser|member)|must be able to SET ROLE)",
+       "on a shared server the restore runs without superuser rights (as the drill's own role, or the role you gave it), so "
+       "what needs them (an untrusted extension, COPY ... PROGRAM) cannot run there: drill this backup with the local or "
+       "container provider"},
+      {"missing role", false, false, false, {}, R"(role ".*" does not exist)", ""},
+      {"psql meta-command refused", false, false, false, {}, R"(backslash commands are restricted)",
        "the script runs psql meta-commands (\\!, \\o, \\copy ... program, \\i, \\connect, ...): the drill runs psql restricted, "
        "so none of them ran; a pg_dump script has none but its own \\connect lines"},
-      {"truncated or corrupt archive", false, false, {},
+      {"truncated or corrupt archive", false, false, false, {},
        R"(unexpected end of file|could not read input file|did not find magic string|could not uncompress|)"
        R"(invalid compression|could not find block ID|data offset|too short|corrupt|unrecognized data block type|)"
        R"(could not read from input file|invalid byte sequence|not a valid archive|truncated|)"
@@ -160,10 +169,10 @@ inline const char* tolerated_because(const tool_error& error) {
 }
 
 /// What kind of problem `error` is, whose fault, and what to do.
-inline restore_problem judge(const tool_error& error) {
+inline restore_problem judge(const tool_error& error, bool unprivileged = false) {
   restore_problem problem{error.from_server ? "SQL error" : "restore tool error", error.line, error.statement, false, ""};
   for (const auto& rule : detail::problem_rules()) {
-    if (rule.server_only && !error.from_server) continue;
+    if ((rule.server_only && !error.from_server) || (rule.unprivileged_only && !unprivileged)) continue;
     bool by_state = !error.sqlstate.empty() && detail::state_in(error.sqlstate, rule.sqlstates);
     if (!by_state && !detail::matches(error.line, rule.message)) continue;
     problem.kind = rule.kind;
@@ -249,13 +258,13 @@ struct judged_errors {
 };
 
 /// Judge every error `reader` collected; with `tolerate` false (single transaction), none is
-/// tolerated.
-inline judged_errors judge_errors(const std::vector<tool_error>& errors, bool tolerate) {
+/// tolerated. `unprivileged`: the restore ran without superuser rights.
+inline judged_errors judge_errors(const std::vector<tool_error>& errors, bool tolerate, bool unprivileged = false) {
   judged_errors judged;
   for (const auto& error : errors) {
     const char* reason = tolerate ? tolerated_because(error) : nullptr;
     if (reason) judged.tolerated.push_back({reason, error.line, error.statement});
-    else judged.problems.push_back(judge(error));
+    else judged.problems.push_back(judge(error, unprivileged));
   }
   // Every missing role in one hint, so one edit of the scenario fixes them all.
   std::vector<std::string> roles;

@@ -28,15 +28,18 @@ namespace pgdrill {
 namespace detail {
 
 // Field 22 of /proc/PID/stat: the process's start time, which tells a live owner from a
-// recycled pid. The command name (field 2) may contain spaces, so count from its closing ')'.
+// recycled pid; 0 when there is no such process, or only its zombie (it has ended, its parent
+// has not reaped it yet). The command name (field 2) may contain spaces: count from its ')'.
 inline unsigned long long process_start_time(pid_t pid) {
   std::string text = proc_text("/proc/" + std::to_string(pid) + "/stat");
   auto close = text.rfind(')');
   if (close == std::string::npos || close + 2 > text.size()) return 0;
   std::istringstream fields(text.substr(close + 2));
   std::string field;
-  for (int index = 3; index <= 22 && (fields >> field); ++index)
+  for (int index = 3; index <= 22 && (fields >> field); ++index) {
+    if (index == 3 && field == "Z") return 0;
     if (index == 22) return std::stoull(field);
+  }
   return 0;
 }
 
@@ -45,6 +48,16 @@ inline std::string random_suffix() {
   static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::string text;
   for (int index = 0; index < 8; ++index) text += alphabet[generator() % (sizeof alphabet - 1)];
+  return text;
+}
+
+// A secret only this drill knows (a throwaway server's password, psql's \restrict key), drawn
+// from the system's entropy source.
+inline std::string random_secret(int length = 40) {
+  static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  std::random_device source;
+  std::string text;
+  for (int index = 0; index < length; ++index) text += alphabet[source() % (sizeof alphabet - 1)];
   return text;
 }
 
@@ -66,6 +79,48 @@ inline bool owner_alive(const std::string& tag) {
     return false;
   }
 }
+
+/// Who created a leftover that lives beyond this machine's temp space (a scratch database on a
+/// shared server, a container of a remote engine): the run's owner tag and the machine it ran on.
+/// A sweep removes only what provably belongs to a run that has ended: one of this host, this
+/// boot and this pid namespace that no longer runs, or one of this host before its last reboot.
+/// What a run elsewhere created is left to the sweeps of that machine.
+struct run_owner {
+  std::string tag;  ///< "<pid>-<start time>"
+  std::string host, boot, pid_namespace;
+
+  static run_owner of_this_run() {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    std::string boot;
+    std::istringstream(detail::proc_text("/proc/sys/kernel/random/boot_id")) >> boot;
+    std::error_code ignored;
+    return {owner_tag(), host, boot, std::filesystem::read_symlink("/proc/self/ns/pid", ignored).string()};
+  }
+  /// From text(); a bare owner tag (what older versions wrote) is taken as this machine's.
+  static run_owner parse(const std::string& text) {
+    std::istringstream words(text);
+    run_owner owner;
+    words >> owner.tag;
+    for (std::string word; words >> word;) {
+      auto equals = word.find('=');
+      std::string key = word.substr(0, equals), value = equals == std::string::npos ? "" : word.substr(equals + 1);
+      if (key == "host") owner.host = value;
+      if (key == "boot") owner.boot = value;
+      if (key == "pidns") owner.pid_namespace = value;
+    }
+    return owner;
+  }
+  std::string text() const { return tag + " host=" + host + " boot=" + boot + " pidns=" + pid_namespace; }
+
+  bool provably_gone() const {
+    if (host.empty()) return !owner_alive(tag);
+    auto here = of_this_run();
+    if (host != here.host) return false;
+    if (boot != here.boot) return true;
+    return pid_namespace == here.pid_namespace && !owner_alive(tag);
+  }
+};
 
 /// Where scratch directories go: PGDRILL_TMPDIR, TMPDIR, else /tmp.
 inline std::filesystem::path default_temp_root() {
