@@ -15,23 +15,13 @@ namespace {
 
 class existing : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    workspace_ = new scratch_dir();
-    source_ = testkit::start_demo_source().release();
-    dump_options options;
-    options.out_dir = workspace_->path();
-    options.name = "shared";
-    backup_ = dump_with_manifest(source_->admin(), options).backup;
-  }
-  static void TearDownTestSuite() {
-    delete source_;
-    delete workspace_;
-  }
+  static void SetUpTestSuite() { demo_ = new testkit::demo_backup("shared"); }
+  static void TearDownTestSuite() { delete demo_; }
 
   static scenario plan() {
     scenario plan;
     plan.name = "shared";
-    plan.backup.file = backup_;
+    plan.backup.file = demo_->file;
     plan.assertions = testkit::manifest_assertions();
     return plan;
   }
@@ -52,9 +42,7 @@ class existing : public ::testing::Test {
     return shared.admin().as_role(role, "not-the-drills");
   }
 
-  static inline scratch_dir* workspace_ = nullptr;
-  static inline local_server* source_ = nullptr;
-  static inline std::filesystem::path backup_;
+  static inline testkit::demo_backup* demo_ = nullptr;
   scratch_dir dir_;
 };
 
@@ -90,7 +78,7 @@ TEST_F(existing, the_restore_runs_as_a_role_that_owns_only_its_scratch_database)
 TEST_F(existing, a_drill_as_the_drills_role_passes_and_lists_the_ownership_it_could_not_apply) {
   auto shared = testkit::start_server();
   auto plain = dir_.path() / "shared_plain.sql";
-  testkit::pg_dump(*source_, {"-f", plain.string()});
+  testkit::pg_dump(*demo_->source, {"-f", plain.string()});
   auto as_plain = plan();
   as_plain.backup.file = plain;
   as_plain.assertions = {not_empty_assertion{}};
@@ -220,7 +208,7 @@ TEST_F(existing, a_sweep_removes_only_what_a_run_of_this_machine_that_ended_left
 TEST_F(existing, what_a_killed_drill_left_the_next_drill_and_gc_remove) {
   auto shared = testkit::start_server();
   auto slow = dir_.path() / "slow.json";
-  write_file(slow, R"({"name": "killed", "provider": "existing", "backup": {"file": ")" + backup_.string() +
+  write_file(slow, R"({"name": "killed", "provider": "existing", "backup": {"file": ")" + demo_->file.string() +
                        R"json("}, "restore": {"roles": ["drill_app"], "sql_before": "SELECT pg_sleep(120)"},
                        "assertions": [{"type": "not_empty"}]})json");
   auto kill_once_restoring = [&] {

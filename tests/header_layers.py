@@ -11,7 +11,7 @@ import sys
 LAYERS = [
     ("base", ["error.hpp", "result.hpp", "detail/text.hpp", "detail/time.hpp", "detail/sql.hpp", "detail/ticker.hpp", "restore_errors.hpp", "roles.hpp"], []),
     ("model", ["detail/json_reader.hpp", "assertions.hpp", "scenario.hpp"], ["nlohmann/"]),
-    ("io", ["process.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
+    ("io", ["detail/warden.hpp", "process.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
             "container.hpp", "existing.hpp", "snapshot.hpp", "restore.hpp", "checksum.hpp", "objects.hpp", "schema.hpp", "integrity.hpp", "manifest.hpp", "hygiene.hpp", "history.hpp", "drift.hpp", "checks.hpp"],
      ["nlohmann/", "pqxx/", "libpq-fe.h", "archive.h", "openssl/", "xxhash.h"]),
     ("pipeline", ["drill.hpp", "report.hpp", "markdown.hpp", "metrics.hpp", "html.hpp", "reports.hpp", "gtest.hpp", "pgdrill.hpp"],

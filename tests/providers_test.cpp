@@ -14,23 +14,13 @@ const char* test_image = "localhost/pgdrill-test-postgres:{major}";
 
 class providers : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    workspace_ = new scratch_dir();
-    source_ = testkit::start_demo_source().release();
-    dump_options options;
-    options.out_dir = workspace_->path();
-    options.name = "providers";
-    backup_ = dump_with_manifest(source_->admin(), options).backup;
-  }
-  static void TearDownTestSuite() {
-    delete source_;
-    delete workspace_;
-  }
+  static void SetUpTestSuite() { demo_ = new testkit::demo_backup("providers"); }
+  static void TearDownTestSuite() { delete demo_; }
 
   scenario plan() {
     scenario plan;
     plan.name = "providers";
-    plan.backup.file = backup_;
+    plan.backup.file = demo_->file;
     plan.assertions = testkit::manifest_assertions();
     plan.assertions.push_back(sequences_assertion{});
     return plan;
@@ -78,9 +68,7 @@ class providers : public ::testing::Test {
     return container;
   }
 
-  static inline scratch_dir* workspace_ = nullptr;
-  static inline local_server* source_ = nullptr;
-  static inline std::filesystem::path backup_;
+  static inline testkit::demo_backup* demo_ = nullptr;
   scratch_dir dir_;
 };
 
@@ -133,7 +121,7 @@ TEST_F(providers, existing_provider_never_drops_what_it_did_not_create) {
 
 TEST_F(providers, auto_uses_a_working_engine_and_says_so) {
   auto file = dir_.path() / "auto.json";
-  write_file(file, R"({"name": "auto", "provider": "auto", "backup": {"file": ")" + backup_.string() +
+  write_file(file, R"({"name": "auto", "provider": "auto", "backup": {"file": ")" + demo_->file.string() +
                        R"("}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
   auto with_engine = run_cli({"run", file.string(), "--junit", (dir_.path() / "a.xml").string(), "--engine", "podman",
                               "--image", test_image});
@@ -160,7 +148,7 @@ TEST_F(providers, a_container_host_from_docker_host_is_where_the_drill_connects)
     if (candidate.find(':') == std::string::npos && !detail::is_loopback(candidate)) address = candidate;
   if (address.empty()) GTEST_SKIP() << "this machine has no non-loopback IPv4 address";
   auto file = dir_.path() / "dind.json";
-  write_file(file, R"({"name": "dind", "provider": "container", "backup": {"file": ")" + backup_.string() +
+  write_file(file, R"({"name": "dind", "provider": "container", "backup": {"file": ")" + demo_->file.string() +
                        R"("}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
   auto ran = run_cli({"run", file.string(), "--junit", (dir_.path() / "d.xml").string(), "--engine", "podman", "--image", test_image},
                      {{"DOCKER_HOST", "tcp://" + address + ":2375"}});
@@ -171,7 +159,7 @@ TEST_F(providers, a_container_host_from_docker_host_is_where_the_drill_connects)
 
 TEST_F(providers, missing_engine_and_missing_image_cannot_verify_with_advice) {
   auto file = dir_.path() / "container.json";
-  write_file(file, R"({"name": "container", "provider": "container", "backup": {"file": ")" + backup_.string() +
+  write_file(file, R"({"name": "container", "provider": "container", "backup": {"file": ")" + demo_->file.string() +
                        R"("}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
   auto no_engine = run_cli({"run", file.string(), "--junit", (dir_.path() / "a.xml").string(), "--engine", "/nonexistent/docker"});
   EXPECT_EQ(no_engine.exit_code, 2) << no_engine.output;
@@ -228,13 +216,35 @@ TEST_F(providers, password_is_in_no_argv_log_or_report) {
   EXPECT_EQ(testkit::read_file(json).find(password), std::string::npos) << "not in the JSON report";
 }
 
-TEST_F(providers, a_runner_killed_mid_restore_leaves_a_container_the_next_run_removes) {
+// SIGKILL gives the runner no chance to remove its container: its warden does, at once.
+TEST_F(providers, a_runner_killed_mid_restore_has_its_container_removed_by_its_warden) {
+  auto runner = start_slow_container_drill("killed", {});
+  ASSERT_FALSE(container_once_restoring().empty()) << "the drill never reached its restore";
+  runner.kill_and_reap();  // SIGKILL of the runner's group: no handler, no destructor
+  std::string left = "?";
+  for (int attempt = 0; attempt < 300 && !(left = labelled_containers()).empty(); ++attempt)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(left, "") << "the warden removed the container within 30 s";
+}
+
+// Killed with its warden too (`pkill -f`), the runner leaves its container: the next run's sweep
+// (here `gc`) removes it.
+TEST_F(providers, a_runner_killed_with_its_warden_leaves_a_container_the_next_run_removes) {
   auto volumes_before = run(command("/usr/bin/podman", {"volume", "ls", "-q"})).out;
   auto runner = start_slow_container_drill("killed", {});
   auto container = container_once_restoring();
   ASSERT_FALSE(container.empty()) << "the drill never reached its restore";
-  runner.kill_and_reap();  // SIGKILL: no handler, no destructor
-  EXPECT_EQ(labelled_containers(), container) << "a killed runner leaves its container";
+  pid_t warden = 0;
+  for (const auto& process : std::filesystem::directory_iterator("/proc")) {
+    auto stat = detail::proc_text(process.path() / "stat");
+    auto close = stat.rfind(')');
+    if (stat.find("(pgdrill-warden)") == std::string::npos || close == std::string::npos) continue;
+    if (std::stol(stat.substr(close + 4)) == runner.pid()) warden = std::stoi(process.path().filename().string());
+  }
+  ASSERT_GT(warden, 0) << "the runner's warden";
+  ::kill(warden, SIGKILL);
+  runner.kill_and_reap();
+  EXPECT_EQ(labelled_containers(), container) << "a runner killed with its warden leaves its container";
 
   auto gc = run_cli({"gc", "--engine", "podman"});
   EXPECT_EQ(gc.exit_code, 0) << gc.output;

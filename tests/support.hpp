@@ -113,6 +113,21 @@ inline std::unique_ptr<local_server> start_demo_source() {
   return source;
 }
 
+/// A suite's demo source and a custom-format backup of it with its manifest, made once in
+/// SetUpTestSuite and deleted in TearDownTestSuite.
+struct demo_backup {
+  scratch_dir workspace;
+  std::unique_ptr<local_server> source = start_demo_source();
+  std::filesystem::path file;
+
+  explicit demo_backup(const std::string& name) {
+    dump_options options;
+    options.out_dir = workspace.path();
+    options.name = name;
+    file = dump_with_manifest(source->admin(), options).backup;
+  }
+};
+
 /// The three assertions that prove every manifest table came back: present, same row count,
 /// same content.
 inline std::vector<assertion> manifest_assertions() {

@@ -136,11 +136,14 @@ struct container_engine {
                            "); install docker or podman, start its service, or use \"provider\": \"local\"");
   }
 
-  run_result run(std::vector<std::string> args, std::chrono::milliseconds timeout,
-                 std::vector<std::pair<std::string, std::string>> env = {}) const {
+  command command_for(std::vector<std::string> args, std::vector<std::pair<std::string, std::string>> env = {}) const {
     command cmd(program, std::move(args));
     cmd.with_env(std::move(env));
-    return pgdrill::run(cmd, run_options::within(timeout));
+    return cmd;
+  }
+  run_result run(std::vector<std::string> args, std::chrono::milliseconds timeout,
+                 std::vector<std::pair<std::string, std::string>> env = {}) const {
+    return pgdrill::run(command_for(std::move(args), std::move(env)), run_options::within(timeout));
   }
 
   std::string name() const { return program.filename().string(); }
@@ -229,15 +232,19 @@ class container_server final : public server {
     settings.insert(settings.end(), options.settings.begin(), options.settings.end());
     for (const auto& [setting, value] : settings)
       if (setting != "listen_addresses") args.insert(args.end(), {"-c", setting + "=" + value});
+    // Should the runner die, even by SIGKILL, its warden removes the container at once.
+    std::int32_t removal_on_death = run_on_death(engine.command_for({"rm", "-f", "-v", name}));
     auto started = engine.run(args, std::chrono::minutes(15), {{"POSTGRES_PASSWORD", password}});
     if (!started.ok()) {
       engine.run({"rm", "-f", "-v", name}, std::chrono::minutes(2));
+      forget_on_death(removal_on_death);
       throw provisioning_error(engine.name() + " could not start " + image + " (" + started.describe() + "): " +
                                detail::trim(started.err_tail) +
                                "\nCheck the image name (PGDRILL_IMAGE / \"image\"), that the registry is reachable, "
                                "or pull the image beforehand.");
     }
     std::unique_ptr<container_server> server(new container_server(engine, name, image, std::move(mounts)));
+    server->removal_on_death_ = removal_on_death;
     auto port = engine.run({"port", name, "5432/tcp"}, std::chrono::seconds(60));
     int published = port.ok() ? detail::published_port(port.out) : 0;
     if (published <= 0)
@@ -297,6 +304,7 @@ class container_server final : public server {
     auto removed = engine_.run({"rm", "-f", "-v", name_}, std::chrono::minutes(2));
     std::string name = std::exchange(name_, std::string());
     if (!removed.ok()) throw provisioning_error("could not remove container " + name + ": " + removed.err_tail);
+    forget_on_death(std::exchange(removal_on_death_, 0));  // left to the warden when the removal failed
   }
 
  private:
@@ -315,6 +323,7 @@ class container_server final : public server {
 
   container_engine engine_;
   std::string name_, image_;
+  std::int32_t removal_on_death_ = 0;  ///< the warden's removal of the container, dropped once removed
   std::vector<std::pair<std::string, std::string>> mounts_;  ///< host path, path inside
   int major_ = 0;
   std::string version_;

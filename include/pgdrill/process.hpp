@@ -22,9 +22,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>  // optional user, optional exit status
 #include <set>
 #include <string>
@@ -33,6 +31,7 @@
 #include <vector>
 
 #include <pgdrill/detail/ticker.hpp>
+#include <pgdrill/detail/warden.hpp>
 #include <pgdrill/error.hpp>
 
 extern char** environ;
@@ -147,65 +146,8 @@ inline std::array<std::atomic<pid_t>, 256> tracked_groups{};
 inline std::atomic<int> received_signal{0};
 inline std::atomic<int> finishing_depth{0};
 
-// The warden: a process forked once, before the first child, that outlives this one just long
-// enough to SIGKILL the process groups of its children, whatever ends this process (SIGKILL, the
-// OOM killer). A child's own death signal does not reach what it forks: pg_restore's parallel
-// workers would run on until their COPY ends. It reads group ids on a pipe (positive: started,
-// negative: ended) and at end of file, which comes when this process is gone, kills those still
-// listed. It sits in a group of its own (a kill of this process's group does not take it), ignores
-// the terminal's signals, keeps no other descriptor, and between fork and its exit makes only
-// async-signal-safe calls.
-inline std::atomic<int> warden_pipe{-1};
-
-[[noreturn]] inline void run_warden(int pipe_in) noexcept {
-  ::setpgid(0, 0);
-  ::prctl(PR_SET_NAME, "pgdrill-warden");  // in ps and top, not taken for the runner
-  struct sigaction ignore{};
-  ignore.sa_handler = SIG_IGN;
-  for (int number : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) ::sigaction(number, &ignore, nullptr);
-  ::dup2(pipe_in, 0);
-#ifdef SYS_close_range
-  ::syscall(SYS_close_range, 1U, ~0U, 0U);
-#else
-  for (int fd = 1; fd < 4096; ++fd) ::close(fd);
-#endif
-  static pid_t groups[4096];
-  std::size_t count = 0;
-  for (std::int32_t message; ::read(0, &message, sizeof message) == sizeof message;) {
-    if (message > 0 && count < sizeof groups / sizeof groups[0]) groups[count++] = message;
-    for (std::size_t index = 0; message < 0 && index < count; ++index)
-      if (groups[index] == -message) groups[index] = groups[--count];
-  }
-  for (std::size_t index = 0; index < count; ++index) ::kill(-groups[index], SIGKILL);
-  ::_exit(0);
-}
-
-inline void start_warden_once() noexcept {
-  static std::once_flag started;
-  std::call_once(started, [] {
-    int ends[2];
-    if (::pipe2(ends, O_CLOEXEC) != 0) return;
-    pid_t pid = ::fork();
-    if (pid == 0) run_warden(ends[0]);
-    ::close(ends[0]);
-    if (pid < 0) {
-      ::close(ends[1]);
-      return;
-    }
-    warden_pipe.store(ends[1]);
-  });
-}
-
-inline void tell_warden(std::int32_t message) noexcept {
-  int fd = warden_pipe.load();
-  if (fd < 0) return;
-  ssize_t written;
-  do written = ::write(fd, &message, sizeof message);  // atomic: far below PIPE_BUF
-  while (written < 0 && errno == EINTR);
-}
-
 inline void track_group(pid_t group) noexcept {
-  tell_warden(group);
+  warden::tell(warden::group_started, group);
   for (auto& slot : tracked_groups) {
     pid_t empty = 0;
     if (slot.compare_exchange_strong(empty, group)) return;
@@ -213,7 +155,7 @@ inline void track_group(pid_t group) noexcept {
 }
 
 inline void untrack_group(pid_t group) noexcept {
-  tell_warden(-group);
+  warden::tell(warden::group_ended, group);
   for (auto& slot : tracked_groups) {
     pid_t expected = group;
     if (slot.compare_exchange_strong(expected, 0)) return;
@@ -289,6 +231,18 @@ inline std::vector<std::string> child_environment(const command& cmd) {
 }
 
 }  // namespace detail
+
+/// Have `cmd` run, with the environment spawn would give it, if this process dies (even by
+/// SIGKILL) before forget_on_death(id): what undoes something that outlives the process, such as
+/// a container. 0 when that cannot be arranged; the next run's sweep is then the only cleanup.
+inline std::int32_t run_on_death(const command& cmd) {
+  detail::warden::start_once();
+  std::vector<std::string> argv{cmd.program.string()};
+  argv.insert(argv.end(), cmd.args.begin(), cmd.args.end());
+  return detail::warden::remember(argv, detail::child_environment(cmd));
+}
+
+inline void forget_on_death(std::int32_t id) noexcept { detail::warden::forget(id); }
 
 /// Signals that stop a run. The handlers only record the signal and forward SIGTERM to every
 /// child group; the stage that is waiting sees it, throws `interrupted`, and RAII cleans up.
@@ -374,7 +328,7 @@ class child {
       cleanup_fds();
       throw process_error("pipe: " + detail::errno_text(errno));
     }
-    detail::start_warden_once();
+    detail::warden::start_once();
     const bool set_death_signal = die_with_parent && ::getpid() == static_cast<pid_t>(::gettid());
     const pid_t parent = ::getpid();
     pid_t pid = ::fork();
