@@ -99,6 +99,27 @@ TEST_F(existing, a_drill_as_the_drills_role_passes_and_lists_the_ownership_it_co
   EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
 }
 
+// amcheck is no trusted extension and its functions are the superuser's: the drill's role can
+// neither install nor run it. Installed beforehand, it failed the backup as broken (exit 1).
+TEST_F(existing, amcheck_without_the_rights_to_install_or_run_it_cannot_verify_and_says_why) {
+  auto shared = testkit::start_server();
+  auto with_amcheck = plan();
+  with_amcheck.assertions.push_back(amcheck_assertion{});
+  drill_options options;
+  options.provider = "existing";
+  options.existing = shared->admin();
+  auto result = run_drill(with_amcheck, options);
+  EXPECT_EQ(result.verdict(), exit_code::not_verified) << testkit::drill_report(result);
+  EXPECT_NE(testkit::drill_report(result).find("amcheck needs superuser rights to be installed"), std::string::npos)
+      << testkit::drill_report(result);
+  psql(*shared, "CREATE EXTENSION amcheck", "template1");  // every new database has it, EXECUTE still the superuser's
+  auto installed = run_drill(with_amcheck, options);
+  EXPECT_EQ(installed.verdict(), exit_code::not_verified) << testkit::drill_report(installed);
+  EXPECT_NE(testkit::drill_report(installed).find("insufficient privilege for the integrity check of public."), std::string::npos)
+      << testkit::drill_report(installed);
+  EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
+}
+
 // A role with CREATEDB and CREATEROLE but no superuser rights: it creates the drill's role, joins
 // it, and at teardown ends the sessions left on the scratch database without FORCE.
 TEST_F(existing, a_given_role_without_superuser_rights_restores_and_tears_down) {

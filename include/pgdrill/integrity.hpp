@@ -48,6 +48,9 @@ void probe(pqxx::nontransaction& tx, const std::string& object, const std::strin
     on_rows(tx.exec(query));
   } catch (const pqxx::broken_connection&) {
     throw;
+  } catch (const pqxx::insufficient_privilege& failure) {  // the drill's rights, not the object, are wanting
+    throw could_not_verify("insufficient privilege for the integrity check of " + object + " (on a shared server the drill's "
+                           "role has no superuser rights: drill with the local or container provider): " + failure.what());
   } catch (const pqxx::sql_error& failure) {
     std::string text = failure.what();
     findings.push_back({object, text.substr(0, text.find('\n'))});
@@ -109,6 +112,9 @@ inline integrity_report amcheck_database(const endpoint& target, int parallel = 
   bool created = tx.exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'amcheck'").empty();
   try {
     if (created) tx.exec("CREATE EXTENSION amcheck");
+  } catch (const pqxx::insufficient_privilege& failure) {
+    throw could_not_verify("amcheck needs superuser rights to be installed, which the drill's role on a shared server does not "
+                           "have: drill with the local or container provider (" + std::string(failure.what()) + ")");
   } catch (const pqxx::sql_error& failure) {
     throw could_not_verify(std::string("amcheck is not available on the restore server (PostgreSQL's contrib modules): ") +
                            failure.what());
