@@ -1,3 +1,5 @@
+#include <sys/stat.h>
+
 #include <thread>
 
 #include "support.hpp"
@@ -152,4 +154,60 @@ TEST(process, children_inherit_no_connection_or_secret_of_the_user) {
   EXPECT_NE(user_program.find("API_TOKEN=CanaryToken"), std::string::npos);
   EXPECT_EQ(user_program.find("CanaryPw"), std::string::npos) << user_program;
   for (const char* name : {"PGPASSWORD", "DATABASE_URL", "API_TOKEN", "PGDRILL_TEST_KEPT"}) ::unsetenv(name);
+}
+
+// Tools run as an unprivileged account when pgdrill runs as root. Whether that account can read
+// what a tool opens is tried for real: modes of the file and of every directory above it.
+TEST(process, readable_as_tries_the_account_for_real) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to take another account's identity";
+  auto account = lookup_user("nobody");
+  ASSERT_TRUE(account);
+  scratch_dir dir;  // 0700, root's
+  auto file = dir.path() / "backup.dump";
+  testkit::write_file(file, "data");
+  std::filesystem::permissions(file, std::filesystem::perms(0644));
+  EXPECT_FALSE(detail::readable_as(*account, {file})) << "the directory above it is root's alone";
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  EXPECT_TRUE(detail::readable_as(*account, {file}));
+  std::filesystem::permissions(file, std::filesystem::perms(0600));
+  EXPECT_FALSE(detail::readable_as(*account, {file}));
+  EXPECT_FALSE(detail::readable_as(*account, {dir.path()})) << "a directory counts with each file in it";
+  std::filesystem::permissions(file, std::filesystem::perms(0644));
+  auto fifo = dir.path() / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  EXPECT_TRUE(detail::readable_as(*account, {dir.path()})) << "a FIFO is opened without blocking";
+}
+
+// An account that cannot read what the tool opens keeps one right, reading any file, and no
+// other: it cannot write where root may, and its uid is the account's.
+TEST(process, account_keeps_only_file_reading_when_it_needs_it) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to take another account's identity";
+  auto account = lookup_user("nobody");
+  ASSERT_TRUE(account);
+  scratch_dir dir;
+  auto secret = dir.path() / "root-only.dump";
+  testkit::write_file(secret, "root's backup");
+  std::filesystem::permissions(secret, std::filesystem::perms(0600));
+  auto status_of = [&](const std::filesystem::path& reads) {
+    command cmd("/bin/sh", {"-c", "grep -E '^(Uid|CapEff|CapPrm|CapAmb):' /proc/self/status; cat \"$0\"; touch \"$0.written\"",
+                            reads.string()});
+    cmd.reads = {reads};
+    cmd.as_user_reading(account);
+    return std::make_pair(cmd.reads_any_file, run(cmd));
+  };
+  auto [kept, secret_run] = status_of(secret);
+  EXPECT_TRUE(kept);
+  const std::string uid = std::to_string(account->uid);
+  EXPECT_NE(secret_run.out.find("Uid:\t" + uid + "\t" + uid), std::string::npos) << secret_run.out;
+  for (const char* set : {"CapEff", "CapPrm", "CapAmb"})
+    EXPECT_NE(secret_run.out.find(std::string(set) + ":\t0000000000000004"), std::string::npos) << set << "\n" << secret_run.out;
+  EXPECT_NE(secret_run.out.find("root's backup"), std::string::npos) << secret_run.out;
+  EXPECT_NE(secret_run.err_tail.find("Permission denied"), std::string::npos) << "it may not write: " << secret_run.err_tail;
+  EXPECT_FALSE(std::filesystem::exists(secret.string() + ".written"));
+
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  std::filesystem::permissions(secret, std::filesystem::perms(0644));
+  auto [kept_readable, plain_run] = status_of(secret);
+  EXPECT_FALSE(kept_readable) << "a readable file needs no right beyond the account's";
+  EXPECT_NE(plain_run.out.find("CapEff:\t0000000000000000"), std::string::npos) << plain_run.out;
 }

@@ -320,3 +320,47 @@ TEST(restore, sha256_sidecar_mismatch_fails_and_match_passes) {
   EXPECT_EQ(bad.verdict(), exit_code::failed);
   EXPECT_NE(find_step(bad, "backup sha256")->message.find("does not match"), std::string::npos);
 }
+
+// Run as root, the restore tools run as an unprivileged account. A backup only root may read
+// (0600 in a 0700 directory, as backups often are) still restores, in parallel: the tool keeps the
+// right to read any file and no other, and the restore step says so; a readable one needs none.
+TEST(restore, root_only_backups_restore_with_tools_of_an_unprivileged_account) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the tools change account only when pgdrill runs as root";
+  scratch_dir private_dir;  // 0700, root's
+  auto copy = [&](const std::string& name) {
+    auto target = private_dir.path() / name;
+    std::filesystem::copy(shared_fixture().file(name), target, std::filesystem::copy_options::recursive);
+    if (!std::filesystem::is_directory(target)) std::filesystem::permissions(target, std::filesystem::perms(0600));
+    else
+      for (const auto& entry : std::filesystem::directory_iterator(target)) std::filesystem::permissions(entry.path(), std::filesystem::perms(0600));
+    return target;
+  };
+  for (const char* name : {"custom.dump", "directory.dir", "plain.sql"}) {
+    auto plan = plan_for({copy(name)}, fixture_tables);
+    plan.restore.jobs = 2;
+    auto result = run_drill(plan);
+    EXPECT_EQ(result.verdict(), exit_code::passed) << name << "\n" << testkit::drill_report(result);
+    auto restore = find_step(result, "restore");
+    ASSERT_NE(restore, nullptr);
+    bool read_by_path = std::string(name) != "plain.sql";  // psql reads its script from the drill
+    EXPECT_EQ(restore->detail.find("keeping only the right to read any file") != std::string::npos, read_by_path)
+        << name << "\n" << restore->detail;
+  }
+  auto readable = run_drill(plan_for({shared_fixture().file("custom.dump")}, fixture_tables));
+  EXPECT_EQ(readable.verdict(), exit_code::passed) << testkit::drill_report(readable);
+  EXPECT_EQ(find_step(readable, "restore")->detail.find("right to read any file"), std::string::npos)
+      << "the build tree is readable to the account: no right beyond its own";
+}
+
+// The tools a drill runs are the account's processes, not root's: psql's own shell escape (which a
+// backup cannot reach: the script runs restricted) reports the account's uid.
+TEST(restore, client_tools_run_as_the_unprivileged_account) {
+  if (::geteuid() != 0) GTEST_SKIP() << "the tools change account only when pgdrill runs as root";
+  auto server = testkit::start_server();
+  auto tools = find_binaries(binary_search::from_environment());
+  command whoami(tools.tool("psql"), {"-X", "-q", "-c", "\\! id -un"});
+  server->admin().apply_to(whoami);
+  auto answer = tools.run(whoami, run_options::within(std::chrono::minutes(1)));
+  ASSERT_TRUE(answer.ok()) << answer.err_tail;
+  EXPECT_EQ(answer.out, unprivileged_account()->name + "\n");
+}

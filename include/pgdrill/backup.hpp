@@ -392,6 +392,7 @@ inline std::string read_archive(const backup_info& backup, const pg_binaries& to
     options.stdin_source = [&](char* buffer, std::size_t capacity) { return reader->read(buffer, capacity); };
   } else {
     tool.args.push_back(backup.path.string());
+    tool.reads.push_back(backup.path);
   }
   auto result = tools.run(tool, options);
   auto problems = classify_restore_errors(result.err_tail);

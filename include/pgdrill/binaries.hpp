@@ -43,12 +43,21 @@ struct pg_binaries {
     return container ? container->engine.filename().string() + " container " + container->name : bin_dir.string();
   }
 
-  /// `tool` as it really runs. On this host: unchanged. In a container: `ENGINE exec -i`, each
+  /// `tool` as a drill's client runs it on this host: when pgdrill runs as root, as the
+  /// unprivileged account (unprivileged_account), opening the files it reads by path with the least
+  /// right that can (command::as_user_reading). Unchanged when its account is set or in a container
+  /// (where the tools run as the container's user, seeing only the backup, read-only).
+  command as_client(command tool) const {
+    if (!container && !tool.user) tool.as_user_reading(unprivileged_account());
+    return tool;
+  }
+
+  /// `tool` as it really runs. On this host: as_client. In a container: `ENGINE exec -i`, each
   /// variable of its environment passed by name only (the engine copies the value from its own
   /// environment, so passwords never reach argv), libpq pointed at the container's own server,
   /// and host paths rewritten to their mount points.
   command runnable(command tool) const {
-    if (!container) return tool;
+    if (!container) return as_client(std::move(tool));
     command exec(container->engine, {"exec", "-i"});
     auto env = tool.env;
     for (const auto& [name, value] : container->endpoint_env) {

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <optional>  // optional minimum major, optional run-as account
+#include <optional>  // optional minimum major, optional account
 #include <string>
 #include <utility>
 #include <vector>
@@ -56,9 +56,6 @@ struct local_options {
   std::filesystem::path temp_root = default_temp_root();
   bool use_cache = true;
   std::filesystem::path cache_dir = default_cache_dir();
-  /// The account the server runs as when pgdrill runs as root (initdb refuses root). Empty:
-  /// PGDRILL_RUN_AS, else "postgres", else "nobody".
-  std::string run_as;
   wait_strategy readiness;
   setting_list settings;  ///< applied over restore_settings()
   std::string superuser = "postgres";
@@ -84,20 +81,6 @@ inline void chown_tree(const std::filesystem::path& root, const user_identity& u
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) give(entry.path());
 }
 
-inline std::optional<user_identity> server_account(const std::string& requested) {
-  if (::geteuid() != 0) return std::nullopt;
-  std::vector<std::string> names;
-  if (!requested.empty()) names.push_back(requested);
-  else if (const char* env = std::getenv("PGDRILL_RUN_AS"); env && *env) names.push_back(env);
-  else names = {"postgres", "nobody"};
-  for (const auto& name : names)
-    if (auto user = lookup_user(name); user && user->uid != 0) return user;
-  std::string tried;
-  for (const auto& name : names) tried += (tried.empty() ? "" : ", ") + name;
-  throw provisioning_error("running as root, and no unprivileged account to run PostgreSQL as (tried " + tried +
-                           "); create one or set PGDRILL_RUN_AS");
-}
-
 inline std::string read_tail(const std::filesystem::path& file, std::size_t bytes) {
   std::ifstream in(file, std::ios::binary | std::ios::ate);
   if (!in) return {};
@@ -119,7 +102,8 @@ class local_server final : public server {
   /// created is removed before the exception leaves.
   static std::unique_ptr<local_server> start(const local_options& options = {}) {
     pg_binaries binaries = find_binaries(options.binaries, options.min_major);
-    std::optional<user_identity> account = detail::server_account(options.run_as);
+    // The tools' account too (pg_binaries::as_client): they reach the socket in this private directory.
+    std::optional<user_identity> account = unprivileged_account();
     scratch_dir dir(options.temp_root);
     if (account) dir.give_to(*account);
     auto data = dir.path() / "data";

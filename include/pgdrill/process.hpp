@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -55,6 +56,56 @@ inline std::optional<user_identity> lookup_user(const std::string& name) {
   return user_identity{found->pw_name, found->pw_uid, found->pw_gid};
 }
 
+/// The unprivileged account children run as when pgdrill runs as root (initdb refuses root, and
+/// no backup should meet a root process), the same for the server and its tools: PGDRILL_RUN_AS,
+/// else "postgres", else "nobody". Nothing when pgdrill does not run as root; provisioning_error
+/// when none exists.
+inline std::optional<user_identity> unprivileged_account() {
+  if (::geteuid() != 0) return std::nullopt;
+  std::vector<std::string> names;
+  if (const char* env = std::getenv("PGDRILL_RUN_AS"); env && *env) names.push_back(env);
+  else names = {"postgres", "nobody"};
+  for (const auto& name : names)
+    if (auto user = lookup_user(name); user && user->uid != 0) return user;
+  std::string tried;
+  for (const auto& name : names) tried += (tried.empty() ? "" : ", ") + name;
+  throw provisioning_error("running as root, and no unprivileged account to run PostgreSQL and its tools as (tried " + tried +
+                           "); create one or set PGDRILL_RUN_AS");
+}
+
+namespace detail {
+
+// Whether `account` can open each of `paths` for reading (a directory: each file in it), tried
+// for real in a forked child with the account's identity, so modes, ACLs and every parent
+// directory count as they will for the tool. Opened non-blocking: a FIFO cannot hang the probe.
+inline bool readable_as(const user_identity& account, const std::vector<std::filesystem::path>& paths) {
+  std::vector<std::string> files;
+  for (const auto& path : paths) {
+    files.push_back(path.string());
+    std::error_code ignored;
+    if (std::filesystem::is_directory(path, ignored))
+      for (const auto& entry : std::filesystem::directory_iterator(path, ignored)) files.push_back(entry.path().string());
+  }
+  if (files.empty()) return true;
+  pid_t probe = ::fork();
+  if (probe < 0) return false;
+  if (probe == 0) {
+    if (::setgroups(0, nullptr) != 0 || ::setgid(account.gid) != 0 || ::setuid(account.uid) != 0) ::_exit(2);
+    for (const auto& file : files) {
+      int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+      if (fd < 0) ::_exit(1);
+      ::close(fd);
+    }
+    ::_exit(0);
+  }
+  int raw = 0;
+  while (::waitpid(probe, &raw, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(raw) && WEXITSTATUS(raw) == 0;
+}
+
+}  // namespace detail
+
 /// A program to start: absolute path, arguments (without argv[0]) and environment changes.
 struct command {
   std::filesystem::path program;
@@ -67,6 +118,10 @@ struct command {
   enum class inheritance { tools, tools_and_libpq, all_but_libpq } inherits = inheritance::tools;
   std::filesystem::path cwd;                            ///< empty: inherit
   std::optional<user_identity> user;                    ///< run as this account (needs root)
+  /// Files it opens by path (a backup, the user's SSL key). Run as `user`, it keeps the right to
+  /// read any file, and no other (CAP_DAC_READ_SEARCH), only when that account cannot read them.
+  std::vector<std::filesystem::path> reads;
+  bool reads_any_file = false;  ///< set by as_user_reading
 
   command(std::filesystem::path program_path, std::vector<std::string> arguments = {})
       : program(std::move(program_path)), args(std::move(arguments)) {}
@@ -86,6 +141,14 @@ struct command {
   command& as_user(std::optional<user_identity> account) {
     user = std::move(account);
     return *this;
+  }
+  /// Run as `account` (nothing: as pgdrill), opening `reads` and the program with the least right
+  /// that can.
+  command& as_user_reading(std::optional<user_identity> account) {
+    auto opened = reads;
+    opened.push_back(program);  // a tool in a directory of root's (a test's, a build's) too
+    reads_any_file = account && !detail::readable_as(*account, opened);
+    return as_user(std::move(account));
   }
   command& inheriting(inheritance what) {
     inherits = what;
@@ -481,8 +544,7 @@ class child {
     for (int index = 0; index < 3 && ready; ++index) ready = ::dup2(ends[index], index) >= 0;
     if (ready) detail::cloexec_inherited_fds();
     if (ready && !cmd.cwd.empty()) ready = ::chdir(cmd.cwd.c_str()) == 0;
-    if (ready && cmd.user)
-      ready = ::setgroups(0, nullptr) == 0 && ::setgid(cmd.user->gid) == 0 && ::setuid(cmd.user->uid) == 0;
+    if (ready && cmd.user) ready = take_identity(*cmd.user, cmd.reads_any_file);
     // After the uid change: changing credentials clears the death signal.
     if (ready && set_death_signal) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -492,6 +554,18 @@ class child {
     int number = errno;
     [[maybe_unused]] auto written = ::write(report_fd, &number, sizeof number);
     ::_exit(127);
+  }
+
+  // Async-signal-safe: become `user`, keeping only CAP_DAC_READ_SEARCH across execve when asked
+  // (an ambient capability, which a program of a non-root account keeps).
+  static bool take_identity(const user_identity& user, bool keep_file_reading) noexcept {
+    if (keep_file_reading && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) return false;
+    if (::setgroups(0, nullptr) != 0 || ::setgid(user.gid) != 0 || ::setuid(user.uid) != 0) return false;
+    if (!keep_file_reading) return true;
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct sets[2]{};
+    sets[0].effective = sets[0].permitted = sets[0].inheritable = 1U << CAP_DAC_READ_SEARCH;  // bit 2: in the first word
+    return ::syscall(SYS_capset, &header, sets) == 0 && ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_READ_SEARCH, 0, 0) == 0;
   }
 
   std::optional<exit_status> check_exit(int flags) {

@@ -117,7 +117,33 @@ struct endpoint {
   /// named keeps them all (PGPASSFILE, PGSERVICE, ~/.pgpass, SSL files), as the user's own tools would.
   void apply_to(command& tool) const {
     tool.with_env(libpq_env());
-    if (named_by_user && tool.inherits == command::inheritance::tools) tool.inheriting(command::inheritance::tools_and_libpq);
+    if (!named_by_user) return;
+    if (tool.inherits == command::inheritance::tools) tool.inheriting(command::inheritance::tools_and_libpq);
+    auto files = credential_files();
+    tool.reads.insert(tool.reads.end(), files.begin(), files.end());
+  }
+
+  /// The files libpq may read to reach a server the user named, those that exist: what their
+  /// settings name (passfile, SSL certificates and keys, service file) and the defaults in $HOME.
+  std::vector<std::filesystem::path> credential_files() const {
+    static const std::vector<std::pair<std::string, std::string>> named{  // conninfo keyword ("": none), variable
+        {"passfile", "PGPASSFILE"}, {"sslcert", "PGSSLCERT"}, {"sslkey", "PGSSLKEY"},
+        {"sslrootcert", "PGSSLROOTCERT"}, {"sslcrl", "PGSSLCRL"}, {"", "PGSERVICEFILE"}};
+    std::vector<std::filesystem::path> candidates;
+    for (const auto& [keyword, variable] : named) {
+      if (const char* value = std::getenv(variable.c_str()); value && *value) candidates.emplace_back(value);
+      for (const auto& item : given)
+        if (!keyword.empty() && item.keyword == keyword) candidates.emplace_back(item.value);
+    }
+    if (const char* home = std::getenv("HOME"); home && *home)
+      for (const char* file : {".pgpass", ".pg_service.conf", ".postgresql/postgresql.crt", ".postgresql/postgresql.key",
+                               ".postgresql/root.crt", ".postgresql/root.crl"})
+        candidates.push_back(std::filesystem::path(home) / file);
+    std::vector<std::filesystem::path> existing;
+    std::error_code ignored;
+    for (auto& file : candidates)
+      if (std::filesystem::is_regular_file(file, ignored)) existing.push_back(std::move(file));
+    return existing;
   }
 
 

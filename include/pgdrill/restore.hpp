@@ -172,7 +172,10 @@ inline command restore_command(const pg_binaries& tools, const format_traits& fo
     if (spec.no_owner) cmd.args.push_back("--no-owner");
     if (spec.no_privileges) cmd.args.push_back("--no-privileges");
     if (spec.single_transaction) cmd.args.push_back("--single-transaction");
-    if (!input.via_stdin) cmd.args.push_back(input.path.string());
+    if (!input.via_stdin) {
+      cmd.args.push_back(input.path.string());
+      cmd.reads.push_back(input.path);
+    }
   } else {
     // Like pg_restore, psql goes on after an error; every error is then judged with its
     // SQLSTATE (VERBOSITY=verbose) and the statement that failed (--echo-errors).
@@ -392,7 +395,10 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     return damaged(failure, "not started: the compressed archive is damaged");
   }
   result.jobs = input.jobs;
-  auto cmd = detail::restore_command(tools, format, target, spec, input);
+  auto cmd = tools.as_client(detail::restore_command(tools, format, target, spec, input));
+  if (cmd.reads_any_file)
+    result.adjustments.push_back(result.tool + " ran as " + cmd.user->name + " keeping only the right to read any file: " +
+                                 cmd.user->name + " cannot read the backup or the connection's files");
   result.command_line = tools.runnable(cmd).display() + (input.via_stdin ? " < " + backup.path.filename().string() : "");
 
   tool_error_reader errors;
@@ -637,6 +643,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
     throw could_not_verify("the scenario names the database '" + spec.database + "' to check, but the backup creates no database");
   auto before = own_databases ? detail::database_names(target_server) : std::vector<std::string>{};
   scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
+  if (auto account = unprivileged_account()) scratch.give_to(*account);  // the tools read them as that account
   prepare_target(target_server, target, spec);
   for (const auto& backup : backups) {
     auto restored = backup.format == backup_format::json_snapshot
