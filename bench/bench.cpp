@@ -152,6 +152,34 @@ void provision_container(benchmark::State& state) {
   }
 }
 
+// --- per-test databases ----------------------------------------------------------------------
+
+// A server holding `template_db` of about 50 MB (a table of 700,000 rows with an index; 2 MB in
+// smoke runs), as a test suite's restored backup would be.
+std::unique_ptr<local_server> server_with_template() {
+  auto server = local_server::start();
+  pqxx::connection connection(server->admin().conninfo());
+  pqxx::nontransaction(connection).exec("CREATE DATABASE template_db");
+  pqxx::connection filling(server->admin().with_database("template_db").conninfo());
+  pqxx::nontransaction(filling).exec("CREATE TABLE items AS SELECT i AS id, md5(i::text) AS label FROM generate_series(1, " +
+                                     std::to_string(smoke() ? 30000 : 700000) + ") AS i; ALTER TABLE items ADD PRIMARY KEY (id)");
+  return server;
+}
+
+// From asking for a database to a connection to it: with copies made ahead (`ready` > 0, waiting
+// untimed until the pool is full again, as between two tests), or made on request (`ready` 0).
+void clone_benchmark(benchmark::State& state, std::size_t ready, clone_strategy strategy) {
+  auto server = server_with_template();
+  clone_pool pool(*server, "template_db", clone_options{ready, strategy});
+  for (auto _ : state) {
+    while (pool.ready() < ready) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    auto start = clock_type::now();
+    auto clone = pool.acquire();
+    pqxx::connection connection(clone.target().conninfo());
+    state.SetIterationTime(seconds_since(start));
+  }
+}
+
 // --- verification ----------------------------------------------------------------------------
 
 // Reads every table as pgdrill's checksum does (one connection, pinned session) but only counts
@@ -333,6 +361,9 @@ int main(int argc, char** argv) {
   }
   add("provision/local_initdb", provision_local, false);
   add("provision/local_cached", provision_local, true);
+  add("provision/clone_from_pool", clone_benchmark, std::size_t{2}, clone_strategy::file_copy);
+  add("provision/clone_file_copy_on_request", clone_benchmark, std::size_t{0}, clone_strategy::file_copy);
+  add("provision/clone_wal_log_on_request", clone_benchmark, std::size_t{0}, clone_strategy::wal_log);
   try {
     container_engine::find();
     add("provision/container", provision_container);

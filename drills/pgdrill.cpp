@@ -133,10 +133,18 @@ command_entry run_entry() {
 int exit_status_of_child(const pgdrill::exit_status& status) { return status.signal ? 128 + status.signal : status.code; }
 
 // Runs a command against a throwaway local server (PGHOST, PGPORT, PGUSER, PGDATABASE set), then
-// tears the server down: how ci/demo builds a source database without a server of its own.
-int with_server_command(const std::vector<std::string>& command_line, const std::string& pg_bin) {
+// tears the server down: how ci/demo builds a source database without a server of its own. With
+// a backup, restored first: PGDATABASE is the restored database, and `pgdrill clone` (through the
+// socket in PGDRILL_CLONES) hands out copies of it, `ready` of them made ahead.
+int with_server_command(const std::vector<std::string>& command_line, const std::string& pg_bin, const std::string& backup_file,
+                        std::size_t ready) {
   pgdrill::local_options options;
   options.binaries = binaries_from(pg_bin);
+  std::optional<pgdrill::backup_info> backup;
+  if (!backup_file.empty()) {
+    backup = pgdrill::inspect_file(backup_file);
+    options.min_major = pgdrill::read_versions(*backup).needed_major();
+  }
   pgdrill::reap_leftovers(options.temp_root);
   auto server = pgdrill::local_server::start(options);
   std::cerr << "pgdrill: " << server->describe() << std::endl;
@@ -148,25 +156,71 @@ int with_server_command(const std::vector<std::string>& command_line, const std:
   }
   pgdrill::command cmd(program, {command_line.begin() + 1, command_line.end()});
   cmd.inheriting(pgdrill::command::inheritance::all_but_libpq);  // the user's program, pointed at the drill's server only
-  server->admin().apply_to(cmd);
+  pgdrill::scratch_dir scratch(options.temp_root);
+  std::optional<pgdrill::clone_pool> clones;
+  std::optional<pgdrill::clone_service> service;
+  if (backup) {
+    auto target = server->restore_target({});
+    auto restored = pgdrill::restore_backup(*backup, target, server->binaries(), {}, scratch.path());
+    if (!restored.ok) throw pgdrill::corrupt_backup("the backup did not restore: " + restored.summary());
+    std::cerr << "pgdrill: restored " << backup->path.filename().string() << " into " << target.dbname << " ("
+              << pgdrill::detail::seconds_text(restored.seconds) << ")" << std::endl;
+    clones.emplace(*server, target.dbname, pgdrill::clone_options{ready});
+    service.emplace(*clones, scratch.path() / "clones.sock");
+    target.apply_to(cmd);
+    cmd.with_env({{"PGDRILL_CLONES", service->socket().string()}});
+  } else {
+    server->admin().apply_to(cmd);
+  }
   auto child = pgdrill::child::spawn(cmd, {pgdrill::stream_target::inherit(), pgdrill::stream_target::inherit(),
                                            pgdrill::stream_target::inherit()});
   auto status = child.wait();
   child.kill_and_reap();
+  service.reset();
+  clones.reset();
   server->stop();
   return exit_status_of_child(status);
 }
 
 command_entry with_server_entry() {
-  return {"with-server", "Run a command against a throwaway local server, then remove the server",
-          "pgdrill with-server -- sh -c 'psql -f seed.sql && pg_dump -Fc -f db.dump'",
-          "The command's exit status becomes pgdrill's (128 + N when signal N ended it); 2 when the server could not start.",
+  return {"with-server", "Run a command against a throwaway local server (a backup restored into it), then remove the server",
+          "pgdrill with-server -- sh -c 'psql -f seed.sql && pg_dump -Fc -f db.dump'\n"
+          "  pgdrill with-server --restore shop.dump -- sh -c 'PGDATABASE=$(pgdrill clone) ./integration-tests'",
+          "The command's exit status becomes pgdrill's (128 + N when signal N ended it); 1 when the backup does not restore;\n"
+          "2 when the server could not start. With --restore, PGDATABASE is the restored database and `pgdrill clone`\n"
+          "prints the name of a fresh copy of it (dropped with the server, or by `pgdrill clone --drop NAME`);\n"
+          "copies cannot be made while a session is connected to the restored database.",
           [](CLI::App& app) -> command_body {
             auto command_line = std::make_shared<std::vector<std::string>>();
             auto pg_bin = std::make_shared<std::string>();
+            auto backup = std::make_shared<std::string>();
+            auto ready = std::make_shared<std::size_t>(2);
             add_pg_bin(app, *pg_bin);
+            app.add_option("--restore", *backup, "Restore this backup first (any format pgdrill restores)");
+            app.add_option("--clones-ready", *ready, "Copies of the restored database made ahead for `pgdrill clone` (default 2)")
+                ->check(CLI::Range(0, 64));
             app.add_option("command", *command_line, "Command and arguments (after --)")->required();
-            return [=] { return with_server_command(*command_line, *pg_bin); };
+            return [=] { return with_server_command(*command_line, *pg_bin, *backup, *ready); };
+          }};
+}
+
+// Asks the enclosing `with-server --restore` for a fresh copy of its restored database.
+int clone_command(const std::string& drop) {
+  const char* socket = std::getenv("PGDRILL_CLONES");
+  if (!socket || !*socket) throw pgdrill::usage_error("PGDRILL_CLONES is not set: run inside `pgdrill with-server --restore BACKUP`");
+  auto reply = pgdrill::request_clone(socket, drop.empty() ? "acquire" : "drop " + drop);
+  if (drop.empty()) std::printf("%s\n", reply.c_str());
+  return code(exit_code::passed);
+}
+
+command_entry clone_entry() {
+  return {"clone", "Print the name of a fresh copy of the database `with-server --restore` restored",
+          "psql -d \"$(pgdrill clone)\" -c 'DELETE FROM orders'",
+          "Exit 2 when no copy can be made (no enclosing with-server --restore, a session on the restored database).",
+          [](CLI::App& app) -> command_body {
+            auto drop = std::make_shared<std::string>();
+            app.add_option("--drop", *drop, "Drop this copy now instead (copies are dropped with the server anyway)");
+            return [=] { return clone_command(*drop); };
           }};
 }
 
@@ -726,7 +780,7 @@ command_entry report_entry() {
 
 /// Every command, in the order `pgdrill --help` lists them.
 std::vector<command_entry> commands() {
-  return {run_entry(),     with_server_entry(), backups_entry(),  inspect_entry(), verify_entry(),
+  return {run_entry(),     with_server_entry(), clone_entry(), backups_entry(),  inspect_entry(), verify_entry(),
           validate_entry(), dump_entry(),       manifest_entry(), checksum_entry(), schema_entry(), bench_entry(),
           gc_entry(),      history_entry(),     gate_entry(),     report_entry()};
 }

@@ -180,6 +180,31 @@ TEST_F(drill_cli, with_server_runs_a_command_against_a_throwaway_server) {
   EXPECT_EQ(run_cli({"with-server", "--", "/bin/sh", "-c", "exit 7"}).exit_code, 7);
 }
 
+// with-server --restore hands out copies of the restored database: each its own (a write in one
+// is invisible in the other and in the restored one), dropped on request and with the server.
+TEST_F(drill_cli, with_server_restores_a_backup_and_hands_out_isolated_copies) {
+  const std::string runner = PGDRILL_RUNNER_PATH;
+  auto script = "a=$(" + runner + " clone) && b=$(" + runner + " clone) && test \"$a\" != \"$b\" && "
+                "psql -XAtq -d \"$a\" -c 'TRUNCATE orders' && "
+                "echo \"a=$(psql -XAt -d \"$a\" -c 'SELECT count(*) FROM orders')\" && "
+                "echo \"b=$(psql -XAt -d \"$b\" -c 'SELECT count(*) FROM orders')\" && "
+                "echo \"restored=$(psql -XAt -c 'SELECT count(*) FROM orders')\" && " +
+                runner + " clone --drop \"$a\" && "
+                "echo \"left=$(psql -XAt -d postgres -c \"SELECT count(*) FROM pg_database WHERE datname = '$a'\")\"";
+  auto result = run_cli({"with-server", "--restore", (backups_ / "demo_20260101_000000.dump").string(), "--", "/bin/sh", "-c", script});
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  for (const char* line : {"a=0\n", "b=5000\n", "restored=5000\n", "left=0\n"})
+    EXPECT_NE(result.output.find(line), std::string::npos) << line << " in:\n" << result.output;
+
+  auto outside = run_cli({"clone"});
+  EXPECT_EQ(outside.exit_code, 3) << outside.output;
+  EXPECT_NE(outside.output.find("with-server --restore"), std::string::npos) << outside.output;
+  auto junk = dir_.path() / "junk.sql";
+  write_file(junk, "CREATE TABLE t (id int);\nINSERT INTO nowhere VALUES (1);\n");
+  auto broken = run_cli({"with-server", "--restore", junk.string(), "--", "/bin/true"});
+  EXPECT_EQ(broken.exit_code, 1) << "a backup that does not restore is exit 1:\n" << broken.output;
+}
+
 TEST_F(drill_cli, backups_lists_newest_first_with_totals) {
   auto result = run_cli({"backups", backups_.string(), "--pattern", "demo_*"});
   EXPECT_EQ(result.exit_code, 0) << result.output;

@@ -10,6 +10,10 @@
 //   TEST_F(shop, every_customer_came_back) { EXPECT_TRUE(row_count_is("customers", 1000)); }
 //   TEST_F(shop, content_matches_the_manifest) { EXPECT_TRUE(checksums_match_manifest()); }
 //
+// Each test gets a database of its own, a copy of the restored one (clones.hpp) made ahead in the
+// background, so what one test writes no other test sees; share_one_database() before restore()
+// gives every test the restored database itself (no copies: for backups of many gigabytes).
+//
 //   PGDRILL_SCENARIO_TESTS(nightly, "scenarios/nightly.json");  // one test per check of the drill
 //
 // Both run the drill's own stages (drill.hpp): the same provider, roles, extensions, SQL hooks,
@@ -23,6 +27,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -30,6 +35,7 @@
 
 #include <pqxx/pqxx>
 
+#include <pgdrill/clones.hpp>
 #include <pgdrill/drill.hpp>
 
 namespace pgdrill::testing {
@@ -57,9 +63,10 @@ class open_drill {
     return text;
   }
 
-  /// Run planned checks against the restored database, exactly as the drill's checks stage does.
-  std::vector<step_result> check(const std::vector<planned_check>& planned) const {
-    return run_checks(*state_.target, planned, state_.context());
+  /// Run planned checks against `database` (the restored one or a copy of it), exactly as the
+  /// drill's checks stage does.
+  std::vector<step_result> check(const std::vector<planned_check>& planned, const endpoint& database) const {
+    return run_checks(database, planned, state_.context());
   }
 
  private:
@@ -88,7 +95,15 @@ class restored_backup : public ::testing::Test {
   static void restore(const scenario& plan, const drill_options& options = {}) {
     drill_ = std::make_unique<detail::open_drill>(plan, options);
     connection_.reset();
+    const auto& state = drill_->state();
+    // A server the user named keeps the one scratch database: copies would need rights there.
+    if (per_test_ && drill_->failure().empty() && !state.target_server->shared())
+      clones_ = std::make_unique<clone_pool>(*state.target_server, state.target->dbname);
   }
+
+  /// Every test uses the restored database itself instead of a copy of its own: call before
+  /// restore(). For backups too large to copy per test; tests then see each other's writes.
+  static void share_one_database() { per_test_ = false; }
 
   /// Restore `backup` (the newest match when given a directory and glob) with `spec` on the
   /// local provider.
@@ -112,18 +127,28 @@ class restored_backup : public ::testing::Test {
 
   static void TearDownTestSuite() {
     connection_.reset();
-    drill_.reset();  // tears the server down
+    clone_.reset();
+    clones_.reset();  // drops the copies
+    drill_.reset();   // tears the server down
   }
 
  protected:
   void SetUp() override {
     if (!drill_) GTEST_FAIL() << "call restore(...) in SetUpTestSuite";
     if (auto failure = drill_->failure(); !failure.empty()) GTEST_FAIL() << "the backup could not be restored:\n" << failure;
+    if (clones_) clone_.emplace(clones_->acquire());
+  }
+  void TearDown() override {
+    connection_.reset();
+    clone_.reset();  // dropped in the background
   }
 
-  /// Where the backup was restored; connect with endpoint().conninfo() or libpq_env().
-  static const pgdrill::endpoint& endpoint() { return *drill_->state().target; }
-  /// A connection to the restored database, opened on first use and kept for the suite.
+  /// This test's database (a copy of the restored one, or that one when shared); connect with
+  /// endpoint().conninfo() or libpq_env().
+  static const pgdrill::endpoint& endpoint() { return clone_ ? clone_->target() : restored(); }
+  /// The restored database itself, which each test's copy is made from: read it, never write.
+  static const pgdrill::endpoint& restored() { return *drill_->state().target; }
+  /// A connection to this test's database, opened on first use and kept for the test.
   static pqxx::connection& db() {
     if (!connection_) connection_ = std::make_unique<pqxx::connection>(endpoint().conninfo());
     return *connection_;
@@ -137,7 +162,7 @@ class restored_backup : public ::testing::Test {
   /// shows expected and actual): EXPECT_TRUE(check(freshness_assertion{"", "orders", "created_at", 26})).
   /// Manifest-wide assertions pass when every table's check passes.
   static ::testing::AssertionResult check(const assertion& what) {
-    auto results = drill_->check(plan_checks({what}, backup_manifest()));
+    auto results = drill_->check(plan_checks({what}, backup_manifest()), endpoint());
     if (results.size() == 1) return detail::as_assertion(results.front());
     for (const auto& step : results)
       if (step.result != outcome::passed) return detail::as_assertion(step);
@@ -195,6 +220,9 @@ class restored_backup : public ::testing::Test {
 
  private:
   static inline std::unique_ptr<detail::open_drill> drill_;
+  static inline bool per_test_ = true;
+  static inline std::unique_ptr<clone_pool> clones_;
+  static inline std::optional<database_clone> clone_;
   static inline std::unique_ptr<pqxx::connection> connection_;
 };
 
@@ -260,7 +288,7 @@ class scenario_checks : public ::testing::TestWithParam<scenario_check> {
     auto planned = drill->state().planned_checks();
     auto found = std::find_if(planned.begin(), planned.end(), same_name);
     ASSERT_NE(found, planned.end()) << "the scenario changed since the tests were listed: no check " << param.name;
-    EXPECT_TRUE(detail::as_assertion(drill->check({*found}).front()));
+    EXPECT_TRUE(detail::as_assertion(drill->check({*found}, *drill->state().target).front()));
   }
 
  private:

@@ -11,7 +11,8 @@ std::filesystem::path backup_dir() {
   return dir ? dir : "backups";
 }
 
-// The backup is restored once for the whole suite; every test reads the same restored database.
+// The backup is restored once for the whole suite; every test gets its own copy of the restored
+// database, so a test may write without disturbing the next.
 class shop_backup : public pgdrill::testing::restored_backup<shop_backup> {
  protected:
   static void SetUpTestSuite() { restore(backup_dir(), {}, {}, "shop_*.dump"); }

@@ -1,0 +1,359 @@
+// Fresh databases in milliseconds: copies of a template database on a drill's own server
+// (CREATE DATABASE ... TEMPLATE), made ahead by a background thread, dropped after use.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstddef>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include <pgdrill/detail/sql.hpp>
+#include <pgdrill/error.hpp>
+#include <pgdrill/provider.hpp>
+#include <pgdrill/workspace.hpp>
+
+namespace pgdrill {
+
+/// How CREATE DATABASE copies the template (PostgreSQL 15 and newer choose; older ones copy files).
+enum class clone_strategy {
+  /// FILE_COPY: the template's files copied whole after a checkpoint. On a drill's server
+  /// (fsync off, nothing else writing) it beats WAL_LOG at every size measured (bench/clones.cpp).
+  file_copy,
+  /// WAL_LOG: block by block through the WAL, PostgreSQL 15's default; for a server that must not
+  /// checkpoint on every clone.
+  wal_log,
+};
+
+/// What a clone_pool keeps ready.
+struct clone_options {
+  std::size_t ready = 2;  ///< clones made ahead, waiting for acquire()
+  clone_strategy strategy = clone_strategy::file_copy;
+};
+
+namespace detail {
+
+// The state the pool's filler thread and every handed-out clone share, so a clone released after
+// its pool is gone still drops its database.
+class clone_state {
+ public:
+  clone_state(endpoint admin, std::string template_name, int major, clone_options options)
+      : admin_(std::move(admin)), template_(std::move(template_name)), major_(major), options_(options),
+        prefix_("pgdrill_clone_" + random_secret(8) + "_") {}
+
+  const endpoint& admin() const { return admin_; }
+
+  std::size_t ready() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return ready_.size();
+  }
+
+  // Blocks until a clone is ready; rethrows the filler's failure.
+  std::string take() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ++wanted_;
+    changed_.notify_all();
+    changed_.wait(lock, [&] { return !ready_.empty() || failure_; });
+    --wanted_;
+    if (ready_.empty()) std::rethrow_exception(failure_);
+    auto name = std::move(ready_.front());
+    ready_.pop_front();
+    changed_.notify_all();  // the filler makes the next one
+    return name;
+  }
+
+  // A clone's database goes: dropped by the filler, or here once the pool has stopped.
+  void release(const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!stopped_) {
+        doomed_.push_back(name);
+        changed_.notify_all();
+        return;
+      }
+    }
+    pqxx::connection connection(admin_.conninfo());
+    drop(connection, name);
+  }
+
+  // The filler: keeps `ready` clones (more while acquire() waits), drops released ones.
+  void fill() {
+    try {
+      pqxx::connection connection(admin_.conninfo());
+      for (;;) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return stopping_ || !doomed_.empty() || ready_.size() < options_.ready + wanted_; });
+        if (stopping_) break;
+        if (!doomed_.empty()) {
+          auto name = std::move(doomed_.front());
+          doomed_.pop_front();
+          lock.unlock();
+          drop(connection, name);
+          continue;
+        }
+        auto name = prefix_ + std::to_string(++made_);
+        lock.unlock();
+        create(connection, name);
+        lock.lock();
+        ready_.push_back(std::move(name));
+        changed_.notify_all();
+      }
+      stop_with(connection);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      failure_ = std::current_exception();
+      stopped_ = true;
+      changed_.notify_all();
+    }
+  }
+
+  void request_stop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    changed_.notify_all();
+  }
+
+ private:
+  // The server itself waits up to 5 s for other sessions to leave the template (55006 after).
+  void create(pqxx::connection& connection, const std::string& name) {
+    std::string sql = "CREATE DATABASE " + quote_ident(name) + " TEMPLATE " + quote_ident(template_);
+    if (major_ >= 15) sql += options_.strategy == clone_strategy::file_copy ? " STRATEGY FILE_COPY" : " STRATEGY WAL_LOG";
+    try {
+      pqxx::nontransaction(connection).exec(sql);
+    } catch (const pqxx::sql_error& failure) {
+      if (failure.sqlstate() != "55006") throw;
+      throw could_not_verify("cannot copy database " + template_ + ": other sessions stay connected to it (close them: a "
+                             "template is copied only while nobody uses it)");
+    }
+  }
+
+  void drop(pqxx::connection& connection, const std::string& name) const {
+    pqxx::nontransaction(connection).exec("DROP DATABASE IF EXISTS " + quote_ident(name) +
+                                           (major_ >= 13 ? " WITH (FORCE)" : ""));
+  }
+
+  // After the last acquire: the clones nobody took and those released so far are dropped.
+  void stop_with(pqxx::connection& connection) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    stopped_ = true;
+    std::vector<std::string> names(ready_.begin(), ready_.end());
+    names.insert(names.end(), doomed_.begin(), doomed_.end());
+    ready_.clear();
+    doomed_.clear();
+    lock.unlock();
+    for (const auto& name : names) drop(connection, name);
+  }
+
+  const endpoint admin_;
+  const std::string template_;
+  const int major_;
+  const clone_options options_;
+  const std::string prefix_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::string> ready_, doomed_;
+  std::size_t wanted_ = 0, made_ = 0;
+  bool stopping_ = false, stopped_ = false;
+  std::exception_ptr failure_;
+};
+
+}  // namespace detail
+
+/// One copy of the template, for one test: its own database, dropped when the handle goes.
+class database_clone {
+ public:
+  database_clone(std::shared_ptr<detail::clone_state> state, std::string name)
+      : state_(std::move(state)), target_(state_->admin().with_database(name)) {}
+  database_clone(database_clone&&) noexcept = default;
+  database_clone& operator=(database_clone&&) noexcept = default;
+  database_clone(const database_clone&) = delete;
+  database_clone& operator=(const database_clone&) = delete;
+  ~database_clone() {
+    if (!state_) return;
+    try {
+      state_->release(target_.dbname);
+    } catch (...) {  // the server is gone: its databases went with it
+    }
+  }
+
+  /// Where it is: connect with target().conninfo(), or hand target().libpq_env() to a tool.
+  const endpoint& target() const { return target_; }
+  const std::string& name() const { return target_.dbname; }
+
+ private:
+  std::shared_ptr<detail::clone_state> state_;
+  endpoint target_;
+};
+
+/// Copies of `template_name` on `owner` (a drill's own server: the template must have no other
+/// session while it is copied), `options.ready` of them made ahead in the background so acquire()
+/// rarely waits. Every clone, taken or not, is dropped by the time the pool and its handles are gone.
+class clone_pool {
+ public:
+  clone_pool(const server& owner, std::string template_name, clone_options options = {})
+      : state_(std::make_shared<detail::clone_state>(owner.admin(), std::move(template_name), owner.major_version(), options)),
+        filler_([state = state_] { state->fill(); }) {}
+  clone_pool(const clone_pool&) = delete;
+  clone_pool& operator=(const clone_pool&) = delete;
+  ~clone_pool() {
+    state_->request_stop();
+    filler_.join();
+  }
+
+  /// A fresh copy of the template; could_not_verify (or the server's error) when none can be made.
+  database_clone acquire() { return database_clone(state_, state_->take()); }
+
+  /// How many copies wait for acquire() now.
+  std::size_t ready() const { return state_->ready(); }
+
+ private:
+  std::shared_ptr<detail::clone_state> state_;
+  std::thread filler_;
+};
+
+namespace detail {
+
+// A unix socket address for `path`; could_not_verify when the path is too long for one.
+inline sockaddr_un socket_address(const std::filesystem::path& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.string().size() >= sizeof address.sun_path)
+    throw could_not_verify("socket path too long (" + std::to_string(path.string().size()) + " bytes): " + path.string());
+  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+  return address;
+}
+
+// Everything the peer writes until it closes its side (or `limit` bytes, or 30 s of silence).
+inline std::string read_until_closed(int fd, std::size_t limit = 4096) {
+  std::string text;
+  char buffer[512];
+  for (pollfd entry{fd, POLLIN, 0}; text.size() < limit && ::poll(&entry, 1, 30000) > 0;) {
+    auto got = ::read(fd, buffer, sizeof buffer);
+    if (got <= 0) break;
+    text.append(buffer, static_cast<std::size_t>(got));
+    if (text.find('\n') != std::string::npos) break;
+  }
+  return text.substr(0, text.find('\n'));
+}
+
+inline void write_all(int fd, const std::string& text) {
+  for (std::size_t done = 0; done < text.size();) {
+    auto wrote = ::write(fd, text.data() + done, text.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) return;  // the peer left: nothing to tell it
+    done += static_cast<std::size_t>(wrote);
+  }
+}
+
+}  // namespace detail
+
+/// A clone_pool offered to other processes through a unix socket (`pgdrill with-server --restore`,
+/// `pgdrill clone`). A connection sends one line: "acquire", answered with a fresh copy's database
+/// name, or "drop NAME", answered "dropped"; a failure is answered "error: WHY". A copy lives until
+/// dropped or until the service ends.
+class clone_service {
+ public:
+  clone_service(clone_pool& pool, std::filesystem::path socket_path) : pool_(pool), socket_(std::move(socket_path)) {
+    auto address = detail::socket_address(socket_);
+    listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listener_ < 0 || ::pipe2(stop_, O_CLOEXEC) != 0 ||
+        ::bind(listener_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 16) != 0) {
+      int saved = errno;
+      close_all();
+      throw could_not_verify("cannot serve copies at " + socket_.string() + ": " + std::strerror(saved));
+    }
+    server_ = std::thread([this] { serve(); });
+  }
+  clone_service(const clone_service&) = delete;
+  clone_service& operator=(const clone_service&) = delete;
+  ~clone_service() {
+    detail::write_all(stop_[1], "x");
+    server_.join();
+    close_all();
+    taken_.clear();  // dropped by the pool
+  }
+
+  const std::filesystem::path& socket() const { return socket_; }
+
+ private:
+  void serve() {
+    for (;;) {
+      pollfd entries[2] = {{listener_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+      if (::poll(entries, 2, -1) < 0 && errno != EINTR) return;
+      if (entries[1].revents) return;
+      if (!entries[0].revents) continue;
+      int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (client < 0) continue;
+      detail::write_all(client, answer(detail::read_until_closed(client)) + "\n");
+      ::close(client);
+    }
+  }
+
+  std::string answer(const std::string& request) {
+    try {
+      if (request == "acquire") {
+        auto clone = pool_.acquire();
+        auto name = clone.name();
+        taken_.emplace(name, std::move(clone));
+        return name;
+      }
+      if (request.rfind("drop ", 0) == 0 && taken_.erase(request.substr(5)) == 1) return "dropped";
+      return "error: unknown request '" + request + "' (acquire, or drop NAME of a copy this service gave)";
+    } catch (const std::exception& failure) {
+      return std::string("error: ") + failure.what();
+    }
+  }
+
+  void close_all() noexcept {
+    for (int* fd : {&listener_, &stop_[0], &stop_[1]})
+      if (*fd >= 0) ::close(std::exchange(*fd, -1));
+    std::error_code ignored;
+    std::filesystem::remove(socket_, ignored);
+  }
+
+  clone_pool& pool_;
+  std::filesystem::path socket_;
+  int listener_ = -1;
+  int stop_[2] = {-1, -1};
+  std::map<std::string, database_clone> taken_;
+  std::thread server_;
+};
+
+/// Ask the clone_service at `socket`: request_clone(socket) returns a fresh copy's database name;
+/// request_clone(socket, "drop NAME") drops one. could_not_verify when the service cannot answer
+/// or answers with an error.
+inline std::string request_clone(const std::filesystem::path& socket, const std::string& request = "acquire") {
+  auto address = detail::socket_address(socket);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+    int saved = errno;
+    if (fd >= 0) ::close(fd);
+    throw could_not_verify("no copy service at " + socket.string() + ": " + std::strerror(saved) +
+                           " (run inside `pgdrill with-server --restore BACKUP`)");
+  }
+  detail::write_all(fd, request + "\n");
+  auto reply = detail::read_until_closed(fd);
+  ::close(fd);
+  if (reply.empty()) throw could_not_verify("the copy service at " + socket.string() + " did not answer");
+  if (reply.rfind("error: ", 0) == 0) throw could_not_verify(reply.substr(7));
+  return reply;
+}
+
+}  // namespace pgdrill
