@@ -42,6 +42,16 @@ inline std::optional<run_owner> marked_owner(const char* kind, const std::string
   return run_owner::parse(match[3]);
 }
 
+// Names and comments (`name`, `comment`) of the databases or roles (`kind`) that `condition`, SQL
+// over those two columns, selects: how sweeps and teardown read the marks.
+inline std::string marked_objects_query(const char* kind, const std::string& condition) {
+  const bool database = std::string(kind) == "database";
+  return std::string("SELECT name, comment FROM (SELECT ") +
+         (database ? "datname AS name, shobj_description(oid, 'pg_database') AS comment FROM pg_database"
+                   : "rolname AS name, shobj_description(oid, 'pg_authid') AS comment FROM pg_roles") +
+         ") AS objects WHERE " + condition;
+}
+
 // The password's verifier as the server stores it, computed here by libpq, so the password itself
 // never travels in SQL (a server logging its statements would log it).
 inline std::string password_verifier(const endpoint& admin, const std::string& role, const std::string& password) {
@@ -181,15 +191,13 @@ class existing_server final : public server {
     std::vector<reaped_item> reaped;
     pqxx::connection connection(target.conninfo());
     auto listed = [&](const std::string& sql) { return pqxx::nontransaction(connection).exec(sql); };
-    for (const auto& row : listed("SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database "
-                                  "WHERE datname LIKE 'pgdrill\\_scratch\\_%'")) {
+    for (const auto& row : listed(detail::marked_objects_query("database", "name LIKE 'pgdrill\\_scratch\\_%'"))) {
       auto owner = detail::marked_owner("database", row[0].c_str(), row[1]);
       if (!owner || !owner->provably_gone()) continue;
       detail::drop_database_when_free(connection, row[0].c_str());
       reaped.push_back({"database " + std::string(row[0].c_str()) + " (run " + owner->tag + " is gone)"});
     }
-    for (const auto& row : listed("SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles "
-                                  "WHERE shobj_description(oid, 'pg_authid') LIKE 'pgdrill role %'")) {
+    for (const auto& row : listed(detail::marked_objects_query("role", "comment LIKE 'pgdrill role %'"))) {
       auto owner = detail::marked_owner("role", row[0].c_str(), row[1]);
       if (!owner || !owner->provably_gone()) continue;
       pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(row[0].c_str()));
@@ -236,12 +244,10 @@ class existing_server final : public server {
   }
 
   bool carries_mark(pqxx::connection& connection, const char* kind, const std::string& name) const {
-    bool database = std::string(kind) == "database";
     pqxx::nontransaction tx(connection);
-    auto comment = tx.exec(database ? "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = " + tx.quote(name)
-                                    : "SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = " + tx.quote(name));
-    if (comment.empty()) return true;  // already gone: dropping IF EXISTS is harmless
-    auto owner = detail::marked_owner(kind, name, comment[0][0]);
+    auto marked = tx.exec(detail::marked_objects_query(kind, "name = " + tx.quote(name)));
+    if (marked.empty()) return true;  // already gone: dropping IF EXISTS is harmless
+    auto owner = detail::marked_owner(kind, name, marked[0][1]);
     return owner && owner->tag == owner_.tag && owner->host == owner_.host;
   }
 
