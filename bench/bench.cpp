@@ -154,30 +154,35 @@ void provision_container(benchmark::State& state) {
 
 // --- per-test databases ----------------------------------------------------------------------
 
-// A server holding `template_db` of about 50 MB (a table of 700,000 rows with an index; 2 MB in
-// smoke runs), as a test suite's restored backup would be.
-std::unique_ptr<local_server> server_with_template() {
+// A server holding `template_db`: a table of `rows` rows with an index (700,000 rows: a 71 MB
+// database, as a test suite's restored backup might be; 70,000: 14 MB; 30,000 in smoke runs).
+std::unique_ptr<local_server> server_with_template(int rows) {
   auto server = local_server::start();
   pqxx::connection connection(server->admin().conninfo());
   pqxx::nontransaction(connection).exec("CREATE DATABASE template_db");
   pqxx::connection filling(server->admin().with_database("template_db").conninfo());
   pqxx::nontransaction(filling).exec("CREATE TABLE items AS SELECT i AS id, md5(i::text) AS label FROM generate_series(1, " +
-                                     std::to_string(smoke() ? 30000 : 700000) + ") AS i; ALTER TABLE items ADD PRIMARY KEY (id)");
+                                     std::to_string(smoke() ? 30000 : rows) + ") AS i; ALTER TABLE items ADD PRIMARY KEY (id)");
   return server;
 }
 
 // From asking for a database to a connection to it: with copies made ahead (`ready` > 0, waiting
 // untimed until the pool is full again, as between two tests), or made on request (`ready` 0).
-void clone_benchmark(benchmark::State& state, std::size_t ready, clone_strategy strategy) {
-  auto server = server_with_template();
+// The template's files are in the page cache, as after a restore.
+void clone_benchmark(benchmark::State& state, std::size_t ready, clone_strategy strategy, int rows) {
+  auto server = server_with_template(rows);
   clone_pool pool(*server, "template_db", clone_options{ready, strategy});
+  std::vector<database_clone> kept;  // dropped after the loop: a drop would delay the next copy
   for (auto _ : state) {
     while (pool.ready() < ready) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     auto start = clock_type::now();
-    auto clone = pool.acquire();
-    pqxx::connection connection(clone.target().conninfo());
+    kept.push_back(pool.acquire());
+    pqxx::connection connection(kept.back().target().conninfo());
     state.SetIterationTime(seconds_since(start));
   }
+  pqxx::connection connection(server->admin().conninfo());
+  state.counters["template_mb"] =
+      pqxx::nontransaction(connection).exec("SELECT pg_database_size('template_db') / 1e6")[0][0].as<double>();
 }
 
 // --- verification ----------------------------------------------------------------------------
@@ -229,59 +234,57 @@ void verify_benchmark(benchmark::State& state, std::string method) {
 
 // --- the physical floor ----------------------------------------------------------------------
 
-// Server-side COPY FROM of each table and serial CREATE INDEX on a tuned throwaway server; the
-// restore's lower bound on this machine is max(max_i(copy_i + index_i / cores), (sum copy + sum
-// index) / cores).
+// Server-side COPY FROM of each table, then its indexes and foreign keys, each built serially
+// (no parallel maintenance workers) on a tuned throwaway server. The restore's lower bound on this
+// machine spreads the serial work over the cores once: max(max_i(copy_i + (index_i + fk_i) / cores),
+// (sum copy + sum index + sum fk) / cores), since a table's indexes and keys can build side by side
+// only after its data is in.
 void floor_benchmark(benchmark::State& state) {
   auto& data = source();
   auto backup = inspect_file(data.dump("custom"));
+  // The indexes and foreign keys to build, from the source (pg_restore --section=pre-data makes none).
+  pqxx::connection source_connection(data.server->admin().conninfo());
+  auto indexes = pqxx::nontransaction(source_connection)
+                     .exec("SELECT n.nspname || '.' || t.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                           "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+                           "WHERE n.nspname = 'public'");
+  auto keys = pqxx::nontransaction(source_connection)
+                  .exec("SELECT n.nspname || '.' || t.relname, 'ALTER TABLE ' || c.conrelid::regclass || ' ADD CONSTRAINT ' || "
+                        "quote_ident(c.conname) || ' ' || pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                        "JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+                        "WHERE c.contype = 'f' AND n.nspname = 'public'");
   for (auto _ : state) {
     auto server = local_server::start();
     auto target = server->restore_target({});
-    // Table data as files the server itself can read, written by the source server.
-    std::map<std::string, double> copy, index;
-    {
-      pqxx::connection source_connection(data.server->admin().conninfo());
-      for (const auto& table : data.tables)
-        pqxx::nontransaction(source_connection)
-            .exec("COPY " + table + " TO " + source_connection.quote((server->directory() / (table + ".copy")).string()));
-    }
+    for (const auto& table : data.tables)  // table data as files the server itself can read
+      pqxx::nontransaction(source_connection)
+          .exec("COPY " + table + " TO " + source_connection.quote((server->directory() / (table + ".copy")).string()));
     command schema(server->binaries().tool("pg_restore"), {"--section=pre-data", "-d", target.dbname, backup.path.string()});
     schema.with_env(target.libpq_env());
     check(run(schema), "pg_restore --section=pre-data");
     pqxx::connection connection(target.conninfo());
+    pqxx::nontransaction(connection).exec("SET max_parallel_maintenance_workers = 0");
+    std::map<std::string, double> copy, post;  // per table: its data, its indexes and foreign keys
+    auto timed = [&](const std::string& sql) {
+      auto one = clock_type::now();
+      pqxx::nontransaction(connection).exec(sql);
+      return seconds_since(one);
+    };
     auto start = clock_type::now();
-    for (const auto& table : data.tables) {
-      auto one = clock_type::now();
-      pqxx::nontransaction(connection).exec("COPY " + table + " FROM " +
-                                            connection.quote((server->directory() / (table + ".copy")).string()));
-      copy[table] = seconds_since(one);
-    }
-    auto indexes = pqxx::nontransaction(connection).exec(
-        "SELECT n.nspname || '.' || t.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = 'public'");
-    // pg_restore --section=pre-data made no indexes; the definitions come from the source.
-    pqxx::connection source_connection(data.server->admin().conninfo());
-    auto definitions = pqxx::nontransaction(source_connection)
-                           .exec("SELECT n.nspname || '.' || t.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-                                 "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
-                                 "WHERE n.nspname = 'public'");
-    benchmark::DoNotOptimize(indexes);
-    for (const auto& row : definitions) {
-      auto one = clock_type::now();
-      pqxx::nontransaction(connection).exec(row[1].c_str());
-      index[row[0].c_str()] += seconds_since(one);
-    }
+    for (const auto& table : data.tables)
+      copy[table] = timed("COPY " + table + " FROM " + connection.quote((server->directory() / (table + ".copy")).string()));
+    for (const auto* built : {&indexes, &keys})
+      for (const auto& row : *built) post[row[0].c_str()] += timed(row[1].c_str());
     state.SetIterationTime(seconds_since(start));
-    double longest = 0, total_copy = 0, total_index = 0;
+    double longest = 0, total_copy = 0, total_post = 0;
     for (const auto& table : data.tables) {
-      longest = std::max(longest, copy[table] + index[table] / cores());
+      longest = std::max(longest, copy[table] + post[table] / cores());
       total_copy += copy[table];
-      total_index += index[table];
+      total_post += post[table];
     }
     state.counters["copy_seconds"] = total_copy;
-    state.counters["index_seconds"] = total_index;
-    state.counters["floor_seconds"] = std::max(longest, (total_copy + total_index) / cores());
+    state.counters["index_and_key_seconds"] = total_post;
+    state.counters["floor_seconds"] = std::max(longest, (total_copy + total_post) / cores());
   }
   throughput(state);
 }
@@ -361,9 +364,12 @@ int main(int argc, char** argv) {
   }
   add("provision/local_initdb", provision_local, false);
   add("provision/local_cached", provision_local, true);
-  add("provision/clone_from_pool", clone_benchmark, std::size_t{2}, clone_strategy::file_copy);
-  add("provision/clone_file_copy_on_request", clone_benchmark, std::size_t{0}, clone_strategy::file_copy);
-  add("provision/clone_wal_log_on_request", clone_benchmark, std::size_t{0}, clone_strategy::wal_log);
+  add("provision/clone_from_pool_700k_rows", clone_benchmark, std::size_t{2}, clone_strategy::automatic, 700000);
+  for (int rows : {70000, 700000}) {
+    std::string size = rows == 70000 ? "_70k_rows" : "_700k_rows";
+    add("provision/clone_file_copy_on_request" + size, clone_benchmark, std::size_t{0}, clone_strategy::file_copy, rows);
+    add("provision/clone_wal_log_on_request" + size, clone_benchmark, std::size_t{0}, clone_strategy::wal_log, rows);
+  }
   try {
     container_engine::find();
     add("provision/container", provision_container);
@@ -372,7 +378,7 @@ int main(int argc, char** argv) {
   }
   for (const char* method : {"pgdrill_checksum", "pgdrill_checksum_parallel", "raw_copy_out", "md5_sum_in_sql", "count"})
     add(std::string("verify/") + method, verify_benchmark, std::string(method));
-  add("floor/copy_and_index", floor_benchmark);
+  add("floor/copy_indexes_and_keys", floor_benchmark);
   add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"));
   add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, std::string("checksums"));
   add("drill/row_counts_and_thorough_custom_j2", drill_benchmark, std::string("thorough"));

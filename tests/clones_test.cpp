@@ -65,6 +65,15 @@ TEST(clones, a_released_copy_is_dropped_and_the_pool_drops_the_rest) {
   EXPECT_EQ(shop.clone_databases(), "\n") << "the pool drops the copies nobody took";
 }
 
+TEST(clones, drop_waits_until_the_copy_is_gone) {
+  template_server shop;
+  clone_pool pool(*shop.server, "shop");
+  auto copy = pool.acquire();
+  auto name = copy.name();
+  copy.drop();
+  EXPECT_EQ(shop.clone_databases().find(name), std::string::npos);
+}
+
 TEST(clones, a_copy_outliving_its_pool_is_still_dropped) {
   template_server shop;
   std::optional<database_clone> kept;

@@ -18,6 +18,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -34,18 +35,18 @@ namespace pgdrill {
 
 /// How CREATE DATABASE copies the template (PostgreSQL 15 and newer choose; older ones copy files).
 enum class clone_strategy {
-  /// FILE_COPY: the template's files copied whole after a checkpoint. On a drill's server
-  /// (fsync off, nothing else writing) it beats WAL_LOG at every size measured (bench/clones.cpp).
-  file_copy,
-  /// WAL_LOG: block by block through the WAL, PostgreSQL 15's default; for a server that must not
-  /// checkpoint on every clone.
-  wal_log,
+  /// By the template's size: WAL_LOG below 32 MB, FILE_COPY from there. Measured on a drill's
+  /// server (bench/bench.cpp, provision/clone_*): a 14 MB database copies in 50 ms by WAL_LOG and
+  /// 84 ms by FILE_COPY (its two checkpoints dominate), a 71 MB one in 130 ms and 111 ms.
+  automatic,
+  file_copy,  ///< FILE_COPY: the template's files copied whole, after a checkpoint
+  wal_log,    ///< WAL_LOG: block by block through the WAL, PostgreSQL 15's default
 };
 
 /// What a clone_pool keeps ready.
 struct clone_options {
   std::size_t ready = 2;  ///< clones made ahead, waiting for acquire()
-  clone_strategy strategy = clone_strategy::file_copy;
+  clone_strategy strategy = clone_strategy::automatic;
 };
 
 namespace detail {
@@ -89,6 +90,11 @@ class clone_state {
         return;
       }
     }
+    drop_now(name);
+  }
+
+  // Drops the copy before returning, on a connection of its own.
+  void drop_now(const std::string& name) const {
     pqxx::connection connection(admin_.conninfo());
     drop(connection, name);
   }
@@ -131,10 +137,21 @@ class clone_state {
   }
 
  private:
+  // The strategy clause for this template on this server ("" before PostgreSQL 15).
+  std::string strategy_clause(pqxx::connection& connection) const {
+    if (major_ < 15) return "";
+    auto strategy = options_.strategy;
+    if (strategy == clone_strategy::automatic) {
+      auto size = pqxx::nontransaction(connection).exec("SELECT pg_database_size(" + connection.quote(template_) + ")");
+      strategy = size[0][0].as<long long>() < (32LL << 20) ? clone_strategy::wal_log : clone_strategy::file_copy;
+    }
+    return strategy == clone_strategy::file_copy ? " STRATEGY FILE_COPY" : " STRATEGY WAL_LOG";
+  }
+
   // The server itself waits up to 5 s for other sessions to leave the template (55006 after).
   void create(pqxx::connection& connection, const std::string& name) {
-    std::string sql = "CREATE DATABASE " + quote_ident(name) + " TEMPLATE " + quote_ident(template_);
-    if (major_ >= 15) sql += options_.strategy == clone_strategy::file_copy ? " STRATEGY FILE_COPY" : " STRATEGY WAL_LOG";
+    if (!strategy_) strategy_ = strategy_clause(connection);
+    std::string sql = "CREATE DATABASE " + quote_ident(name) + " TEMPLATE " + quote_ident(template_) + *strategy_;
     try {
       pqxx::nontransaction(connection).exec(sql);
     } catch (const pqxx::sql_error& failure) {
@@ -169,6 +186,7 @@ class clone_state {
   std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<std::string> ready_, doomed_;
+  std::optional<std::string> strategy_;  // the filler's alone: chosen before its first copy
   std::size_t wanted_ = 0, made_ = 0;
   bool stopping_ = false, stopped_ = false;
   std::exception_ptr failure_;
@@ -191,6 +209,11 @@ class database_clone {
       state_->release(target_.dbname);
     } catch (...) {  // the server is gone: its databases went with it
     }
+  }
+
+  /// Drop the copy now, waiting until it is gone (the destructor drops it in the background).
+  void drop() {
+    if (auto state = std::exchange(state_, nullptr)) state->drop_now(target_.dbname);
   }
 
   /// Where it is: connect with target().conninfo(), or hand target().libpq_env() to a tool.
@@ -314,7 +337,11 @@ class clone_service {
         taken_.emplace(name, std::move(clone));
         return name;
       }
-      if (request.rfind("drop ", 0) == 0 && taken_.erase(request.substr(5)) == 1) return "dropped";
+      if (auto found = request.rfind("drop ", 0) == 0 ? taken_.find(request.substr(5)) : taken_.end(); found != taken_.end()) {
+        found->second.drop();
+        taken_.erase(found);
+        return "dropped";
+      }
       return "error: unknown request '" + request + "' (acquire, or drop NAME of a copy this service gave)";
     } catch (const std::exception& failure) {
       return std::string("error: ") + failure.what();
