@@ -124,12 +124,38 @@ TEST(binaries, tools_in_a_container_run_through_exec) {
   tool.in_dir("/work");
   auto runnable = inside.runnable(tool);
   EXPECT_EQ(runnable.program, "/usr/bin/podman");
-  EXPECT_EQ(runnable.args, (std::vector<std::string>{"exec", "-i", "-e", "PGHOST", "-e", "PGPORT", "-e", "PGPASSWORD", "-w", "/work",
-                                                     "pgdrill-1", "pg_restore", "--dbname", "pgdrill_restore", "/pgdrill/backup-0"}));
+  EXPECT_EQ(runnable.args, (std::vector<std::string>{"exec", "-i", "--user", "postgres", "-e", "PGHOST", "-e", "PGPORT", "-e",
+                                                     "PGPASSWORD", "-w", "/work", "pgdrill-1", "pg_restore", "--dbname",
+                                                     "pgdrill_restore", "/pgdrill/backup-0"}));
   EXPECT_EQ(runnable.env, (std::vector<std::pair<std::string, std::string>>{
                               {"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}, {"PGPASSWORD", "s3cret"}}));
   EXPECT_EQ(runnable.display().find("s3cret"), std::string::npos);
   EXPECT_EQ(inside.where(), "podman container pgdrill-1");
+}
+
+// In a container the tools run as the image's postgres account, unless they open by name a backup
+// that only its owner may read (a bind mount keeps the host's owner and mode): then as the
+// container's root, which the container confines.
+TEST(binaries, tools_in_a_container_run_as_postgres_unless_the_backup_is_owner_only) {
+  pg_binaries inside{"", 17, "17.11", tools_container{"/usr/bin/podman", "pgdrill-1", {}, {}}};
+  scratch_dir dir;
+  auto backup = dir.path() / "a.dump";
+  testkit::write_file(backup, "archive");
+  auto user_of = [&](std::filesystem::perms mode) {
+    std::filesystem::permissions(backup, mode);
+    command tool(inside.tool("pg_restore"), {backup.string()});
+    tool.reads = {backup};
+    auto args = inside.runnable(tool).args;
+    auto found = std::find(args.begin(), args.end(), "--user");
+    return found == args.end() ? std::string("(the container's default)") : *(found + 1);
+  };
+  EXPECT_EQ(user_of(std::filesystem::perms(0644)), "postgres");
+  EXPECT_EQ(user_of(std::filesystem::perms(0600)), "(the container's default)");
+  std::filesystem::permissions(backup, std::filesystem::perms(0644));
+  EXPECT_EQ(detail::readable_by_anyone({dir.path()}), false) << "the directory itself is 0700";
+  std::filesystem::permissions(dir.path(), std::filesystem::perms(0755));
+  EXPECT_EQ(detail::readable_by_anyone({dir.path()}), true);
+  EXPECT_EQ(detail::readable_by_anyone({dir.path() / "missing"}), false);
 }
 
 TEST(binaries, only_the_engines_own_exit_codes_mean_the_tool_never_ran) {

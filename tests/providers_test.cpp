@@ -107,6 +107,23 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   EXPECT_EQ(testkit::psql(*borrowed, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgdrill%'"), "0\n") << "the drill's role is gone";
 }
 
+// The image's tools run as its postgres account, not as the container's root: psql's own shell
+// escape (which no backup reaches: scripts run restricted) reports who runs it.
+TEST_F(providers, tools_in_the_container_run_as_postgres) {
+  container_options options;
+  options.engine = "podman";
+  options.image_template = test_image;
+  options.major = find_binaries(binary_search::from_environment()).major;
+  auto server = container_server::start(options);
+  auto tools = server->client_tools(binary_search::from_environment(), std::nullopt);
+  ASSERT_TRUE(tools.container) << "the test image has its own tools";
+  command whoami(tools.tool("psql"), {"-X", "-q", "-c", "\\! id -un"});
+  server->admin().apply_to(whoami);
+  auto answer = tools.run(whoami, run_options::within(std::chrono::minutes(1)));
+  ASSERT_TRUE(answer.ok()) << answer.err_tail;
+  EXPECT_EQ(answer.out, "postgres\n");
+}
+
 TEST_F(providers, existing_provider_never_drops_what_it_did_not_create) {
   auto borrowed = testkit::start_server();
   testkit::psql(*borrowed, "CREATE DATABASE precious");

@@ -15,6 +15,33 @@
 
 namespace pgdrill {
 
+namespace detail {
+
+// Whether any account may read each of `paths` (a directory: list it and read each file in it),
+// by their modes alone: what a container's own account can open through a bind mount, which keeps
+// the host's owner and mode.
+inline bool readable_by_anyone(const std::vector<std::filesystem::path>& paths) {
+  using std::filesystem::perms;
+  auto open_to_all = [](const std::filesystem::path& path, perms needed) {
+    std::error_code failed;
+    auto status = std::filesystem::status(path, failed);
+    return !failed && (status.permissions() & needed) == needed;
+  };
+  for (const auto& path : paths) {
+    std::error_code ignored;
+    if (!std::filesystem::is_directory(path, ignored)) {
+      if (!open_to_all(path, perms::others_read)) return false;
+      continue;
+    }
+    if (!open_to_all(path, perms::others_read | perms::others_exec)) return false;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ignored))
+      if (!open_to_all(entry.path(), perms::others_read)) return false;
+  }
+  return true;
+}
+
+}  // namespace detail
+
 /// A running container whose own PostgreSQL tools a drill uses (the host then needs none):
 /// tools run through the engine's `exec`, host files reach them through read-only mounts.
 struct tools_container {
@@ -46,19 +73,22 @@ struct pg_binaries {
   /// `tool` as a drill's client runs it on this host: when pgdrill runs as root, as the
   /// unprivileged account (unprivileged_account), opening the files it reads by path with the least
   /// right that can (command::as_user_reading). Unchanged when its account is set or in a container
-  /// (where the tools run as the container's user, seeing only the backup, read-only).
+  /// (runnable chooses the container's account).
   command as_client(command tool) const {
     if (!container && !tool.user) tool.as_user_reading(unprivileged_account());
     return tool;
   }
 
-  /// `tool` as it really runs. On this host: as_client. In a container: `ENGINE exec -i`, each
-  /// variable of its environment passed by name only (the engine copies the value from its own
-  /// environment, so passwords never reach argv), libpq pointed at the container's own server,
-  /// and host paths rewritten to their mount points.
+  /// `tool` as it really runs. On this host: as_client. In a container: `ENGINE exec -i`, as the
+  /// image's postgres account (unless the tool opens a backup that only its owner may read: then
+  /// as the container's root, confined to the container), each variable of its environment passed
+  /// by name only (the engine copies the value from its own environment, so passwords never reach
+  /// argv), libpq pointed at the container's own server, and host paths rewritten to their mount
+  /// points.
   command runnable(command tool) const {
     if (!container) return as_client(std::move(tool));
     command exec(container->engine, {"exec", "-i"});
+    if (detail::readable_by_anyone(tool.reads)) exec.args.insert(exec.args.end(), {"--user", "postgres"});
     auto env = tool.env;
     for (const auto& [name, value] : container->endpoint_env) {
       auto same = [&](const auto& item) { return item.first == name; };
