@@ -66,14 +66,14 @@ class clone_state {
     return ready_.size();
   }
 
-  // Blocks until a clone is ready; rethrows the filler's failure.
+  // Blocks until a copy is ready, or throws why the copy made for this call could not be made.
   std::string take() {
     std::unique_lock<std::mutex> lock(mutex_);
     ++wanted_;
     changed_.notify_all();
     changed_.wait(lock, [&] { return !ready_.empty() || failure_; });
     --wanted_;
-    if (ready_.empty()) std::rethrow_exception(failure_);
+    if (ready_.empty()) std::rethrow_exception(std::exchange(failure_, nullptr));
     auto name = std::move(ready_.front());
     ready_.pop_front();
     changed_.notify_all();  // the filler makes the next one
@@ -99,35 +99,43 @@ class clone_state {
     drop(connection, name);
   }
 
-  // The filler: keeps `ready` clones (more while acquire() waits), drops released ones.
+  // The filler: keeps `ready` copies (more while acquire() waits) and drops released ones. A copy
+  // that cannot be made fails the acquire() waiting for it (none waiting: the next one tries
+  // again); after a failure copies are made on request only, on a fresh connection, so a template
+  // in use for a moment costs one test, not the rest of the suite.
   void fill() {
-    try {
-      pqxx::connection connection(admin_.conninfo());
-      for (;;) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [&] { return stopping_ || !doomed_.empty() || ready_.size() < options_.ready + wanted_; });
-        if (stopping_) break;
-        if (!doomed_.empty()) {
-          auto name = std::move(doomed_.front());
-          doomed_.pop_front();
-          lock.unlock();
-          drop(connection, name);
-          continue;
-        }
-        auto name = prefix_ + std::to_string(++made_);
-        lock.unlock();
-        create(connection, name);
+    std::unique_ptr<pqxx::connection> connection;
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] {
+        return stopping_ || !doomed_.empty() || (!failure_ && ready_.size() < (failing_ ? 0 : options_.ready) + wanted_);
+      });
+      if (stopping_) break;
+      const bool dropping = !doomed_.empty();
+      auto name = dropping ? std::move(doomed_.front()) : prefix_ + std::to_string(++made_);
+      if (dropping) doomed_.pop_front();
+      lock.unlock();
+      try {
+        if (!connection) connection = std::make_unique<pqxx::connection>(admin_.conninfo());
+        dropping ? drop(*connection, name) : create(*connection, name);
         lock.lock();
-        ready_.push_back(std::move(name));
-        changed_.notify_all();
+        if (!dropping) {
+          ready_.push_back(std::move(name));
+          failing_ = false;
+        }
+      } catch (...) {  // a drop that fails leaves the copy to the server's teardown
+        connection.reset();
+        lock.lock();
+        if (!dropping) {
+          failing_ = true;
+          if (wanted_ > 0) failure_ = std::current_exception();
+        }
       }
-      stop_with(connection);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      failure_ = std::current_exception();
-      stopped_ = true;
       changed_.notify_all();
     }
+    stopped_ = true;
+    lock.unlock();
+    stop_with(connection);
   }
 
   void request_stop() {
@@ -166,16 +174,21 @@ class clone_state {
                                            (major_ >= 13 ? " WITH (FORCE)" : ""));
   }
 
-  // After the last acquire: the clones nobody took and those released so far are dropped.
-  void stop_with(pqxx::connection& connection) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    stopped_ = true;
-    std::vector<std::string> names(ready_.begin(), ready_.end());
-    names.insert(names.end(), doomed_.begin(), doomed_.end());
-    ready_.clear();
-    doomed_.clear();
-    lock.unlock();
-    for (const auto& name : names) drop(connection, name);
+  // After the last acquire: the copies nobody took and those released so far are dropped.
+  void stop_with(std::unique_ptr<pqxx::connection>& connection) noexcept {
+    std::vector<std::string> names;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      names.assign(ready_.begin(), ready_.end());
+      names.insert(names.end(), doomed_.begin(), doomed_.end());
+      ready_.clear();
+      doomed_.clear();
+    }
+    try {
+      if (!connection) connection = std::make_unique<pqxx::connection>(admin_.conninfo());
+      for (const auto& name : names) drop(*connection, name);
+    } catch (...) {  // the server is gone, and its databases with it
+    }
   }
 
   const endpoint admin_;
@@ -188,7 +201,7 @@ class clone_state {
   std::deque<std::string> ready_, doomed_;
   std::optional<std::string> strategy_;  // the filler's alone: chosen before its first copy
   std::size_t wanted_ = 0, made_ = 0;
-  bool stopping_ = false, stopped_ = false;
+  bool stopping_ = false, stopped_ = false, failing_ = false;
   std::exception_ptr failure_;
 };
 
