@@ -43,6 +43,16 @@ class per_test : public pgdrill::testing::restored_backup<per_test> {
 TEST_F(per_test, first_writer_sees_only_its_write) { deletes_its_own_rows(); }
 TEST_F(per_test, second_writer_sees_only_its_write) { deletes_its_own_rows(); }
 
+// Checks that read with connections of their own (schema objects, amcheck, full reads) read this
+// test's copy too, not the restored database: a view added here fails the schema comparison.
+TEST_F(per_test, checks_with_their_own_connections_read_this_tests_copy) {
+  EXPECT_TRUE(check(pgdrill::schema_objects_assertion{}));
+  pqxx::nontransaction(db()).exec("CREATE VIEW added_by_this_test AS SELECT 1 AS one");
+  auto after = check(pgdrill::schema_objects_assertion{});
+  EXPECT_FALSE(after) << "the view in this test's copy went unseen";
+  EXPECT_NE(std::string(after.message()).find("view"), std::string::npos) << after.message();
+}
+
 TEST_F(per_test, copies_of_finished_tests_are_dropped) {
   ASSERT_FALSE(databases_used_.empty()) << "run the whole suite in one process";
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

@@ -64,9 +64,11 @@ class open_drill {
   }
 
   /// Run planned checks against `database` (the restored one or a copy of it), exactly as the
-  /// drill's checks stage does.
+  /// drill's checks stage does; checks that open connections of their own open them there too.
   std::vector<step_result> check(const std::vector<planned_check>& planned, const endpoint& database) const {
-    return run_checks(database, planned, state_.context());
+    auto context = state_.context();
+    context.target = &database;
+    return run_checks(database, planned, context);
   }
 
  private:
