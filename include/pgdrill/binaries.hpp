@@ -22,20 +22,11 @@ namespace detail {
 // the host's owner and mode.
 inline bool readable_by_anyone(const std::vector<std::filesystem::path>& paths) {
   using std::filesystem::perms;
-  auto open_to_all = [](const std::filesystem::path& path, perms needed) {
+  for (const auto& path : with_directory_entries(paths)) {
     std::error_code failed;
     auto status = std::filesystem::status(path, failed);
-    return !failed && (status.permissions() & needed) == needed;
-  };
-  for (const auto& path : paths) {
-    std::error_code ignored;
-    if (!std::filesystem::is_directory(path, ignored)) {
-      if (!open_to_all(path, perms::others_read)) return false;
-      continue;
-    }
-    if (!open_to_all(path, perms::others_read | perms::others_exec)) return false;
-    for (const auto& entry : std::filesystem::directory_iterator(path, ignored))
-      if (!open_to_all(entry.path(), perms::others_read)) return false;
+    auto needed = status.type() == std::filesystem::file_type::directory ? perms::others_read | perms::others_exec : perms::others_read;
+    if (failed || !std::filesystem::exists(status) || (status.permissions() & needed) != needed) return false;
   }
   return true;
 }

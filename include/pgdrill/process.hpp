@@ -75,17 +75,25 @@ inline std::optional<user_identity> unprivileged_account() {
 
 namespace detail {
 
+// What a tool opening `paths` opens: each path, and each entry of a directory among them (a
+// directory archive's files).
+inline std::vector<std::filesystem::path> with_directory_entries(const std::vector<std::filesystem::path>& paths) {
+  std::vector<std::filesystem::path> opened;
+  for (const auto& path : paths) {
+    opened.push_back(path);
+    std::error_code ignored;
+    if (std::filesystem::is_directory(path, ignored))
+      for (const auto& entry : std::filesystem::directory_iterator(path, ignored)) opened.push_back(entry.path());
+  }
+  return opened;
+}
+
 // Whether `account` can open each of `paths` for reading (a directory: each file in it), tried
 // for real in a forked child with the account's identity, so modes, ACLs and every parent
 // directory count as they will for the tool. Opened non-blocking: a FIFO cannot hang the probe.
 inline bool readable_as(const user_identity& account, const std::vector<std::filesystem::path>& paths) {
-  std::vector<std::string> files;
-  for (const auto& path : paths) {
-    files.push_back(path.string());
-    std::error_code ignored;
-    if (std::filesystem::is_directory(path, ignored))
-      for (const auto& entry : std::filesystem::directory_iterator(path, ignored)) files.push_back(entry.path().string());
-  }
+  std::vector<std::string> files;  // prepared before the fork: the child only opens
+  for (const auto& path : with_directory_entries(paths)) files.push_back(path.string());
   if (files.empty()) return true;
   pid_t probe = ::fork();
   if (probe < 0) return false;
