@@ -31,7 +31,8 @@ class content : public ::testing::Test {
     return dump_with_manifest(source_->admin(), options);
   }
 
-  static drill_result drill(const std::filesystem::path& backup) {
+  static drill_result drill(const std::filesystem::path& backup, bool checksums_during_restore = true,
+                            const std::function<void(scenario&)>& adjust = {}) {
     scenario plan;
     plan.name = "content";
     plan.backup.file = backup;
@@ -40,7 +41,30 @@ class content : public ::testing::Test {
     sequences.from_manifest = true;
     plan.assertions.insert(plan.assertions.end(),
                            {sequences, large_objects_assertion{}, materialized_views_assertion{}, schema_objects_assertion{}});
-    return run_drill(plan);
+    if (adjust) adjust(plan);
+    drill_options options;
+    options.checksums_during_restore = checksums_during_restore;
+    return run_drill(plan, options);
+  }
+
+  // How many checksums a drill took while its restore went on.
+  static int taken_during_restore(const drill_result& result) {
+    return static_cast<int>(std::count_if(result.checks.begin(), result.checks.end(), [](const step_result& check) {
+      return check.detail.find("checksummed during the restore") != std::string::npos;
+    }));
+  }
+
+  // The same checks, in the same order, with the same results, figures and messages.
+  static void expect_same_checks(const drill_result& during, const drill_result& after, const std::string& what) {
+    ASSERT_EQ(during.checks.size(), after.checks.size()) << what;
+    for (std::size_t index = 0; index < during.checks.size(); ++index) {
+      const auto &one = during.checks[index], &other = after.checks[index];
+      EXPECT_EQ(one.name, other.name) << what;
+      EXPECT_EQ(one.result, other.result) << what << ": " << one.name;
+      EXPECT_EQ(one.actual, other.actual) << what << ": " << one.name;
+      EXPECT_EQ(one.rows, other.rows) << what << ": " << one.name;
+      EXPECT_EQ(one.message, other.message) << what << ": " << one.name;
+    }
   }
 
   // Names of the checks that did not pass.
@@ -91,6 +115,50 @@ TEST_F(content, every_format_of_the_fixture_passes_a_manifest_drill) {
     EXPECT_EQ(properties["coverage.sequences"], "5/5");
     EXPECT_EQ(properties["coverage.materialized_views"], "2/2");
   }
+}
+
+// Checksums taken while a parallel restore goes on judge exactly as those taken after it, on
+// every format of the fixture (inheritance, partitions, generated columns, odd names) and on
+// content that differs from the manifest; the partitions are left to after the restore.
+TEST_F(content, checksums_during_the_restore_judge_as_those_after_it) {
+  for (const char* format : {"custom", "directory", "tar", "plain"}) {
+    auto dumped = dump(format, std::string("during-") + format);
+    auto during = drill(dumped.backup, true), after = drill(dumped.backup, false);
+    EXPECT_EQ(during.verdict(), exit_code::passed) << format << "\n" << testkit::drill_report(during);
+    expect_same_checks(during, after, format);
+    EXPECT_EQ(taken_during_restore(after), 0) << format;
+    bool parallel = std::string(format) == "custom" || std::string(format) == "directory";
+    if (parallel) {  // 17 leaf tables, 7 of them partitions
+      EXPECT_EQ(taken_during_restore(during), 10) << format << "\n" << testkit::drill_report(during);
+    } else {
+      EXPECT_EQ(taken_during_restore(during), 0) << format << ": tar and plain restore serially";
+    }
+  }
+  auto dumped = dump("custom", "during-damaged");
+  auto manifest_file = manifest_path_for(dumped.backup);
+  auto recorded = testkit::read_file(manifest_file);
+  auto wrong = load_manifest(manifest_file);
+  for (auto& table : wrong.tables)
+    if (table.table == "public.dogs" || table.table == "public.prices") table.digest = std::string(32, '0');
+  save_manifest(wrong, manifest_file);
+  auto during = drill(dumped.backup, true), after = drill(dumped.backup, false);
+  testkit::write_file(manifest_file, recorded);
+  EXPECT_EQ(during.verdict(), exit_code::failed);
+  EXPECT_GT(taken_during_restore(during), 0);
+  expect_same_checks(during, after, "content unlike the manifest");
+}
+
+// What runs after the load can change the rows (sql_after), and a drill that times the restore
+// must not slow it down: then every checksum waits for the whole restore.
+TEST_F(content, checksums_wait_for_the_restore_when_it_is_timed_or_followed_by_sql) {
+  auto dumped = dump("custom", "during-guarded");
+  auto changed = drill(dumped.backup, true, [](scenario& plan) { plan.restore.sql_after = "DELETE FROM ONLY public.dogs WHERE id % 2 = 0"; });
+  EXPECT_EQ(taken_during_restore(changed), 0);
+  std::vector<std::string> names = failed(changed);
+  EXPECT_EQ(names.size(), 2U) << testkit::drill_report(changed);  // the row count and the checksum of dogs
+  auto timed = drill(dumped.backup, true, [](scenario& plan) { plan.restore.max_seconds = 3600; });
+  EXPECT_EQ(timed.verdict(), exit_code::passed) << testkit::drill_report(timed);
+  EXPECT_EQ(taken_during_restore(timed), 0);
 }
 
 TEST_F(content, a_plain_pg_dump_with_pgdrill_manifest_passes_too) {

@@ -2,6 +2,7 @@
 // for real dumps (captured with `psql --echo-errors -v VERBOSITY=verbose` and `pg_restore`).
 #include <gtest/gtest.h>
 
+#include <pgdrill/restore.hpp>
 #include <pgdrill/restore_errors.hpp>
 
 using namespace pgdrill;
@@ -256,4 +257,75 @@ TEST(restore_errors, what_needs_superuser_rights_is_the_environments_fault_only_
     EXPECT_NE(problem.hint.find("local or container provider"), std::string::npos);
   }
   for (const auto& problem : judged(needs_superuser_stderr).problems) EXPECT_FALSE(problem.environment) << problem.kind;
+}
+
+// pg_restore 15 -j 2 --verbose into a database that already had one of the archive's tables: its
+// progress lines around the error, as it printed them.
+const char* verbose_parallel_stderr =
+    "pg_restore: connecting to database for restore\n"
+    "pg_restore: processing item 3364 ENCODING ENCODING\n"
+    "pg_restore: processing item 3365 STDSTRINGS STDSTRINGS\n"
+    "pg_restore: processing item 3366 SEARCHPATH SEARCHPATH\n"
+    "pg_restore: processing item 3367 DATABASE postgres\n"
+    "pg_restore: processing item 3368 COMMENT DATABASE postgres\n"
+    "pg_restore: processing item 6 SCHEMA s\n"
+    "pg_restore: creating SCHEMA \"s\"\n"
+    "pg_restore: processing item 215 TABLE a\n"
+    "pg_restore: creating TABLE \"public.a\"\n"
+    "pg_restore: processing item 216 TABLE b\n"
+    "pg_restore: creating TABLE \"public.b\"\n"
+    "pg_restore: while PROCESSING TOC:\n"
+    "pg_restore: from TOC entry 216; 1259 16391 TABLE b postgres\n"
+    "pg_restore: error: could not execute query: ERROR:  relation \"b\" already exists\n"
+    "Command was: CREATE TABLE public.b (\n"
+    "    i integer\n"
+    ");\n"
+    "\n"
+    "\n"
+    "pg_restore: processing item 218 TABLE p\n"
+    "pg_restore: creating TABLE \"public.p\"\n"
+    "pg_restore: processing item 219 TABLE p1\n"
+    "pg_restore: creating TABLE \"public.p1\"\n"
+    "pg_restore: processing item 217 TABLE a\n"
+    "pg_restore: creating TABLE \"s.a\"\n"
+    "pg_restore: processing item 3213 TABLE ATTACH p1\n"
+    "pg_restore: creating TABLE ATTACH \"public.p1\"\n"
+    "pg_restore: entering main parallel loop\n"
+    "pg_restore: launching item 3358 TABLE DATA a\n"
+    "pg_restore: launching item 3359 TABLE DATA b\n"
+    "pg_restore: processing data for table \"public.b\"\n"
+    "pg_restore: processing data for table \"public.a\"\n"
+    "pg_restore: finished item 3359 TABLE DATA b\n"
+    "pg_restore: launching item 3360 TABLE DATA a\n"
+    "pg_restore: processing data for table \"s.a\"\n"
+    "pg_restore: finished item 3360 TABLE DATA a\n"
+    "pg_restore: launching item 3361 TABLE DATA p1\n"
+    "pg_restore: processing data for table \"public.p1\"\n"
+    "pg_restore: finished item 3361 TABLE DATA p1\n"
+    "pg_restore: finished item 3358 TABLE DATA a\n"
+    "pg_restore: launching item 3215 CONSTRAINT a a_pkey\n"
+    "pg_restore: creating CONSTRAINT \"public.a a_pkey\"\n"
+    "pg_restore: finished item 3215 CONSTRAINT a a_pkey\n"
+    "pg_restore: finished main parallel loop\n"
+    "pg_restore: warning: errors ignored on restore: 1\n";
+
+TEST(restore_errors, verbose_progress_names_each_table_loaded_and_leaves_the_errors_as_they_were) {
+  std::vector<int> finished;
+  tool_error_reader errors;
+  detail::verbose_progress progress(errors, [&](int dump_id) { finished.push_back(dump_id); });
+  const std::string text = verbose_parallel_stderr;
+  for (std::size_t at = 0; at < text.size(); at += 7) progress.feed(std::string_view(text).substr(at, 7));
+  auto tail = progress.tail();
+  EXPECT_EQ(finished, (std::vector<int>{3359, 3360, 3361, 3358})) << "TABLE DATA entries only, not the constraint";
+  for (const char* progress_line : {"processing item", "launching item", "finished item", "creating TABLE", "connecting to"})
+    EXPECT_EQ(tail.find(progress_line), std::string::npos) << progress_line << " in the tail:\n" << tail;
+  EXPECT_NE(tail.find("pg_restore: from TOC entry 216; 1259 16391 TABLE b postgres"), std::string::npos) << tail;
+  auto read = errors.finish();
+  ASSERT_EQ(read.size(), 1U);
+  EXPECT_EQ(read[0].message, "relation \"b\" already exists");
+  EXPECT_EQ(read[0].statement.rfind("CREATE TABLE public.b (", 0), 0U) << read[0].statement;
+  EXPECT_EQ(errors.ignored_by_pg_restore(), 1U);
+  auto from_tail = read_errors(tail);
+  ASSERT_EQ(from_tail.size(), 1U) << "the tail reads as stderr without --verbose would";
+  EXPECT_EQ(from_tail[0].statement, read[0].statement);
 }

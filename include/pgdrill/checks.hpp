@@ -20,6 +20,7 @@
 #include <pqxx/pqxx>
 
 #include <pgdrill/checksum.hpp>
+#include <pgdrill/checksums_during_restore.hpp>
 #include <pgdrill/assertions.hpp>
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/detail/text.hpp>
@@ -58,6 +59,8 @@ struct check_context {
   /// What loading a JSON snapshot found (its manifest and each table's rows in the file); null
   /// for other backups.
   const snapshot_load* snapshot = nullptr;
+  /// Checksums taken while the restore went on, by index into the planned checks; null when none.
+  const std::map<std::size_t, checksum_outcome>* checksummed_during_restore = nullptr;
 };
 
 namespace detail {
@@ -736,19 +739,65 @@ inline step_result run_check(pqxx::connection& connection, const planned_check& 
 /// Progress of the checksums: tables done, tables to do, seconds since they began.
 using checksum_progress = std::function<void(std::size_t done, std::size_t total, double seconds)>;
 
-/// Run every checksum check among `planned` over parallel connections; results by index into
-/// `planned` (other kinds are absent). `progress` hears about every second while they run.
+namespace detail {
+
+// A checksum check's result from the checksum taken for it.
+inline step_result checksum_step(const planned_check& planned_one, const checksum_outcome& taken) {
+  const auto& check = std::get<checksum_assertion>(planned_one.check);
+  step_result step;
+  step.name = planned_one.name;
+  step.kind = "checksum";
+  step.seconds = taken.seconds;
+  step.expected = check.equals;
+  if (!taken.failure.empty()) {
+    bool missing = taken.failure.find("does not exist") != std::string::npos;
+    step.result = missing ? outcome::failed : outcome::error;
+    step.message = missing ? "table missing from the restored database: " + taken.failure : "could not run: " + taken.failure;
+  } else {
+    const auto& sum = taken.sum;
+    step.table = sum.table;
+    step.rows = sum.rows;
+    step.actual = sum.digest;
+    pass_or_fail(step, sum.digest == check.equals, sum.digest + " over " + std::to_string(sum.rows) + " rows",
+                 sum.table + ": content differs from the expected checksum (" + std::to_string(sum.rows) + " rows, checksum " +
+                     sum.digest + ", expected " + check.equals + ")");
+  }
+  keep_first_line(step);
+  return step;
+}
+
+}  // namespace detail
+
+/// The checksum checks among `planned` that can run (in plan order).
+inline std::vector<planned_checksum> planned_checksums(const std::vector<planned_check>& planned) {
+  std::vector<planned_checksum> found;
+  for (std::size_t index = 0; index < planned.size(); ++index)
+    if (auto check = std::get_if<checksum_assertion>(&planned[index].check); check && planned[index].problem.empty())
+      found.push_back({index, check->table, check->columns});
+  return found;
+}
+
+/// Run every checksum check among `planned` over parallel connections, except those in
+/// `taken_during_restore` (whose sums are judged as they are); results by index into `planned`
+/// (other kinds are absent). `progress` hears about every second while they run.
 inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, const std::vector<planned_check>& planned,
-                                                        int parallel = 0, const checksum_progress& progress = {}) {
+                                                        int parallel = 0, const checksum_progress& progress = {},
+                                                        const std::map<std::size_t, checksum_outcome>& taken_during_restore = {}) {
   std::vector<std::size_t> indexes;
   std::vector<std::string> tables;
   std::vector<std::vector<std::string>> columns;
-  for (std::size_t index = 0; index < planned.size(); ++index)
-    if (auto check = std::get_if<checksum_assertion>(&planned[index].check); check && planned[index].problem.empty()) {
-      indexes.push_back(index);
-      tables.push_back(check->table);
-      columns.push_back(check->columns);
+  std::map<std::size_t, step_result> results;
+  for (const auto& check : planned_checksums(planned)) {
+    if (auto taken = taken_during_restore.find(check.index); taken != taken_during_restore.end()) {
+      auto step = detail::checksum_step(planned[check.index], taken->second);
+      step.detail += (step.detail.empty() ? "" : "\n") + std::string("checksummed during the restore, once the table was loaded");
+      results.emplace(check.index, std::move(step));
+      continue;
     }
+    indexes.push_back(check.index);
+    tables.push_back(check.table);
+    columns.push_back(check.columns);
+  }
   auto started = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(); };
   std::atomic<std::size_t> done{0};
@@ -758,34 +807,10 @@ inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, 
                         std::chrono::seconds(1));
     batch = checksum_tables(target, tables, columns, parallel, "", [&] { ++done; });
   }
-  double seconds = elapsed();
-  std::map<std::size_t, step_result> results;
-  for (std::size_t position = 0; position < indexes.size(); ++position) {
-    const auto& planned_one = planned[indexes[position]];
-    const auto& check = std::get<checksum_assertion>(planned_one.check);
-    step_result step;
-    step.name = planned_one.name;
-    step.kind = "checksum";
-    step.seconds = seconds / static_cast<double>(indexes.size());  // the batch runs in parallel
-    step.expected = check.equals;
-    if (!batch.failures[position].empty()) {
-      bool missing = batch.failures[position].find("does not exist") != std::string::npos;
-      step.result = missing ? outcome::failed : outcome::error;
-      step.message = missing ? "table missing from the restored database: " + batch.failures[position]
-                             : "could not run: " + batch.failures[position];
-    } else {
-      const auto& sum = batch.sums[position];
-      step.table = sum.table;
-      step.rows = sum.rows;
-      step.actual = sum.digest;
-      detail::pass_or_fail(step, sum.digest == check.equals,
-                           sum.digest + " over " + std::to_string(sum.rows) + " rows",
-                           sum.table + ": content differs from the expected checksum (" + std::to_string(sum.rows) +
-                               " rows, checksum " + sum.digest + ", expected " + check.equals + ")");
-    }
-    detail::keep_first_line(step);
-    results.emplace(indexes[position], step);
-  }
+  double seconds_each = elapsed() / static_cast<double>(std::max<std::size_t>(1, indexes.size()));  // the batch runs in parallel
+  for (std::size_t position = 0; position < indexes.size(); ++position)
+    results.emplace(indexes[position], detail::checksum_step(planned[indexes[position]],
+                                                             {batch.sums[position], batch.failures[position], seconds_each}));
   return results;
 }
 
@@ -804,7 +829,9 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
   };
   std::size_t done = 0;
   try {
-    auto checksums = run_checksums(target, planned, 0, progress);
+    auto checksums = run_checksums(target, planned, 0, progress,
+                                   context.checksummed_during_restore ? *context.checksummed_during_restore
+                                                                      : std::map<std::size_t, checksum_outcome>{});
     signals::throw_if_interrupted();  // checksums a signal cancelled, and the checks after them, did not run
     pqxx::connection connection(target.conninfo());
     auto watch = signals::cancel_on_signal([&] {

@@ -50,6 +50,9 @@ struct drill_options {
   restore_progress on_progress;
   /// Called about every second while the checksums run.
   checksum_progress on_checksum_progress;
+  /// Checksum each table as soon as a parallel restore has loaded it, while the rest restores
+  /// (checksums_during_restore.hpp); false: every checksum after the restore.
+  bool checksums_during_restore = true;
 };
 
 /// Everything the stages of one drill share: what they were asked, what they found and what
@@ -76,6 +79,11 @@ struct drill_state {
   std::optional<std::set<std::string>> referenced_roles;  ///< restore: roles the backups' SQL refers to
   std::optional<drift_measures> drift;  ///< after the restore, when a drift check is planned
   std::optional<snapshot_load> snapshot;  ///< restore: what loading a JSON snapshot found
+  /// The checks stage runs right after the restore, on the restored database (run_drill; not the
+  /// GoogleTest harness, whose tests may change it first): checksums may then be taken during it.
+  bool checks_follow_restore = false;
+  /// restore: the checksums taken while it went on, by index into the planned checks
+  std::map<std::size_t, checksum_outcome> checksummed_during_restore;
   std::string stopped_by;               ///< the first stage that failed or could not run
 
   /// Record a check's result (and the rows it counted) and tell the caller's on_step.
@@ -110,6 +118,7 @@ struct drill_state {
     context.referenced_roles = referenced_roles ? &*referenced_roles : nullptr;
     context.drift = drift ? &*drift : nullptr;
     context.snapshot = snapshot ? &*snapshot : nullptr;
+    context.checksummed_during_restore = &checksummed_during_restore;
     if (!located.backups.empty()) context.backup_time = located.backups.front().taken_at();
     if (expected)
       if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
@@ -449,12 +458,38 @@ inline void read_contents_with_restore_tools(drill_state& state) {
   if (read) state.result.backup.toc_entries = state.toc_entries();
 }
 
-/// The backup set restored into the server's restore target.
+// The checksums to take while the restore goes on: none when the drill judges the restore's own
+// duration (recovery time objective, drift of the restore time), so nothing of the drill's
+// competes with the restore it times.
+inline std::vector<planned_checksum> checksums_to_take_during_restore(const drill_state& state) {
+  if (!state.checks_follow_restore || !state.options.checksums_during_restore || state.plan.restore.max_seconds ||
+      state.contents.size() != 1)
+    return {};
+  auto planned = state.planned_checks();
+  for (const auto& check : planned)
+    if (const auto* drift = std::get_if<drift_assertion>(&check.check))
+      if (drift->aspect == drift_aspect::restore_time || drift->aspect == drift_aspect::all) return {};
+  return planned_checksums(planned);
+}
+
+/// The backup set restored into the server's restore target; planned checksums are taken as
+/// the tables load.
 inline outcome restore(drill_state& state, step_result& step) {
   read_contents_with_restore_tools(state);
   state.target = state.target_server->restore_target(state.source_encoding());
+  std::optional<checksums_during_restore> checksums;
+  std::map<int, const toc_entry*> table_data;  // by dump id, as pg_restore names what it finished
+  if (auto planned = checksums_to_take_during_restore(state); !planned.empty()) {
+    checksums.emplace(*state.target, std::move(planned));
+    for (const auto& entry : state.contents.front().toc)
+      if (entry.type == "TABLE DATA") table_data[entry.id] = &entry;
+  }
+  auto on_table_data = [&](int dump_id) {
+    if (auto found = table_data.find(dump_id); found != table_data.end()) checksums->loaded(found->second->schema, found->second->name);
+  };
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
-                              state.options.local.temp_root, state.options.on_progress);
+                              state.options.local.temp_root, state.options.on_progress,
+                              checksums ? table_data_finished(on_table_data) : table_data_finished{});
   auto& facts = state.result.restore;
   facts.tool = restored.tool;
   facts.jobs = restored.jobs;
@@ -471,6 +506,11 @@ inline outcome restore(drill_state& state, step_result& step) {
   state.referenced_roles = restored.referenced_roles;
   state.snapshot = std::move(restored.snapshot);
   facts.seconds = restored.seconds;
+  if (checksums) {
+    state.checksummed_during_restore = checksums->finish();
+    step.detail += (step.detail.empty() ? "" : "\n") + std::to_string(state.checksummed_during_restore.size()) +
+                   " table checksum(s) taken while the restore went on";
+  }
   return outcome::passed;
 }
 
@@ -614,6 +654,7 @@ inline backup_schema schema_of_backup(const scenario& plan, const drill_options&
 /// (see drill_result::verdict). The server is gone when this returns, whatever happened.
 inline drill_result run_drill(const scenario& plan, const drill_options& options = {}) {
   drill_state state(plan, options);
+  state.checks_follow_restore = true;
   run_restore_stages(state);
   run_check_stage(state, "checks", stages::checks);
   stages::teardown(state);

@@ -6,6 +6,7 @@
 #include <pgdrill/binaries.hpp>
 #include <pgdrill/checks.hpp>
 #include <pgdrill/checksum.hpp>
+#include <pgdrill/checksums_during_restore.hpp>
 #include <pgdrill/clones.hpp>
 #include <pgdrill/container.hpp>
 #include <pgdrill/drill.hpp>

@@ -35,6 +35,10 @@
 
 namespace pgdrill {
 
+/// Called with the dump id of each TABLE DATA entry `pg_restore -j` reports finished (its COPY
+/// committed) while the restore goes on, from the thread that reads the tool's stderr.
+using table_data_finished = std::function<void(int dump_id)>;
+
 /// What a restore did.
 struct restore_result {
   bool ok = false;
@@ -324,6 +328,45 @@ class restricted_script {
   bool at_line_start_ = true, in_meta_line_ = false, ended_ = false;
 };
 
+// pg_restore --verbose's progress lines: read for the TABLE DATA entries it finishes, and kept out
+// of the error reader and of the stderr tail, so a failure's detail shows its errors, not progress.
+// Every other line goes on to both as it would without --verbose.
+class verbose_progress {
+ public:
+  verbose_progress(tool_error_reader& errors, table_data_finished on_finished)
+      : errors_(errors), on_finished_(std::move(on_finished)) {}
+
+  void feed(std::string_view chunk) {
+    partial_.append(chunk);
+    for (std::size_t newline; (newline = partial_.find('\n')) != std::string::npos;) {
+      read_line(partial_.substr(0, newline + 1));
+      partial_.erase(0, newline + 1);
+    }
+  }
+  /// The tail of stderr without the progress lines; call once the tool is done, before the
+  /// error reader finishes.
+  std::string tail() {
+    if (!partial_.empty()) read_line(std::exchange(partial_, {}));
+    return tail_;
+  }
+
+ private:
+  void read_line(const std::string& line) {
+    static const std::regex finished(R"(^pg_restore: finished item (\d+) TABLE DATA [^\n]*\n?$)");
+    static const std::regex progress(
+        R"(^pg_restore: (?:connecting to database for restore|processing item |processing data for table |launching item |finished item |creating |executing |entering |finished main parallel loop|processing missed item |implied data-only restore))");
+    std::smatch match;
+    if (std::regex_match(line, match, finished)) notify(on_finished_, std::atoi(match[1].str().c_str()));
+    if (std::regex_search(line, progress)) return;
+    errors_.feed(line);
+    append_bounded(tail_, line, run_options{}.stderr_tail, true);
+  }
+
+  tool_error_reader& errors_;
+  table_data_finished on_finished_;
+  std::string partial_, tail_;
+};
+
 // What is left of the restore's time limit after any decompression (at least 1 ms: 0 means none).
 inline std::chrono::milliseconds remaining(std::chrono::seconds limit, std::chrono::steady_clock::time_point started) {
   if (limit.count() == 0) return std::chrono::milliseconds(0);
@@ -371,10 +414,12 @@ inline void judge_run(restore_result& result, const run_result& finished, tool_e
 /// only a compressed custom archive restored with -j (which needs a seekable file) is
 /// decompressed into `scratch` first. Plain SQL without its closing line was cut short, and runs
 /// restricted (restricted_script): its \connect lines only on the drill's `own_server`. Throws
-/// could_not_verify when the tool cannot run at all.
+/// could_not_verify when the tool cannot run at all. With `on_table_data`, a parallel pg_restore
+/// runs with --verbose and names each TABLE DATA entry it has committed, as it goes.
 inline restore_result restore_backup(const backup_info& backup, const endpoint& target, const pg_binaries& tools,
                                      const restore_spec& spec, const std::filesystem::path& scratch,
-                                     const restore_progress& progress = {}, bool own_server = true) {
+                                     const restore_progress& progress = {}, bool own_server = true,
+                                     const table_data_finished& on_table_data = {}) {
   restore_result result;
   const auto& format = traits_of(backup.format);
   if (!*format.restore_tool) throw could_not_verify("cannot restore " + backup.path.string() + ": format " + format.name);
@@ -395,17 +440,23 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     return damaged(failure, "not started: the compressed archive is damaged");
   }
   result.jobs = input.jobs;
-  auto cmd = tools.as_client(detail::restore_command(tools, format, target, spec, input));
+  auto restore_cmd = detail::restore_command(tools, format, target, spec, input);
+  tool_error_reader errors;
+  std::optional<detail::verbose_progress> verbose;
+  if (on_table_data && !plain && input.jobs > 1) {
+    restore_cmd.args.insert(restore_cmd.args.begin(), "--verbose");
+    verbose.emplace(errors, on_table_data);
+  }
+  auto cmd = tools.as_client(std::move(restore_cmd));
   if (cmd.reads_any_file)
     result.adjustments.push_back(result.tool + " ran as " + cmd.user->name + " keeping only the right to read any file: " +
                                  cmd.user->name + " cannot read the backup or the connection's files");
   result.command_line = tools.runnable(cmd).display() + (input.via_stdin ? " < " + backup.path.filename().string() : "");
 
-  tool_error_reader errors;
   run_options options;
   options.timeout = detail::remaining(spec.timeout, started);
   options.stdout_sink = [](std::string_view) {};  // psql echoes query results of the script
-  options.stderr_sink = [&](std::string_view chunk) { errors.feed(chunk); };
+  options.stderr_sink = [&](std::string_view chunk) { verbose ? verbose->feed(chunk) : errors.feed(chunk); };
   std::optional<backup_reader> reader;
   detail::stream_ends ends;
   role_reference_scanner roles;
@@ -437,10 +488,10 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   } catch (const corrupt_backup& failure) {
     return damaged(failure, "stopped: the compressed backup is damaged");
   }
+  result.stderr_tail = verbose ? verbose->tail() : finished.err_tail;
   detail::judge_run(result, finished, errors, !spec.single_transaction, !own_server, plain ? &ends : nullptr);
   result.seconds = seconds();
   result.outcome = finished.describe();
-  result.stderr_tail = finished.err_tail;
   if (result.ok) {
     if (!plain) detail::read_archive(backup, tools, {"--schema-only", "--file", "-"}, [&](std::string_view sql) { roles.feed(sql.data(), sql.size()); });
     roles.finish();
@@ -627,10 +678,15 @@ inline std::string database_to_check(const std::vector<std::string>& before, con
 /// restore each backup in order with `tools`, then run `sql_after`. Stops at the first file that
 /// fails; throws could_not_verify when a tool cannot run at all, and for a backup that creates
 /// databases of its own (pg_dump --create, pg_dumpall) on a shared server, which it would alter.
-/// Scratch files live under `temp_root` and are gone when it returns.
+/// Scratch files live under `temp_root` and are gone when it returns. `on_table_data` hears of
+/// each table a parallel pg_restore has loaded, but only where nothing after it can change the
+/// table's rows: a set of one archive and no `sql_before` (whose triggers could fire on loads of
+/// other tables) or `sql_after`.
 inline restore_set_result restore_set(server& target_server, const endpoint& target, const pg_binaries& tools,
                                       const std::vector<backup_info>& backups, const restore_spec& spec,
-                                      const std::filesystem::path& temp_root, const restore_progress& progress = {}) {
+                                      const std::filesystem::path& temp_root, const restore_progress& progress = {},
+                                      const table_data_finished& on_table_data = {}) {
+  const bool loads_are_final = backups.size() == 1 && spec.sql_before.empty() && spec.sql_after.empty();
   restore_set_result result;
   auto started = std::chrono::steady_clock::now();
   const auto creates = detail::what_the_scripts_create(backups);
@@ -648,7 +704,8 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
   for (const auto& backup : backups) {
     auto restored = backup.format == backup_format::json_snapshot
                         ? restore_snapshot(backup, target, tools, spec, scratch.path(), progress, result.snapshot)
-                        : restore_backup(backup, target, tools, spec, scratch.path(), progress, !target_server.shared());
+                        : restore_backup(backup, target, tools, spec, scratch.path(), progress, !target_server.shared(),
+                                         loads_are_final ? on_table_data : table_data_finished{});
     result.tool = restored.tool;
     result.jobs = restored.jobs;
     result.message = restored.summary();

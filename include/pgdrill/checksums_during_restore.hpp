@@ -1,0 +1,163 @@
+// Checksums taken while the restore goes on: a table's checksum starts as soon as pg_restore -j
+// has committed its data, on a connection of its own, instead of once the whole restore is over.
+// The sum is the one the checks after the restore would take (same definition, checksum.hpp),
+// taken only of tables whose rows nothing later in the restore can change.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <pgdrill/checksum.hpp>
+#include <pgdrill/detail/sql.hpp>
+#include <pgdrill/process.hpp>
+#include <pgdrill/provider.hpp>
+
+namespace pgdrill {
+
+/// One planned checksum: its index among the drill's checks, the table and the columns.
+struct planned_checksum {
+  std::size_t index = 0;
+  std::string table;
+  std::vector<std::string> columns;
+};
+
+/// A checksum taken: the sum, or why the table could not be read, and how long it took.
+struct checksum_outcome {
+  table_checksum sum;
+  std::string failure;
+  double seconds = 0;
+};
+
+/// One worker that checksums each planned table once the restore has loaded it. Tables that are
+/// not ordinary tables of their own (partitions, which rows routed through a parent may still
+/// reach; partitioned parents, whose rows are their partitions'), tables still queued when the
+/// restore ends and tables it could not read are left to the checks after the restore.
+class checksums_during_restore {
+ public:
+  checksums_during_restore(endpoint target, std::vector<planned_checksum> planned)
+      : target_(std::move(target)), planned_(std::move(planned)), worker_([this] { work(); }) {}
+
+  checksums_during_restore(const checksums_during_restore&) = delete;
+  checksums_during_restore& operator=(const checksums_during_restore&) = delete;
+
+  /// The restore failed or stopped: the table being read is cancelled and nothing is kept.
+  ~checksums_during_restore() {
+    stop();
+    cancel_running();
+    if (worker_.joinable()) worker_.join();
+  }
+
+  /// The restore committed the rows of `schema`.`name` (names as the archive's table of contents
+  /// has them). Safe from any thread.
+  void loaded(const std::string& schema, const std::string& name) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopping_) return;
+    queue_.emplace_back(schema, name);
+    wake_.notify_one();
+  }
+
+  /// The restore is over: the table being read is finished, the queued ones are left to the
+  /// checks after the restore. The sums taken, by check index.
+  std::map<std::size_t, checksum_outcome> finish() {
+    stop();
+    if (worker_.joinable()) worker_.join();
+    return std::move(done_);
+  }
+
+ private:
+  void stop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    queue_.clear();
+    wake_.notify_one();
+  }
+
+  void cancel_running() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (connection_) connection_->cancel();
+  }
+
+  void work() {
+    auto watch = signals::cancel_on_signal([this] { cancel_running(); });
+    for (std::pair<std::string, std::string> table; next(table);) {
+      try {
+        checksum_loaded(table.first, table.second);
+      } catch (const std::exception&) {  // not kept: the checks after the restore read it again and judge
+        std::lock_guard<std::mutex> lock(mutex_);
+        connection_.reset();
+      }
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    connection_.reset();
+  }
+
+  bool next(std::pair<std::string, std::string>& table) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (stopping_) return false;
+    table = std::move(queue_.front());
+    queue_.pop_front();
+    return true;
+  }
+
+  void checksum_loaded(const std::string& schema, const std::string& name) {
+    signals::throw_if_interrupted();
+    if (!connection_) {
+      auto opened = std::make_unique<checksum_connection>(target_);
+      std::lock_guard<std::mutex> lock(mutex_);
+      connection_ = std::move(opened);
+    }
+    if (oids_.empty()) oids_ = planned_oids();
+    auto loaded = connection_->execute(
+        "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = " +
+        detail::quote_literal(schema) + " AND c.relname = " + detail::quote_literal(name) +
+        " AND c.relkind = 'r' AND NOT c.relispartition");
+    if (PQntuples(loaded.get()) != 1) return;
+    const std::string oid = PQgetvalue(loaded.get(), 0, 0);
+    for (std::size_t position = 0; position < planned_.size(); ++position) {
+      if (oids_[position] != oid) continue;
+      auto started = std::chrono::steady_clock::now();
+      checksum_outcome outcome;
+      outcome.sum = connection_->checksum(planned_[position].table, planned_[position].columns);
+      outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_[planned_[position].index] = std::move(outcome);
+    }
+  }
+
+  // The planned tables' OIDs, resolved once the restore has created its tables ("" for a table
+  // it did not create).
+  std::vector<std::string> planned_oids() {
+    std::vector<std::string> oids;
+    for (const auto& check : planned_) {
+      auto found = connection_->execute("SELECT pg_catalog.to_regclass(" + detail::quote_literal(detail::quoted_table(check.table)) +
+                                        ")::oid");
+      oids.push_back(PQgetisnull(found.get(), 0, 0) ? "" : PQgetvalue(found.get(), 0, 0));
+    }
+    return oids;
+  }
+
+  endpoint target_;
+  std::vector<planned_checksum> planned_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::pair<std::string, std::string>> queue_;
+  bool stopping_ = false;
+  std::unique_ptr<checksum_connection> connection_;  ///< replaced under the mutex: cancel_running reads it
+  std::vector<std::string> oids_;
+  std::map<std::size_t, checksum_outcome> done_;
+  std::thread worker_;  ///< last: starts once every member above is ready
+};
+
+}  // namespace pgdrill
