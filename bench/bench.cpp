@@ -130,16 +130,24 @@ void restore_benchmark(benchmark::State& state, std::string format, int jobs, bo
 
 // --- provisioning ----------------------------------------------------------------------------
 
-void provision_local(benchmark::State& state, bool cached) {
-  scratch_dir cache;
+// From initdb, from the cache with a spare copy of it made ahead (the spare the last server made
+// while it ran), or from the cache copied at the start (every spare removed first).
+void provision_local(benchmark::State& state, bool cached, bool spare) {
+  scratch_dir cache, root;
   local_options options;
   options.cache_dir = cache.path() / "cache";
+  options.temp_root = root.path();
+  if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
   options.use_cache = cached;
   if (cached) local_server::start(options);  // fill the cache outside the timing
   for (auto _ : state) {
+    if (!spare)
+      for (const auto& entry : std::filesystem::directory_iterator(root.path()))
+        if (entry.path().filename().string().rfind(".pgdrill-spare-", 0) == 0) std::filesystem::remove_all(entry.path());
     auto start = clock_type::now();
     auto server = local_server::start(options);  // returns when a real connection succeeded
     state.SetIterationTime(seconds_since(start));
+    if (cached && server->started_from_spare() != spare) throw std::runtime_error("the start did not take the path measured");
   }
 }
 
@@ -296,7 +304,9 @@ void floor_benchmark(benchmark::State& state) {
 // integrity preset (amcheck, NOT VALID constraints, a read of every row); the overhead counter is
 // everything but the restore (restore/pg_restore_j2/tuned is the bare restore), checks_seconds
 // what the checks besides the row counts took, and checks_per_restore that against the restore.
-void drill_benchmark(benchmark::State& state, std::string extra_checks) {
+// `during_restore` false takes every checksum after the restore, as pgdrill did before
+// checksums_during_restore.hpp.
+void drill_benchmark(benchmark::State& state, std::string extra_checks, bool during_restore) {
   auto& data = source();
   scratch_dir out;
   dump_options options;
@@ -314,9 +324,11 @@ void drill_benchmark(benchmark::State& state, std::string extra_checks) {
   plan.assertions = {counts};
   if (extra_checks == "checksums") plan.assertions.push_back(sums);
   if (extra_checks == "thorough") plan.assertions.push_back(thorough_assertion{});
+  drill_options drill;
+  drill.checksums_during_restore = during_restore;
   for (auto _ : state) {
     auto start = clock_type::now();
-    auto result = run_drill(plan);
+    auto result = run_drill(plan, drill);
     state.SetIterationTime(seconds_since(start));
     if (result.verdict() != exit_code::passed) throw std::runtime_error("the benchmark drill did not pass");
     double restore = result.restore.seconds.value_or(0);
@@ -362,8 +374,9 @@ int main(int argc, char** argv) {
     add("restore/pg_restore_j1" + settings, restore_benchmark, std::string("custom"), 1, false, tuned);
     add("restore/pg_restore_j2" + settings, restore_benchmark, std::string("custom"), 2, false, tuned);
   }
-  add("provision/local_initdb", provision_local, false);
-  add("provision/local_cached", provision_local, true);
+  add("provision/local_initdb", provision_local, false, false);
+  add("provision/local_cached", provision_local, true, true);
+  add("provision/local_cached_copied_at_start", provision_local, true, false);
   add("provision/clone_from_pool_700k_rows", clone_benchmark, std::size_t{2}, clone_strategy::automatic, 700000);
   for (int rows : {70000, 700000}) {
     std::string size = rows == 70000 ? "_70k_rows" : "_700k_rows";
@@ -379,9 +392,10 @@ int main(int argc, char** argv) {
   for (const char* method : {"pgdrill_checksum", "pgdrill_checksum_parallel", "raw_copy_out", "md5_sum_in_sql", "count"})
     add(std::string("verify/") + method, verify_benchmark, std::string(method));
   add("floor/copy_indexes_and_keys", floor_benchmark);
-  add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"));
-  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, std::string("checksums"));
-  add("drill/row_counts_and_thorough_custom_j2", drill_benchmark, std::string("thorough"));
+  add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"), true);
+  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, std::string("checksums"), true);
+  add("drill/row_counts_and_checksums_after_restore_custom_j2", drill_benchmark, std::string("checksums"), false);
+  add("drill/row_counts_and_thorough_custom_j2", drill_benchmark, std::string("thorough"), true);
 
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("pgdrill_bench_scale", std::to_string(scale()));

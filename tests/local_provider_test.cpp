@@ -112,6 +112,65 @@ TEST(local_provider, second_start_copies_the_cached_data_dir) {
   EXPECT_FALSE(uncached->started_from_cache());
 }
 
+namespace {
+
+// The spare data directories in a temp root.
+std::vector<std::filesystem::path> spares_in(const std::filesystem::path& root) {
+  std::vector<std::filesystem::path> found;
+  for (const auto& entry : std::filesystem::directory_iterator(root))
+    if (entry.path().filename().string().rfind(".pgdrill-spare-", 0) == 0) found.push_back(entry.path());
+  return found;
+}
+
+}  // namespace
+
+// A server leaves a spare copy of the cache behind; the next cached start renames it into place
+// (and makes the next one), and works as a copy made on the spot does.
+TEST(local_provider, a_cached_start_takes_the_spare_copy_an_earlier_server_made) {
+  scratch_dir cache, root;
+  local_options options;
+  options.cache_dir = cache.path() / "cache";
+  options.temp_root = root.path();
+  if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+  testkit::start_server(options);  // fills the cache; stopping it waits for the spare
+  auto spares = spares_in(root.path());
+  ASSERT_EQ(spares.size(), 1U);
+  struct stat info{};
+  ASSERT_EQ(::stat(spares.front().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 07777, 0700U);
+  auto server = testkit::start_server(options);
+  EXPECT_TRUE(server->started_from_spare());
+  EXPECT_NE(server->describe().find("copied ahead"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(spares.front())) << "taken, not copied";
+  EXPECT_EQ(psql(*server, "CREATE TABLE t AS SELECT 1 AS one; SELECT one FROM t"), "1\n");
+  server->stop();
+  ASSERT_EQ(spares_in(root.path()).size(), 1U) << "one spare made ahead for the next start, never more";
+  EXPECT_NE(spares_in(root.path()).front(), spares.front());
+}
+
+// A spare is taken only when it is a private directory of the server's account: another account
+// may have put one there (a shared /tmp). A staging copy whose maker is gone is swept.
+TEST(local_provider, a_spare_that_is_not_private_is_left_alone_and_dead_staging_swept) {
+  scratch_dir cache, root;
+  local_options options;
+  options.cache_dir = cache.path() / "cache";
+  options.temp_root = root.path();
+  if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+  testkit::start_server(options);
+  auto spare = spares_in(root.path()).at(0);
+  std::filesystem::permissions(spare, std::filesystem::perms::group_read | std::filesystem::perms::group_exec,
+                               std::filesystem::perm_options::add);
+  auto dead = root.path() / ".pgdrill-spare-staging-999999999-1-abc";  // no such process
+  testkit::write_file(dead / "PG_VERSION", "15\n");
+  auto server = testkit::start_server(options);
+  EXPECT_TRUE(server->started_from_cache());
+  EXPECT_FALSE(server->started_from_spare());
+  EXPECT_TRUE(std::filesystem::exists(spare));
+  server->stop();
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_EQ(spares_in(root.path()).size(), 2U) << "the one it would not take does not stop it making a good one";
+}
+
 // A drill killed while copying a fresh data dir into the cache left its `.staging-*` copy there
 // for good; the next start removes those whose owner is gone, and only those.
 TEST(local_provider, a_killed_drills_half_copied_cache_entry_is_removed_by_the_next_start) {

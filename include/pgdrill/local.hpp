@@ -2,6 +2,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include <memory>
 #include <optional>  // optional minimum major, optional account
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -81,6 +83,73 @@ inline void chown_tree(const std::filesystem::path& root, const user_identity& u
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) give(entry.path());
 }
 
+// Remove what killed runs left half copied: entries of `directory` named `<prefix><owner>-<random>`
+// whose owner is gone.
+inline void remove_dead_staging(const std::filesystem::path& directory, const std::string& prefix) {
+  std::error_code ignored;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, ignored)) {
+    std::string name = entry.path().filename().string();
+    if (name.compare(0, prefix.size(), prefix) != 0 || name.rfind('-') <= prefix.size()) continue;
+    if (!owner_alive(name.substr(prefix.size(), name.rfind('-') - prefix.size()))) std::filesystem::remove_all(entry.path(), ignored);
+  }
+}
+
+// Spare copies of a cached data directory, made ahead in the temp root while a server runs: the
+// next cached start renames one into place (one filesystem) instead of creating its ~1,000 files
+// while the user waits. Named `.pgdrill-spare-<cache entry>-<random>` (hidden: no run's scratch
+// directory), copied under a staging name first, so a spare is whole or absent and a copy a killed
+// run left is swept. A spare is taken only when it is a 0700 directory of the server's account.
+class spare_data_dirs {
+ public:
+  spare_data_dirs(std::filesystem::path temp_root, const std::string& cache_entry, std::optional<user_identity> account)
+      : temp_root_(std::move(temp_root)), prefix_(".pgdrill-spare-" + cache_entry + "-"), account_(std::move(account)) {}
+
+  /// Rename a spare to `data`; false when there is none to take.
+  bool take(const std::filesystem::path& data) const {
+    for (const auto& spare : usable())
+      if (::rename(spare.c_str(), data.c_str()) == 0) return true;  // else another run took it first
+    return false;
+  }
+
+  /// Copy `cached` into a new spare unless one is there. A spare that cannot be made only costs speed.
+  void make(const std::filesystem::path& cached) const {
+    remove_dead_staging(temp_root_, staging_prefix);
+    if (!usable().empty()) return;
+    auto staging = temp_root_ / (staging_prefix + owner_tag() + "-" + random_suffix());
+    std::error_code failure;
+    std::filesystem::copy(cached, staging, std::filesystem::copy_options::recursive, failure);
+    if (!failure) std::filesystem::permissions(staging, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace, failure);
+    try {
+      if (!failure && account_) chown_tree(staging, *account_);
+    } catch (const provisioning_error&) {
+      failure = std::make_error_code(std::errc::operation_not_permitted);
+    }
+    if (!failure) std::filesystem::rename(staging, temp_root_ / (prefix_ + random_suffix()), failure);
+    if (failure) std::filesystem::remove_all(staging, failure);
+  }
+
+  static constexpr const char* staging_prefix = ".pgdrill-spare-staging-";
+
+ private:
+  // The spares of this cache entry that are private directories of the server's account.
+  std::vector<std::filesystem::path> usable() const {
+    const uid_t owner = account_ ? account_->uid : ::geteuid();
+    std::vector<std::filesystem::path> found;
+    std::error_code ignored;
+    for (const auto& entry : std::filesystem::directory_iterator(temp_root_, ignored)) {
+      struct stat info{};
+      if (entry.path().filename().string().compare(0, prefix_.size(), prefix_) == 0 && ::lstat(entry.path().c_str(), &info) == 0 &&
+          S_ISDIR(info.st_mode) && info.st_uid == owner && (info.st_mode & 07777) == 0700)
+        found.push_back(entry.path());
+    }
+    return found;
+  }
+
+  std::filesystem::path temp_root_;
+  std::string prefix_;
+  std::optional<user_identity> account_;
+};
+
 inline std::string read_tail(const std::filesystem::path& file, std::size_t bytes) {
   std::ifstream in(file, std::ios::binary | std::ios::ate);
   if (!in) return {};
@@ -114,13 +183,15 @@ class local_server final : public server {
     for (const auto& arg : initdb_args) key_text += arg + " ";
     auto cached = options.cache_dir / ("initdb-" + std::to_string(binaries.major) + "-" + detail::stable_hash(key_text));
 
-    if (options.use_cache) remove_dead_staging(options.cache_dir);
+    if (options.use_cache) detail::remove_dead_staging(options.cache_dir, ".staging-");
     bool from_cache = options.use_cache && std::filesystem::exists(cached / "PG_VERSION");
-    if (from_cache) {
+    detail::spare_data_dirs spares(options.temp_root, cached.filename().string(), account);
+    const bool from_spare = from_cache && spares.take(data);
+    if (from_cache && !from_spare) {
       std::filesystem::copy(cached, data, std::filesystem::copy_options::recursive);
       std::filesystem::permissions(data, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
       if (account) detail::chown_tree(data, *account);
-    } else {
+    } else if (!from_cache) {
       command initdb(binaries.tool("initdb"), {"-D", data.string()});
       initdb.args.insert(initdb.args.end(), initdb_args.begin(), initdb_args.end());
       initdb.in_dir(dir.path()).as_user(account);
@@ -146,8 +217,10 @@ class local_server final : public server {
           return (status ? "postgres " + status->describe() + "; " : std::string()) + "server log (" + log.string() +
                  "):\n" + detail::read_tail(log, 4096);
         });
-    return std::unique_ptr<local_server>(
-        new local_server(std::move(binaries), std::move(dir), std::move(process), std::move(admin), from_cache));
+    std::unique_ptr<local_server> server(
+        new local_server(std::move(binaries), std::move(dir), std::move(process), std::move(admin), from_cache, from_spare));
+    if (options.use_cache) server->spare_maker_ = std::thread([spares, cached] { spares.make(cached); });
+    return server;
   }
 
   local_server(const local_server&) = delete;
@@ -157,6 +230,7 @@ class local_server final : public server {
       stop();
     } catch (...) {  // the destructor must not throw; stop() already did all it could
     }
+    if (spare_maker_.joinable()) spare_maker_.join();
   }
 
   const endpoint& admin() const override { return admin_; }
@@ -165,7 +239,7 @@ class local_server final : public server {
   std::string provider() const override { return "local"; }
   std::string describe() const override {
     return "local PostgreSQL " + binaries_.version + " in " + directory().string() +
-           (from_cache_ ? " (data dir from cache)" : " (fresh initdb)");
+           (from_spare_ ? " (data dir from cache, copied ahead)" : from_cache_ ? " (data dir from cache)" : " (fresh initdb)");
   }
 
   const pg_binaries& binaries() const noexcept { return binaries_; }
@@ -174,6 +248,9 @@ class local_server final : public server {
   const std::filesystem::path& directory() const noexcept { return directory_; }
   pid_t pid() const noexcept { return process_.pid(); }
   bool started_from_cache() const noexcept { return from_cache_; }
+  /// Its data directory was a spare copy of the cache made ahead by an earlier server (renamed
+  /// into place, not copied while this one started).
+  bool started_from_spare() const noexcept { return from_spare_; }
   /// The last bytes of the server's log.
   std::string log_tail(std::size_t bytes = 4096) const { return detail::read_tail(directory_ / "server.log", bytes); }
 
@@ -190,6 +267,7 @@ class local_server final : public server {
       }
     }
     process_.kill_and_reap();
+    if (spare_maker_.joinable()) spare_maker_.join();
     dir_.remove();
     std::error_code ignored;
     if (std::filesystem::exists(directory_, ignored)) trouble += "could not remove " + directory_.string();
@@ -197,13 +275,14 @@ class local_server final : public server {
   }
 
  private:
-  local_server(pg_binaries binaries, scratch_dir dir, child process, endpoint admin, bool from_cache)
+  local_server(pg_binaries binaries, scratch_dir dir, child process, endpoint admin, bool from_cache, bool from_spare)
       : binaries_(std::move(binaries)),
         directory_(dir.path()),
         dir_(std::move(dir)),
         process_(std::move(process)),
         admin_(std::move(admin)),
-        from_cache_(from_cache) {}
+        from_cache_(from_cache),
+        from_spare_(from_spare) {}
 
   // Copy to a staging name, then rename: a cache entry is complete or absent, even with drills
   // starting side by side. A cache that cannot be written only costs speed.
@@ -216,23 +295,13 @@ class local_server final : public server {
     if (failure) std::filesystem::remove_all(staging, failure);
   }
 
-  // A copy into the cache that a killed drill left half done (its owner is gone).
-  static void remove_dead_staging(const std::filesystem::path& cache_dir) {
-    const std::string prefix = ".staging-";
-    std::error_code ignored;
-    for (const auto& entry : std::filesystem::directory_iterator(cache_dir, ignored)) {
-      std::string name = entry.path().filename().string();
-      if (name.compare(0, prefix.size(), prefix) != 0 || name.rfind('-') <= prefix.size()) continue;
-      if (!owner_alive(name.substr(prefix.size(), name.rfind('-') - prefix.size()))) std::filesystem::remove_all(entry.path(), ignored);
-    }
-  }
-
   pg_binaries binaries_;
   std::filesystem::path directory_;
   scratch_dir dir_;   // declared before the process: removed only after it is gone
   child process_;
   endpoint admin_;
-  bool from_cache_;
+  bool from_cache_, from_spare_;
+  std::thread spare_maker_;  ///< copies the next start's spare data directory meanwhile
 };
 
 }  // namespace pgdrill
