@@ -104,3 +104,48 @@ TEST(checksum, every_common_type_round_trips_through_dump_and_restore) {
     EXPECT_EQ(digest(*target, "types", "restored"), expected.digest) << format;
   }
 }
+
+namespace {
+
+// A process's nice value, from /proc (field 19 of its stat line).
+int nice_of(pid_t pid) {
+  auto stat = testkit::read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int index = 3; index <= 19 && fields >> field; ++index) {
+  }
+  return std::stoi(field);
+}
+
+}  // namespace
+
+// A checksum taken during a restore on this host yields the CPU to the restore: its server process
+// runs at the lowest priority (seen while it waits on a lock), and the sum is the table's. A table
+// that is not an ordinary one of its own (a partition) or not planned is left to after the restore.
+TEST(checksums_during_restore, its_server_process_yields_the_cpu_and_partitions_wait) {
+  auto server = testkit::start_server();
+  psql(*server, "CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g;"
+                "CREATE TABLE p (k int) PARTITION BY RANGE (k); CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (10);"
+                "INSERT INTO p VALUES (1); CREATE TABLE unplanned (x int)");
+  pqxx::connection locker(server->admin().conninfo());
+  pqxx::work lock(locker);
+  lock.exec("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE");
+  checksums_during_restore checksums(server->admin(), {{7, "public.t", {}}, {8, "public.p1", {}}}, true);
+  checksums.loaded("public", "p1");
+  checksums.loaded("public", "unplanned");
+  checksums.loaded("public", "t");
+  pqxx::connection watcher(server->admin().conninfo());
+  pid_t backend = 0;
+  for (int attempt = 0; attempt < 400 && backend == 0; ++attempt) {
+    auto waiting = pqxx::nontransaction(watcher).exec("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+    if (!waiting.empty()) backend = waiting[0][0].as<int>();
+    else std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_NE(backend, 0) << "the checksum never waited on the lock";
+  EXPECT_EQ(nice_of(backend), 19);
+  lock.commit();
+  auto taken = checksums.finish();
+  ASSERT_EQ(taken.size(), 1U) << "the partition is left to after the restore";
+  EXPECT_EQ(taken.at(7).sum.rows, 1000);
+  EXPECT_EQ(taken.at(7).sum.digest, digest(*server, "public.t"));
+}

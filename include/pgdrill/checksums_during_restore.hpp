@@ -5,11 +5,16 @@
 #pragma once
 
 #include <libpq-fe.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdlib>
 #include <deque>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,8 +50,11 @@ struct checksum_outcome {
 /// restore ends and tables it could not read are left to the checks after the restore.
 class checksums_during_restore {
  public:
-  checksums_during_restore(endpoint target, std::vector<planned_checksum> planned)
-      : target_(std::move(target)), planned_(std::move(planned)), worker_([this] { work(); }) {}
+  /// `server_here`: the server's processes are this host's (the local provider): the checksum's
+  /// backend and this worker then run at the lowest CPU priority, taking the cores the restore
+  /// leaves idle rather than slowing it.
+  checksums_during_restore(endpoint target, std::vector<planned_checksum> planned, bool server_here = false)
+      : target_(std::move(target)), planned_(std::move(planned)), server_here_(server_here), worker_([this] { work(); }) {}
 
   checksums_during_restore(const checksums_during_restore&) = delete;
   checksums_during_restore& operator=(const checksums_during_restore&) = delete;
@@ -90,6 +98,7 @@ class checksums_during_restore {
 
   void work() {
     auto watch = signals::cancel_on_signal([this] { cancel_running(); });
+    if (server_here_) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), lowest_priority);
     for (std::pair<std::string, std::string> table; next(table);) {
       try {
         checksum_loaded(table.first, table.second);
@@ -115,6 +124,7 @@ class checksums_during_restore {
     signals::throw_if_interrupted();
     if (!connection_) {
       auto opened = std::make_unique<checksum_connection>(target_);
+      if (server_here_) lower_backend_priority(*opened);
       std::lock_guard<std::mutex> lock(mutex_);
       connection_ = std::move(opened);
     }
@@ -136,6 +146,18 @@ class checksums_during_restore {
     }
   }
 
+  // The connection's server process, at the lowest priority (only a postgres process is touched).
+  static void lower_backend_priority(checksum_connection& connection) {
+    auto found = connection.execute("SELECT pg_catalog.pg_backend_pid()");
+    const pid_t backend = static_cast<pid_t>(std::atol(PQgetvalue(found.get(), 0, 0)));
+    std::ifstream command_line("/proc/" + std::to_string(backend) + "/cmdline");
+    std::string program;
+    if (backend > 0 && std::getline(command_line, program, '\0') && program.rfind("postgres", 0) == 0)
+      ::setpriority(PRIO_PROCESS, static_cast<id_t>(backend), lowest_priority);
+  }
+
+  static constexpr int lowest_priority = 19;
+
   // The planned tables' OIDs, resolved once the restore has created its tables ("" for a table
   // it did not create).
   std::vector<std::string> planned_oids() {
@@ -150,6 +172,7 @@ class checksums_during_restore {
 
   endpoint target_;
   std::vector<planned_checksum> planned_;
+  bool server_here_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<std::string, std::string>> queue_;

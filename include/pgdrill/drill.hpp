@@ -480,7 +480,7 @@ inline outcome restore(drill_state& state, step_result& step) {
   std::optional<checksums_during_restore> checksums;
   std::map<int, const toc_entry*> table_data;  // by dump id, as pg_restore names what it finished
   if (auto planned = checksums_to_take_during_restore(state); !planned.empty()) {
-    checksums.emplace(*state.target, std::move(planned));
+    checksums.emplace(*state.target, std::move(planned), state.target_server->provider() == "local");
     for (const auto& entry : state.contents.front().toc)
       if (entry.type == "TABLE DATA") table_data[entry.id] = &entry;
   }
