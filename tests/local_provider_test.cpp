@@ -122,18 +122,26 @@ std::vector<std::filesystem::path> spares_in(const std::filesystem::path& root) 
   return found;
 }
 
+// A cache and a temp root of the test's own, so no other test takes or makes its spares.
+struct own_cache_and_root {
+  scratch_dir cache, root;
+  local_options options;
+  own_cache_and_root() {
+    options.cache_dir = cache.path() / "cache";
+    options.temp_root = root.path();
+    if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+  }
+};
+
 }  // namespace
 
 // A server leaves a spare copy of the cache behind; the next cached start renames it into place
 // (and makes the next one), and works as a copy made on the spot does.
 TEST(local_provider, a_cached_start_takes_the_spare_copy_an_earlier_server_made) {
-  scratch_dir cache, root;
-  local_options options;
-  options.cache_dir = cache.path() / "cache";
-  options.temp_root = root.path();
-  if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+  own_cache_and_root own;
+  auto& options = own.options;
   testkit::start_server(options);  // fills the cache; stopping it waits for the spare
-  auto spares = spares_in(root.path());
+  auto spares = spares_in(own.root.path());
   ASSERT_EQ(spares.size(), 1U);
   struct stat info{};
   ASSERT_EQ(::stat(spares.front().c_str(), &info), 0);
@@ -144,23 +152,20 @@ TEST(local_provider, a_cached_start_takes_the_spare_copy_an_earlier_server_made)
   EXPECT_FALSE(std::filesystem::exists(spares.front())) << "taken, not copied";
   EXPECT_EQ(psql(*server, "CREATE TABLE t AS SELECT 1 AS one; SELECT one FROM t"), "1\n");
   server->stop();
-  ASSERT_EQ(spares_in(root.path()).size(), 1U) << "one spare made ahead for the next start, never more";
-  EXPECT_NE(spares_in(root.path()).front(), spares.front());
+  ASSERT_EQ(spares_in(own.root.path()).size(), 1U) << "one spare made ahead for the next start, never more";
+  EXPECT_NE(spares_in(own.root.path()).front(), spares.front());
 }
 
 // A spare is taken only when it is a private directory of the server's account: another account
 // may have put one there (a shared /tmp). A staging copy whose maker is gone is swept.
 TEST(local_provider, a_spare_that_is_not_private_is_left_alone_and_dead_staging_swept) {
-  scratch_dir cache, root;
-  local_options options;
-  options.cache_dir = cache.path() / "cache";
-  options.temp_root = root.path();
-  if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+  own_cache_and_root own;
+  auto& options = own.options;
   testkit::start_server(options);
-  auto spare = spares_in(root.path()).at(0);
+  auto spare = spares_in(own.root.path()).at(0);
   std::filesystem::permissions(spare, std::filesystem::perms::group_read | std::filesystem::perms::group_exec,
                                std::filesystem::perm_options::add);
-  auto dead = root.path() / ".pgdrill-spare-staging-999999999-1-abc";  // no such process
+  auto dead = own.root.path() / ".pgdrill-spare-staging-999999999-1-abc";  // no such process
   testkit::write_file(dead / "PG_VERSION", "15\n");
   auto server = testkit::start_server(options);
   EXPECT_TRUE(server->started_from_cache());
@@ -168,7 +173,7 @@ TEST(local_provider, a_spare_that_is_not_private_is_left_alone_and_dead_staging_
   EXPECT_TRUE(std::filesystem::exists(spare));
   server->stop();
   EXPECT_FALSE(std::filesystem::exists(dead));
-  EXPECT_EQ(spares_in(root.path()).size(), 2U) << "the one it would not take does not stop it making a good one";
+  EXPECT_EQ(spares_in(own.root.path()).size(), 2U) << "the one it would not take does not stop it making a good one";
 }
 
 // A drill killed while copying a fresh data dir into the cache left its `.staging-*` copy there
