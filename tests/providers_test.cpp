@@ -124,6 +124,42 @@ TEST_F(providers, tools_in_the_container_run_as_postgres) {
   EXPECT_EQ(answer.out, "postgres\n");
 }
 
+// Per-test copies on the oldest major pgdrill supports, whose CREATE DATABASE has no STRATEGY
+// (added in 15) and whose DROP DATABASE has WITH (FORCE) (13): each copy is isolated and dropped.
+TEST_F(providers, per_test_copies_work_on_postgresql_13) {
+  container_options options;
+  options.engine = "podman";
+  options.image_template = test_image;
+  options.major = 13;
+  auto server = container_server::start(options);
+  ASSERT_EQ(server->major_version(), 13);
+  testkit::psql(*server, "CREATE DATABASE shop");
+  testkit::psql(*server, "CREATE TABLE customers AS SELECT generate_series(1, 100) AS id", "shop");
+  auto count = [](const endpoint& database) {
+    pqxx::connection connection(database.conninfo());
+    return pqxx::nontransaction(connection).exec("SELECT count(*) FROM customers")[0][0].as<int>();
+  };
+  std::string dropped;
+  {
+    clone_pool pool(*server, "shop", clone_options{1, clone_strategy::automatic});
+    auto first = pool.acquire();
+    auto second = pool.acquire();
+    {
+      pqxx::connection connection(first.target().conninfo());
+      pqxx::nontransaction(connection).exec("DELETE FROM customers");
+    }
+    EXPECT_EQ(count(first.target()), 0);
+    EXPECT_EQ(count(second.target()), 100) << "a write in one copy is invisible in another";
+    pqxx::connection left_open(second.target().conninfo());  // WITH (FORCE) ends it
+    dropped = second.name();
+    second.drop();
+    first.drop();
+  }
+  EXPECT_EQ(count(server->admin().with_database("shop")), 100) << "and in the template";
+  auto left = testkit::psql(*server, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill_clone_%'");
+  EXPECT_EQ(left, "0\n") << dropped << " and the pool's copies are dropped";
+}
+
 TEST_F(providers, existing_provider_never_drops_what_it_did_not_create) {
   auto borrowed = testkit::start_server();
   testkit::psql(*borrowed, "CREATE DATABASE precious");
