@@ -346,10 +346,15 @@ TEST(restore, root_only_backups_restore_with_tools_of_an_unprivileged_account) {
     EXPECT_EQ(restore->detail.find("keeping only the right to read any file") != std::string::npos, read_by_path)
         << name << "\n" << restore->detail;
   }
-  auto readable = run_drill(plan_for({shared_fixture().file("custom.dump")}, fixture_tables));
+  scratch_dir open_dir;  // 0755 with a 0644 copy: readable to the account, wherever the build tree is
+  std::filesystem::permissions(open_dir.path(), std::filesystem::perms(0755));
+  auto open_copy = open_dir.path() / "custom.dump";
+  std::filesystem::copy(shared_fixture().file("custom.dump"), open_copy);
+  std::filesystem::permissions(open_copy, std::filesystem::perms(0644));
+  auto readable = run_drill(plan_for({open_copy}, fixture_tables));
   EXPECT_EQ(readable.verdict(), exit_code::passed) << testkit::drill_report(readable);
   EXPECT_EQ(find_step(readable, "restore")->detail.find("right to read any file"), std::string::npos)
-      << "the build tree is readable to the account: no right beyond its own";
+      << "a backup the account can read: no right beyond its own";
 }
 
 // The tools a drill runs are the account's processes, not root's: psql's own shell escape (which a

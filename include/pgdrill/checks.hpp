@@ -790,7 +790,7 @@ inline std::map<std::size_t, step_result> run_checksums(const endpoint& target, 
   for (const auto& check : planned_checksums(planned)) {
     if (auto taken = taken_during_restore.find(check.index); taken != taken_during_restore.end()) {
       auto step = detail::checksum_step(planned[check.index], taken->second);
-      step.detail += (step.detail.empty() ? "" : "\n") + std::string("checksummed during the restore, once the table was loaded");
+      step.detail += (step.detail.empty() ? "" : "\n") + std::string("checksummed as soon as the restore had loaded the table");
       results.emplace(check.index, std::move(step));
       continue;
     }

@@ -44,10 +44,11 @@ struct checksum_outcome {
   double seconds = 0;
 };
 
-/// One worker that checksums each planned table once the restore has loaded it. Tables that are
-/// not ordinary tables of their own (partitions, which rows routed through a parent may still
-/// reach; partitioned parents, whose rows are their partitions'), tables still queued when the
-/// restore ends and tables it could not read are left to the checks after the restore.
+/// One worker that checksums each planned table once the restore has loaded it; the tables still
+/// queued when the restore ends are taken before it hands over, so which tables it took does not
+/// depend on timing. Tables that are not ordinary tables of their own (partitions, which rows
+/// routed through a parent may still reach; partitioned parents, whose rows are their
+/// partitions') and tables it could not read are left to the checks after the restore.
 class checksums_during_restore {
  public:
   /// `server_here`: the server's processes are this host's (the local provider): the checksum's
@@ -59,9 +60,15 @@ class checksums_during_restore {
   checksums_during_restore(const checksums_during_restore&) = delete;
   checksums_during_restore& operator=(const checksums_during_restore&) = delete;
 
-  /// The restore failed or stopped: the table being read is cancelled and nothing is kept.
+  /// The restore failed or stopped: the queue is dropped, the table being read is cancelled and
+  /// nothing is kept.
   ~checksums_during_restore() {
-    stop();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      abandoned_ = true;
+      queue_.clear();
+      wake_.notify_one();
+    }
     cancel_running();
     if (worker_.joinable()) worker_.join();
   }
@@ -70,27 +77,23 @@ class checksums_during_restore {
   /// has them). Safe from any thread.
   void loaded(const std::string& schema, const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (stopping_) return;
+    if (closed_ || abandoned_) return;
     queue_.emplace_back(schema, name);
     wake_.notify_one();
   }
 
-  /// The restore is over: the table being read is finished, the queued ones are left to the
-  /// checks after the restore. The sums taken, by check index.
+  /// The restore is over: the tables loaded so far are taken, then the sums, by check index.
   std::map<std::size_t, checksum_outcome> finish() {
-    stop();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      closed_ = true;
+      wake_.notify_one();
+    }
     if (worker_.joinable()) worker_.join();
     return std::move(done_);
   }
 
  private:
-  void stop() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-    queue_.clear();
-    wake_.notify_one();
-  }
-
   void cancel_running() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (connection_) connection_->cancel();
@@ -113,8 +116,8 @@ class checksums_during_restore {
 
   bool next(std::pair<std::string, std::string>& table) {
     std::unique_lock<std::mutex> lock(mutex_);
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-    if (stopping_) return false;
+    wake_.wait(lock, [this] { return closed_ || abandoned_ || !queue_.empty(); });
+    if (abandoned_ || queue_.empty()) return false;
     table = std::move(queue_.front());
     queue_.pop_front();
     return true;
@@ -176,7 +179,8 @@ class checksums_during_restore {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<std::string, std::string>> queue_;
-  bool stopping_ = false;
+  bool closed_ = false;     ///< finish(): no table comes any more, the queue is emptied
+  bool abandoned_ = false;  ///< the destructor before finish(): the queue is dropped
   std::unique_ptr<checksum_connection> connection_;  ///< replaced under the mutex: cancel_running reads it
   std::vector<std::string> oids_;
   std::map<std::size_t, checksum_outcome> done_;
