@@ -14,7 +14,6 @@
 #include <cstddef>
 #include <cstdlib>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -153,9 +152,7 @@ class checksums_during_restore {
   static void lower_backend_priority(checksum_connection& connection) {
     auto found = connection.execute("SELECT pg_catalog.pg_backend_pid()");
     const pid_t backend = static_cast<pid_t>(std::atol(PQgetvalue(found.get(), 0, 0)));
-    std::ifstream command_line("/proc/" + std::to_string(backend) + "/cmdline");
-    std::string program;
-    if (backend > 0 && std::getline(command_line, program, '\0') && program.rfind("postgres", 0) == 0)
+    if (backend > 0 && detail::proc_text("/proc/" + std::to_string(backend) + "/cmdline").rfind("postgres", 0) == 0)
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(backend), lowest_priority);
   }
 

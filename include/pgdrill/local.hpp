@@ -83,6 +83,15 @@ inline void chown_tree(const std::filesystem::path& root, const user_identity& u
   for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) give(entry.path());
 }
 
+// A copy of the cached data directory at `to`, private (0700) and the server account's. Throws
+// filesystem_error or provisioning_error.
+inline void copy_data_dir(const std::filesystem::path& cached, const std::filesystem::path& to,
+                          const std::optional<user_identity>& account) {
+  std::filesystem::copy(cached, to, std::filesystem::copy_options::recursive);
+  std::filesystem::permissions(to, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
+  if (account) chown_tree(to, *account);
+}
+
 // Remove what killed runs left half copied: entries of `directory` named `<prefix><owner>-<random>`
 // whose owner is gone.
 inline void remove_dead_staging(const std::filesystem::path& directory, const std::string& prefix) {
@@ -117,14 +126,12 @@ class spare_data_dirs {
     if (!usable().empty()) return;
     auto staging = temp_root_ / (staging_prefix + owner_tag() + "-" + random_suffix());
     std::error_code failure;
-    std::filesystem::copy(cached, staging, std::filesystem::copy_options::recursive, failure);
-    if (!failure) std::filesystem::permissions(staging, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace, failure);
     try {
-      if (!failure && account_) chown_tree(staging, *account_);
-    } catch (const provisioning_error&) {
-      failure = std::make_error_code(std::errc::operation_not_permitted);
+      copy_data_dir(cached, staging, account_);
+      std::filesystem::rename(staging, temp_root_ / (prefix_ + random_suffix()), failure);
+    } catch (const std::exception&) {  // filesystem_error, provisioning_error
+      failure = std::make_error_code(std::errc::io_error);
     }
-    if (!failure) std::filesystem::rename(staging, temp_root_ / (prefix_ + random_suffix()), failure);
     if (failure) std::filesystem::remove_all(staging, failure);
   }
 
@@ -188,9 +195,7 @@ class local_server final : public server {
     detail::spare_data_dirs spares(options.temp_root, cached.filename().string(), account);
     const bool from_spare = from_cache && spares.take(data);
     if (from_cache && !from_spare) {
-      std::filesystem::copy(cached, data, std::filesystem::copy_options::recursive);
-      std::filesystem::permissions(data, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace);
-      if (account) detail::chown_tree(data, *account);
+      detail::copy_data_dir(cached, data, account);
     } else if (!from_cache) {
       command initdb(binaries.tool("initdb"), {"-D", data.string()});
       initdb.args.insert(initdb.args.end(), initdb_args.begin(), initdb_args.end());
