@@ -35,9 +35,9 @@ namespace pgdrill {
 
 /// How CREATE DATABASE copies the template (PostgreSQL 15 and newer choose; older ones copy files).
 enum class clone_strategy {
-  /// By the template's size: WAL_LOG below 32 MB, FILE_COPY from there. Measured on a drill's
-  /// server (bench/bench.cpp, provision/clone_*): a 14 MB database copies in 50 ms by WAL_LOG and
-  /// 84 ms by FILE_COPY (its two checkpoints dominate), a 71 MB one in 130 ms and 111 ms.
+  /// By the template's size: WAL_LOG below 32 MB, FILE_COPY (the files copied after two
+  /// checkpoints) from there. On a drill's server (bench/bench.cpp, provision/clone_*) FILE_COPY
+  /// was the faster at 71 MB in every run; at 14 MB runs disagree (README, Benchmarks).
   automatic,
   file_copy,  ///< FILE_COPY: the template's files copied whole, after a checkpoint
   wal_log,    ///< WAL_LOG: block by block through the WAL, PostgreSQL 15's default
