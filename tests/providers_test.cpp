@@ -107,6 +107,28 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   EXPECT_EQ(testkit::psql(*borrowed, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgdrill%'"), "0\n") << "the drill's role is gone";
 }
 
+// A server that answers inside its container but not on its published port (in the field: CNI's
+// forwarding raced by containers started beside it; here the test looks for it on 127.0.0.2,
+// where the engine publishes nothing) gets one more container, and both are removed when neither
+// can be reached.
+TEST_F(providers, a_container_reachable_only_inside_is_started_again_once_and_both_removed) {
+  container_options options;
+  options.engine = "podman";
+  options.image_template = test_image;
+  options.temp_root = PGDRILL_TEST_TMPDIR;
+  options.host = "127.0.0.2";
+  options.readiness.deadline = std::chrono::seconds(8);
+  try {
+    container_server::start(options);
+    ADD_FAILURE() << "a server nobody can reach was taken as ready";
+  } catch (const provisioning_error& failure) {
+    std::string message = failure.what();
+    EXPECT_NE(message.find("a second container, started because the first answered only inside it"), std::string::npos) << message;
+    EXPECT_NE(message.find("not ready after 8s at postgres@127.0.0.2"), std::string::npos) << message;
+  }
+  EXPECT_EQ(labelled_containers(), "") << "both containers are gone";
+}
+
 // The image's tools run as its postgres account, not as the container's root: psql's own shell
 // escape (which no backup reaches: scripts run restricted) reports who runs it.
 TEST_F(providers, tools_in_the_container_run_as_postgres) {

@@ -2,6 +2,8 @@
 // that removes containers whose owning drill is gone.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -203,12 +205,55 @@ inline int published_port(const std::string& answer) {
 class container_server final : public server {
  public:
   /// Start a ready container or throw; a container that started but never got ready is removed
-  /// before the exception leaves, with its log in the message.
+  /// before the exception leaves, with its log in the message. One whose server answers inside it
+  /// but not on its published port after 30 s is replaced by a new one, once.
   static std::unique_ptr<container_server> start(const container_options& options = {}) {
     auto engine = container_engine::find(options.engine);
-    std::string image = options.image_for(options.major);
-
     std::string host = options.host.empty() ? container_host_from_environment() : options.host;
+    auto server = launch(engine, options, host);
+    // The engine's port forwarding can fail for one container (CNI's rules raced by containers
+    // started or removed beside it: "No route to host" for minutes): a server that answers inside
+    // its container but not on its published port is started once more, with a new port.
+    wait_strategy first_look = options.readiness;
+    first_look.deadline = std::min(first_look.deadline, std::chrono::milliseconds(30000));
+    try {
+      server->await_ready(first_look);
+    } catch (const provisioning_error&) {
+      if (server->answers_inside()) {
+        server.reset();
+        server = launch(engine, options, host);
+        server->started_again_ = true;
+      }
+      server->await_ready(options.readiness);
+    }
+    // What the image really runs, whatever its tag says.
+    std::tie(server->major_, server->version_) = server_version_of(server->admin_);
+    return server;
+  }
+
+  container_server(const container_server&) = delete;
+  container_server& operator=(const container_server&) = delete;
+  ~container_server() override {
+    try {
+      stop();
+    } catch (...) {  // the destructor must not throw; stop() already did all it could
+    }
+  }
+
+  const endpoint& admin() const override { return admin_; }
+  int major_version() const override { return major_; }
+  std::string version() const override { return version_; }
+  std::string provider() const override { return "container"; }
+  std::string describe() const override {
+    return engine_.name() + " container " + name_ + " (" + image_ + ") on " + admin_.host + ":" + std::to_string(admin_.port);
+  }
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  // A started container whose published port is known, not yet ready.
+  static std::unique_ptr<container_server> launch(const container_engine& engine, const container_options& options,
+                                                  const std::string& host) {
+    std::string image = options.image_for(options.major);
     std::string password = detail::random_secret(32);
     std::string name = "pgdrill-" + owner_tag() + "-" + detail::random_suffix();
     std::vector<std::string> args{"run", "-d", "--name", name,
@@ -250,31 +295,23 @@ class container_server final : public server {
     if (published <= 0)
       throw provisioning_error("cannot read the published port of " + name + ": " + port.err_tail + server->logs());
     server->admin_ = endpoint::of_started_server(host, published, "postgres", password);
-    wait_until_ready(server->admin_, options.readiness, [&] { return server->running(); },
-                     [&] { return "container " + name + " log:\n" + server->logs(); });
-    // What the image really runs, whatever its tag says.
-    std::tie(server->major_, server->version_) = server_version_of(server->admin_);
     return server;
   }
 
-  container_server(const container_server&) = delete;
-  container_server& operator=(const container_server&) = delete;
-  ~container_server() override {
-    try {
-      stop();
-    } catch (...) {  // the destructor must not throw; stop() already did all it could
-    }
+  void await_ready(const wait_strategy& strategy) {
+    wait_until_ready(admin_, strategy, [this] { return running(); }, [this] {
+      return (started_again_ ? "a second container, started because the first answered only inside it; " : std::string()) +
+             "container " + name_ + " log:\n" + logs();
+    });
   }
 
-  const endpoint& admin() const override { return admin_; }
-  int major_version() const override { return major_; }
-  std::string version() const override { return version_; }
-  std::string provider() const override { return "container"; }
-  std::string describe() const override {
-    return engine_.name() + " container " + name_ + " (" + image_ + ") on " + admin_.host + ":" + std::to_string(admin_.port);
+  // The server accepts TCP connections inside the container (the image's init phase listens on
+  // its socket only).
+  bool answers_inside() const {
+    return engine_.run({"exec", name_, "pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"}, std::chrono::seconds(30)).ok();
   }
-  const std::string& name() const noexcept { return name_; }
 
+ public:
   /// The image's own pg_restore and psql, run inside this container (the host needs no
   /// PostgreSQL); the host's (at least `min_major`) when the image has none.
   pg_binaries client_tools(binary_search search, std::optional<int> min_major) const override {
@@ -324,6 +361,7 @@ class container_server final : public server {
   container_engine engine_;
   std::string name_, image_;
   std::int32_t removal_on_death_ = 0;  ///< the warden's removal of the container, dropped once removed
+  bool started_again_ = false;         ///< the first container's port could not be reached
   std::vector<std::pair<std::string, std::string>> mounts_;  ///< host path, path inside
   int major_ = 0;
   std::string version_;
