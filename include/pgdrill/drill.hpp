@@ -485,7 +485,10 @@ inline outcome restore(drill_state& state, step_result& step) {
       if (entry.type == "TABLE DATA") table_data[entry.id] = &entry;
   }
   auto on_table_data = [&](int dump_id) {
-    if (auto found = table_data.find(dump_id); found != table_data.end()) checksums->loaded(found->second->schema, found->second->name);
+    if (auto found = table_data.find(dump_id); found != table_data.end()) {
+      checksums->loaded(found->second->schema, found->second->name);
+      table_data.erase(found);
+    }
   };
   auto restored = restore_set(*state.target_server, *state.target, state.tools, state.located.backups, state.plan.restore,
                               state.options.local.temp_root, state.options.on_progress,
@@ -507,6 +510,10 @@ inline outcome restore(drill_state& state, step_result& step) {
   state.snapshot = std::move(restored.snapshot);
   facts.seconds = restored.seconds;
   if (checksums) {
+    // The restore is over, so every table is loaded, also those whose progress line went unread
+    // (pg_restore's processes share stderr, and another's output can break a line up).
+    if (restored.named_items)
+      for (const auto& [dump_id, entry] : table_data) checksums->loaded(entry->schema, entry->name);
     state.checksummed_during_restore = checksums->finish();
     step.detail += (step.detail.empty() ? "" : "\n") + std::to_string(state.checksummed_during_restore.size()) +
                    " table checksum(s) taken while the restore went on";

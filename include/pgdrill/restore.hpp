@@ -45,6 +45,7 @@ struct restore_result {
   std::string tool;          ///< "psql" or "pg_restore"
   std::string command_line;  ///< argv as run (never a secret: connection details travel in PG* env)
   int jobs = 1;
+  bool named_items = false;  ///< pg_restore ran with --verbose and named the tables it loaded
   double seconds = 0;
   std::string outcome;       ///< "exited with status 1", "timed out after 600s"
   std::vector<restore_problem> problems;   ///< what failed it, the first cause first
@@ -446,6 +447,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   if (on_table_data && !plain && input.jobs > 1) {
     restore_cmd.args.insert(restore_cmd.args.begin(), "--verbose");
     verbose.emplace(errors, on_table_data);
+    result.named_items = true;
   }
   auto cmd = tools.as_client(std::move(restore_cmd));
   if (cmd.reads_any_file)
@@ -616,6 +618,7 @@ struct restore_set_result {
   bool environment_fault = false;  ///< on failure: the environment, not the backup, stopped it
   std::string tool;      ///< of the last file restored
   int jobs = 0;
+  bool named_items = false;  ///< the restore named the tables it loaded to `on_table_data`
   double seconds = 0;    ///< preparation, every file and sql_after
   std::string message;   ///< one line: what was restored, or the first failure
   std::string detail;    ///< on failure: the command and the tool's stderr tail
@@ -708,6 +711,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
                                          loads_are_final ? on_table_data : table_data_finished{});
     result.tool = restored.tool;
     result.jobs = restored.jobs;
+    result.named_items = restored.named_items;
     result.message = restored.summary();
     result.tolerated.insert(result.tolerated.end(), restored.tolerated.begin(), restored.tolerated.end());
     result.adjustments.insert(result.adjustments.end(), restored.adjustments.begin(), restored.adjustments.end());
