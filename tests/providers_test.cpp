@@ -112,9 +112,7 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
 // where the engine publishes nothing) gets one more container, and both are removed when neither
 // can be reached.
 TEST_F(providers, a_container_reachable_only_inside_is_started_again_once_and_both_removed) {
-  container_options options;
-  options.engine = "podman";
-  options.image_template = test_image;
+  container_options options = container_options_for_tests().container;
   options.temp_root = PGDRILL_TEST_TMPDIR;
   options.host = "127.0.0.2";
   options.readiness.deadline = std::chrono::seconds(8);

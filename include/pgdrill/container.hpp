@@ -219,12 +219,13 @@ class container_server final : public server {
     try {
       server->await_ready(first_look);
     } catch (const provisioning_error&) {
-      if (server->answers_inside()) {
+      if (!server->answers_inside()) {
+        server->await_ready(options.readiness);
+      } else {
         server.reset();
         server = launch(engine, options, host);
-        server->started_again_ = true;
+        server->await_ready(options.readiness, "a second container, started because the first answered only inside it; ");
       }
-      server->await_ready(options.readiness);
     }
     // What the image really runs, whatever its tag says.
     std::tie(server->major_, server->version_) = server_version_of(server->admin_);
@@ -248,6 +249,38 @@ class container_server final : public server {
     return engine_.name() + " container " + name_ + " (" + image_ + ") on " + admin_.host + ":" + std::to_string(admin_.port);
   }
   const std::string& name() const noexcept { return name_; }
+
+  /// The image's own pg_restore and psql, run inside this container (the host needs no
+  /// PostgreSQL); the host's (at least `min_major`) when the image has none.
+  pg_binaries client_tools(binary_search search, std::optional<int> min_major) const override {
+    std::string missing;
+    std::optional<pg_binaries> tools;
+    for (const char* tool : {"pg_restore", "psql"}) {
+      auto answer = engine_.run({"exec", name_, tool, "--version"}, std::chrono::seconds(60));
+      auto version = detail::parse_tool_version(answer.out);
+      if (!answer.ok() || !version) {
+        missing += std::string(missing.empty() ? "" : ", ") + tool;
+      } else if (!tools) {
+        tools = pg_binaries{"", major_of(*version), *version,
+                            tools_container{engine_.program, name_, mounts_, {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}}};
+      }
+    }
+    if (missing.empty()) return *tools;
+    try {
+      return server::client_tools(std::move(search), min_major);
+    } catch (const could_not_verify& failure) {
+      throw could_not_verify("image " + image_ + " has no " + missing + ", and this host has none to use either: " + failure.what());
+    }
+  }
+
+  /// Remove the container and its anonymous volumes; safe to call twice.
+  void stop() override {
+    if (name_.empty()) return;
+    auto removed = engine_.run({"rm", "-f", "-v", name_}, std::chrono::minutes(2));
+    std::string name = std::exchange(name_, std::string());
+    if (!removed.ok()) throw provisioning_error("could not remove container " + name + ": " + removed.err_tail);
+    forget_on_death(std::exchange(removal_on_death_, 0));  // left to the warden when the removal failed
+  }
 
  private:
   // A started container whose published port is known, not yet ready.
@@ -298,11 +331,10 @@ class container_server final : public server {
     return server;
   }
 
-  void await_ready(const wait_strategy& strategy) {
-    wait_until_ready(admin_, strategy, [this] { return running(); }, [this] {
-      return (started_again_ ? "a second container, started because the first answered only inside it; " : std::string()) +
-             "container " + name_ + " log:\n" + logs();
-    });
+  // `preface` opens the error's diagnostics.
+  void await_ready(const wait_strategy& strategy, const std::string& preface = "") {
+    wait_until_ready(admin_, strategy, [this] { return running(); },
+                     [&] { return preface + "container " + name_ + " log:\n" + logs(); });
   }
 
   // The server accepts TCP connections inside the container (the image's init phase listens on
@@ -311,40 +343,6 @@ class container_server final : public server {
     return engine_.run({"exec", name_, "pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"}, std::chrono::seconds(30)).ok();
   }
 
- public:
-  /// The image's own pg_restore and psql, run inside this container (the host needs no
-  /// PostgreSQL); the host's (at least `min_major`) when the image has none.
-  pg_binaries client_tools(binary_search search, std::optional<int> min_major) const override {
-    std::string missing;
-    std::optional<pg_binaries> tools;
-    for (const char* tool : {"pg_restore", "psql"}) {
-      auto answer = engine_.run({"exec", name_, tool, "--version"}, std::chrono::seconds(60));
-      auto version = detail::parse_tool_version(answer.out);
-      if (!answer.ok() || !version) {
-        missing += std::string(missing.empty() ? "" : ", ") + tool;
-      } else if (!tools) {
-        tools = pg_binaries{"", major_of(*version), *version,
-                            tools_container{engine_.program, name_, mounts_, {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}}};
-      }
-    }
-    if (missing.empty()) return *tools;
-    try {
-      return server::client_tools(std::move(search), min_major);
-    } catch (const could_not_verify& failure) {
-      throw could_not_verify("image " + image_ + " has no " + missing + ", and this host has none to use either: " + failure.what());
-    }
-  }
-
-  /// Remove the container and its anonymous volumes; safe to call twice.
-  void stop() override {
-    if (name_.empty()) return;
-    auto removed = engine_.run({"rm", "-f", "-v", name_}, std::chrono::minutes(2));
-    std::string name = std::exchange(name_, std::string());
-    if (!removed.ok()) throw provisioning_error("could not remove container " + name + ": " + removed.err_tail);
-    forget_on_death(std::exchange(removal_on_death_, 0));  // left to the warden when the removal failed
-  }
-
- private:
   container_server(container_engine engine, std::string name, std::string image,
                    std::vector<std::pair<std::string, std::string>> mounts)
       : engine_(std::move(engine)), name_(std::move(name)), image_(std::move(image)), mounts_(std::move(mounts)) {}
@@ -361,7 +359,6 @@ class container_server final : public server {
   container_engine engine_;
   std::string name_, image_;
   std::int32_t removal_on_death_ = 0;  ///< the warden's removal of the container, dropped once removed
-  bool started_again_ = false;         ///< the first container's port could not be reached
   std::vector<std::pair<std::string, std::string>> mounts_;  ///< host path, path inside
   int major_ = 0;
   std::string version_;
