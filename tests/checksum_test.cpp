@@ -130,7 +130,8 @@ TEST(checksums_during_restore, its_server_process_yields_the_cpu_and_partitions_
   pqxx::connection locker(server->admin().conninfo());
   pqxx::work lock(locker);
   lock.exec("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE");
-  checksums_during_restore checksums(server->admin(), {{7, "public.t", {}}, {8, "public.p1", {}}}, true);
+  auto host_pid = [&](pid_t inner) { return server->host_pid_of(inner); };
+  checksums_during_restore checksums(server->admin(), {{7, "public.t", {}}, {8, "public.p1", {}}}, host_pid);
   checksums.loaded("public", "p1");
   checksums.loaded("public", "unplanned");
   checksums.loaded("public", "t");
@@ -142,7 +143,8 @@ TEST(checksums_during_restore, its_server_process_yields_the_cpu_and_partitions_
     else std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   ASSERT_NE(backend, 0) << "the checksum never waited on the lock";
-  EXPECT_EQ(nice_of(backend), 19);
+  ASSERT_GT(host_pid(backend), 0) << "the backend is found among the server's processes";
+  EXPECT_EQ(nice_of(host_pid(backend)), 19);
   lock.commit();
   auto taken = checksums.finish();
   ASSERT_EQ(taken.size(), 1U) << "the partition is left to after the restore";

@@ -11,9 +11,9 @@ import sys
 LAYERS = [
     ("base", ["error.hpp", "result.hpp", "detail/text.hpp", "detail/time.hpp", "detail/sql.hpp", "detail/ticker.hpp", "restore_errors.hpp", "roles.hpp"], []),
     ("model", ["detail/json_reader.hpp", "assertions.hpp", "scenario.hpp"], ["nlohmann/"]),
-    ("io", ["detail/warden.hpp", "process.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
+    ("io", ["detail/warden.hpp", "process.hpp", "sandbox.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
             "container.hpp", "existing.hpp", "clones.hpp", "snapshot.hpp", "restore.hpp", "checksum.hpp", "checksums_during_restore.hpp", "objects.hpp", "schema.hpp", "integrity.hpp", "manifest.hpp", "hygiene.hpp", "history.hpp", "drift.hpp", "checks.hpp"],
-     ["nlohmann/", "pqxx/", "libpq-fe.h", "archive.h", "openssl/", "xxhash.h"]),
+     ["nlohmann/", "pqxx/", "libpq-fe.h", "archive.h", "archive_entry.h", "openssl/", "xxhash.h"]),
     ("pipeline", ["drill.hpp", "report.hpp", "markdown.hpp", "metrics.hpp", "html.hpp", "reports.hpp", "gtest.hpp", "pgdrill.hpp"],
      ["nlohmann/", "pqxx/", "pugixml.hpp", "gtest/"]),
 ]
@@ -45,7 +45,7 @@ def main(include_dir, compiler):
     if listing.returncode != 0:
         errors = [line for line in listing.stderr.splitlines() if "error" in line]
         problems.append("scenario.hpp does not preprocess alone: " + "; ".join(errors[:3]))
-    for heavy in ("libpq-fe.h", "pqxx/", "archive.h", "openssl/"):
+    for heavy in ("libpq-fe.h", "pqxx/", "archive.h", "archive_entry.h", "openssl/"):
         if heavy in listing.stderr:
             problems.append(f"scenario.hpp pulls in {heavy}")
     for problem in problems:

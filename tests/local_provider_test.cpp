@@ -1,3 +1,7 @@
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <future>
 #include <set>
 #include <thread>
@@ -91,11 +95,15 @@ TEST(local_provider, four_servers_at_once_do_not_collide) {
 TEST(local_provider, drops_root_privileges_for_the_server) {
   if (::geteuid() != 0) GTEST_SKIP() << "runs as an unprivileged user already";
   auto server = testkit::start_server();
-  auto account = lookup_user("postgres");
-  if (!account) account = lookup_user("nobody");
+  ASSERT_TRUE(server->sandboxed());
+  auto account = sandbox_account();
   ASSERT_TRUE(account);
   EXPECT_EQ(process_uid(server->pid()), account->uid);
   EXPECT_NE(process_uid(server->pid()), 0U);
+  auto postgres = lookup_user("postgres");
+  if (postgres) {
+    EXPECT_NE(account->uid, postgres->uid) << "not the account that owns the host's clusters";
+  }
 }
 
 TEST(local_provider, second_start_copies_the_cached_data_dir) {
@@ -129,7 +137,7 @@ struct own_cache_and_root {
   own_cache_and_root() {
     options.cache_dir = cache.path() / "cache";
     options.temp_root = root.path();
-    if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+    if (auto account = local_server_account(options)) root.give_to(*account);  // as /tmp, it must reach its scratch directories
   }
 };
 
@@ -232,15 +240,99 @@ TEST(local_provider, a_killed_runner_leaves_a_dir_the_next_run_reaps) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_FALSE(leftover.empty()) << "the runner never started its server";
-  long server_pid = 0;
-  std::ifstream(leftover / "data" / "postmaster.pid") >> server_pid;
+  auto server_processes = detail::processes_working_in(leftover);
+  ASSERT_FALSE(server_processes.empty());
   runner.kill_and_reap();  // SIGKILL: no handler runs, no destructor
   EXPECT_TRUE(std::filesystem::exists(leftover));
-  for (int attempt = 0; attempt < 200 && process_running(static_cast<pid_t>(server_pid)); ++attempt)
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  EXPECT_FALSE(process_running(static_cast<pid_t>(server_pid)));
+  auto running = [&] {
+    return std::any_of(server_processes.begin(), server_processes.end(), [](pid_t pid) { return process_running(pid); });
+  };
+  for (int attempt = 0; attempt < 200 && running(); ++attempt) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  EXPECT_FALSE(running()) << "the warden takes the server and its sandbox down";
   auto reaped = reap_leftovers(root);
   EXPECT_FALSE(std::filesystem::exists(leftover));
   EXPECT_FALSE(reaped.empty());
   std::filesystem::remove_all(root);
+}
+
+namespace {
+
+// What a shell command prints when the server runs it for SQL (COPY ... FROM PROGRAM, as a
+// backup's function could), its lines joined by '|'.
+std::string run_by_the_server(const server& target, const std::string& shell) {
+  return psql(target, "CREATE TEMP TABLE said (line text); COPY said FROM PROGRAM " + detail::quote_literal(shell) +
+                          "; SELECT coalesce(string_agg(line, '|'), '') FROM said");
+}
+
+}  // namespace
+
+// The server runs in its sandbox: what its SQL starts acts as nobody of the host, sees no other
+// cluster, no other drill and no home, writes nothing the host keeps, and reaches no network.
+TEST(local_provider, sql_run_by_the_server_stays_in_its_sandbox) {
+  auto server = testkit::start_server();
+  auto neighbour = testkit::start_server();
+  ASSERT_TRUE(server->sandboxed());
+  EXPECT_EQ(run_by_the_server(*server, "id -u"), std::to_string(sandbox::inside_id) + "\n");
+  auto neighbour_socket = neighbour->directory() / ".s.PGSQL.5432";
+  ASSERT_TRUE(std::filesystem::exists(neighbour_socket));
+  EXPECT_EQ(run_by_the_server(*server, "test -e " + neighbour_socket.string() + " && echo seen || echo absent"), "absent\n");
+  EXPECT_EQ(run_by_the_server(*server, "ls -A " + server->directory().parent_path().string()),
+            server->directory().filename().string() + "\n")
+      << "of the temp root, only its own directory";
+  for (const char* hidden : {"/var/run/postgresql", "/var/lib/postgresql", "/root", "/home"})
+    EXPECT_EQ(run_by_the_server(*server, std::string("ls -A ") + hidden + " 2>/dev/null | wc -l"), "0\n") << hidden;
+
+  auto on_the_host = default_temp_root() / ("written-by-sql-" + detail::random_suffix());
+  EXPECT_EQ(run_by_the_server(*server, "echo x > " + on_the_host.string() + " && echo wrote"), "wrote\n")
+      << "the temp root inside is a scratch of its own";
+  EXPECT_FALSE(std::filesystem::exists(on_the_host));
+  psql(*server, "COPY (SELECT 1) TO " + detail::quote_literal(on_the_host.string()));
+  EXPECT_FALSE(std::filesystem::exists(on_the_host)) << "COPY TO a file writes into the sandbox";
+  EXPECT_EQ(run_by_the_server(*server, "touch /etc/pgdrill-escape /usr/pgdrill-escape 2>/dev/null && echo wrote || echo refused"),
+            "refused\n");
+
+  // A listener on the host's loopback that the server's own loopback does not reach.
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+  ASSERT_EQ(::listen(listener, 4), 0);
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  const auto port = std::to_string(ntohs(address.sin_port));
+  const std::string reach = "bash -c 'echo > /dev/tcp/127.0.0.1/" + port + "' 2>/dev/null && echo reached || echo unreachable";
+  EXPECT_EQ(run_by_the_server(*server, reach), "unreachable\n");
+  ::close(listener);
+}
+
+// Unsandboxed only by request: then as the host's unprivileged account, and said so.
+TEST(local_provider, runs_unsandboxed_only_when_asked) {
+  local_options options;
+  EXPECT_FALSE(options.unsafe_no_sandbox) << "the default is the sandbox";
+  options.unsafe_no_sandbox = true;
+  auto server = testkit::start_server(options);
+  EXPECT_FALSE(server->sandboxed());
+  EXPECT_NE(server->describe().find("unsandboxed"), std::string::npos) << server->describe();
+  auto account = local_server_account(options);
+  EXPECT_EQ(run_by_the_server(*server, "id -u"), std::to_string(account ? account->uid : ::geteuid()) + "\n");
+}
+
+// A unix socket's path holds 107 bytes: under a long temp root the socket gets a short directory
+// of its own, removed with the server.
+TEST(local_provider, a_long_temp_root_gets_a_short_socket_directory) {
+  scratch_dir parent;
+  auto root = parent.path() / std::string(70, 'x');
+  std::filesystem::create_directories(root);
+  std::filesystem::permissions(parent.path(), std::filesystem::perms::others_exec | std::filesystem::perms::group_exec,
+                               std::filesystem::perm_options::add);
+  local_options options;
+  options.temp_root = root;
+  auto server = testkit::start_server(options);
+  EXPECT_EQ(psql(*server, "SELECT 1"), "1\n");
+  const auto socket_dir = std::filesystem::path(server->admin().host);
+  EXPECT_NE(socket_dir.parent_path(), root);
+  EXPECT_LT((socket_dir / ".s.PGSQL.5432").string().size(), 108U);
+  server->stop();
+  EXPECT_FALSE(std::filesystem::exists(socket_dir));
 }

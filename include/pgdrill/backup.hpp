@@ -28,6 +28,7 @@
 #include <pgdrill/restore_errors.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
+#include <pgdrill/workspace.hpp>
 
 namespace pgdrill {
 
@@ -189,6 +190,26 @@ inline void refuse_special_file(const std::filesystem::path& path, std::filesyst
   if (kind) throw could_not_verify(path.string() + " is " + kind + ", not a backup file: refused without opening it");
 }
 
+// The bytes of a directory archive's files. pg_dump writes only regular files into it: a member
+// that is a symlink (which could lead the tools to any file), a directory or a device is
+// refused (corrupt_backup naming it) without being opened.
+inline std::uintmax_t archive_directory_size(const std::filesystem::path& directory) {
+  std::uintmax_t size = 0;
+  std::error_code failure;
+  for (const auto& entry : std::filesystem::directory_iterator(directory, failure)) {
+    auto type = entry.symlink_status().type();
+    if (type != std::filesystem::file_type::regular)
+      throw corrupt_backup("the directory archive " + directory.string() + " holds " + entry.path().filename().string() + ", which is " +
+                           (type == std::filesystem::file_type::symlink     ? "a symlink"
+                            : type == std::filesystem::file_type::directory ? "a directory"
+                                                                            : "no regular file") +
+                           " (pg_dump writes only regular files there): refused");
+    size += entry.file_size(failure);
+  }
+  if (failure) throw could_not_verify("cannot list the directory archive " + directory.string() + ": " + failure.message());
+  return size;
+}
+
 }  // namespace detail
 
 /// Format and compression from the first bytes (or the files, for a directory archive).
@@ -205,12 +226,16 @@ inline backup_info inspect_file(const std::filesystem::path& path) {
   info.name_time = timestamp_in_name(path.filename().string());
 
   if (std::filesystem::is_directory(status)) {
+    info.format = std::filesystem::exists(path / "toc.dat") ? backup_format::directory : backup_format::unknown;
+    if (info.format == backup_format::directory) {
+      info.size = detail::archive_directory_size(path);
+      return info;
+    }
     for (const auto& entry : std::filesystem::recursive_directory_iterator(path, failure)) {
       detail::refuse_special_file(entry.path(), entry.symlink_status());
       if (entry.is_regular_file()) info.size += entry.file_size();
     }
-    info.format = std::filesystem::exists(path / "toc.dat") ? backup_format::directory : backup_format::unknown;
-    if (info.format == backup_format::unknown) info.looks_like = "a directory without toc.dat";
+    info.looks_like = "a directory without toc.dat";
     return info;
   }
   info.size = std::filesystem::file_size(path, failure);
@@ -377,22 +402,66 @@ inline backup_contents read_plain_header(const std::filesystem::path& file) {
 
 namespace detail {
 
-// pg_restore's output for `args` on an archive (fed the decompressed stream when compressed).
-// Throws corrupt_backup when it cannot read the archive, could_not_verify when the archive is
-// newer than the tools.
-// pg_restore's output for `args`: returned, or handed piece by piece to `sink` when one is given.
+// Whether the tools' account opens `path` by name (a directory: each file in it). A backup it
+// cannot open reaches it through the drill (stdin, or a copy: copy_for_tools), never through a
+// right to read any file.
+inline bool tools_can_open(const pg_binaries& tools, const std::filesystem::path& path) {
+  auto account = tools.account();
+  return !account || readable_as(*account, {path});
+}
+
+// A copy of `source` (a file, or a directory archive's regular files; `only`: just those names)
+// at `copy`, in a directory of the tools' account, readable by it. Streamed by the file system.
+inline void copy_for_tools(const std::filesystem::path& source, const std::filesystem::path& copy,
+                           const std::vector<std::string>& only = {}) {
+  using std::filesystem::perms;
+  const auto readable = perms::owner_read | perms::owner_write | perms::group_read | perms::others_read;
+  std::error_code failure;
+  auto copy_file = [&](const std::filesystem::path& from, const std::filesystem::path& to) {
+    if (!failure) std::filesystem::copy_file(from, to, failure);
+    if (!failure) std::filesystem::permissions(to, readable, failure);
+  };
+  if (std::filesystem::is_directory(source)) {
+    std::filesystem::create_directory(copy, failure);
+    if (!failure) std::filesystem::permissions(copy, readable | perms::owner_exec | perms::group_exec | perms::others_exec, failure);
+    for (const auto& entry : std::filesystem::directory_iterator(source, failure)) {
+      auto name = entry.path().filename().string();
+      if (entry.is_regular_file() && (only.empty() || std::find(only.begin(), only.end(), name) != only.end()))
+        copy_file(entry.path(), copy / name);
+    }
+  } else {
+    copy_file(source, copy);
+  }
+  if (failure)
+    throw could_not_verify("cannot copy " + source.string() + " for the tools, whose account cannot open it, to " + copy.string() +
+                           ": " + failure.message());
+}
+
+// pg_restore's output for `args` on an archive: returned, or handed piece by piece to `sink` when
+// one is given. A compressed archive, or a file the tools' account cannot open, is fed on stdin;
+// of a directory archive it cannot open, a copy of toc.dat (all that --list, the preamble and
+// --schema-only read). Throws corrupt_backup when it cannot read the archive, could_not_verify
+// when the archive is newer than the tools.
 inline std::string read_archive(const backup_info& backup, const pg_binaries& tools, std::vector<std::string> args,
                                 const std::function<void(std::string_view)>& sink = {}) {
   command tool(tools.tool("pg_restore"), std::move(args));
   run_options options = run_options::within(std::chrono::minutes(10));
   options.stdout_sink = sink;
   std::optional<backup_reader> reader;
-  if (backup.compressed != compression::none) {
+  std::optional<scratch_dir> copy;
+  auto path = backup.path;
+  if (backup.format == backup_format::directory && !tools_can_open(tools, path)) {
+    copy.emplace();
+    if (auto account = tools.account()) copy->give_to(*account);
+    path = copy->path() / "archive";
+    copy_for_tools(backup.path, path, {"toc.dat"});
+  }
+  if (backup.compressed != compression::none || (backup.format != backup_format::directory && !tools_can_open(tools, path))) {
     reader.emplace(backup.path);
     options.stdin_source = [&](char* buffer, std::size_t capacity) { return reader->read(buffer, capacity); };
   } else {
-    tool.args.push_back(backup.path.string());
-    tool.reads.push_back(backup.path);
+    tool.args.push_back(path.string());
+    tool.reads.push_back(path);
   }
   auto result = tools.run(tool, options);
   auto problems = classify_restore_errors(result.err_tail);

@@ -12,6 +12,7 @@
 
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
+#include <pgdrill/sandbox.hpp>
 
 namespace pgdrill {
 
@@ -53,6 +54,8 @@ struct pg_binaries {
   int major = 0;
   std::string version;  ///< e.g. "15.18"
   std::optional<tools_container> container;
+  /// Set by a sandboxed local server (local_server::client_tools): its tools run in its sandbox.
+  std::optional<pgdrill::sandbox> sandbox;
 
   std::filesystem::path tool(const std::string& name) const { return bin_dir / name; }
 
@@ -61,13 +64,21 @@ struct pg_binaries {
     return container ? container->engine.filename().string() + " container " + container->name : bin_dir.string();
   }
 
-  /// `tool` as a drill's client runs it on this host: when pgdrill runs as root, as the
-  /// unprivileged account (unprivileged_account), opening the files it reads by path with the least
-  /// right that can (command::as_user_reading). Unchanged when its account is set or in a container
-  /// (runnable chooses the container's account).
+  /// `tool` as a drill's client runs it on this host: in the server's sandbox when it has one;
+  /// else, when pgdrill runs as root, as the unprivileged account (unprivileged_account), opening
+  /// the files it reads by path with the least right that can (command::as_user_reading).
+  /// Unchanged when its account is set or in a container (runnable chooses the container's account).
   command as_client(command tool) const {
+    if (sandbox) return tool.program == sandbox->bwrap ? tool : sandbox->wrap(tool);  // wrapped once only
     if (!container && !tool.user) tool.as_user_reading(unprivileged_account());
     return tool;
+  }
+
+  /// The host account the tools run as, which must be able to read what they open by path:
+  /// nothing when it is pgdrill's own (or the tools are in a container).
+  std::optional<user_identity> account() const {
+    if (sandbox) return sandbox->account;
+    return container ? std::nullopt : unprivileged_account();
   }
 
   /// `tool` as it really runs. On this host: as_client. In a container: `ENGINE exec -i`, as the
@@ -193,7 +204,7 @@ inline std::optional<pg_binaries> probe_bin_dir(const std::filesystem::path& dir
     if (!agreed) agreed = version;
   }
   if (!agreed) return refuse("no tool to ask");
-  return pg_binaries{std::filesystem::absolute(dir).lexically_normal(), major_of(*agreed), *agreed, std::nullopt};
+  return pg_binaries{std::filesystem::absolute(dir).lexically_normal(), major_of(*agreed), *agreed, std::nullopt, std::nullopt};
 }
 
 /// Every installation that has all required tools, newest major first, each directory once;

@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -50,11 +51,12 @@ struct checksum_outcome {
 /// partitions') and tables it could not read are left to the checks after the restore.
 class checksums_during_restore {
  public:
-  /// `server_here`: the server's processes are this host's (the local provider): the checksum's
-  /// backend and this worker then run at the lowest CPU priority, taking the cores the restore
-  /// leaves idle rather than slowing it.
-  checksums_during_restore(endpoint target, std::vector<planned_checksum> planned, bool server_here = false)
-      : target_(std::move(target)), planned_(std::move(planned)), server_here_(server_here), worker_([this] { work(); }) {}
+  /// `host_pid`, set when the server's processes are this host's (the local provider), gives the
+  /// host pid of a server process (server::host_pid_of): the checksum's backend and this worker
+  /// then run at the lowest CPU priority, taking the cores the restore leaves idle rather than
+  /// slowing it.
+  checksums_during_restore(endpoint target, std::vector<planned_checksum> planned, std::function<pid_t(pid_t)> host_pid = {})
+      : target_(std::move(target)), planned_(std::move(planned)), host_pid_(std::move(host_pid)), worker_([this] { work(); }) {}
 
   checksums_during_restore(const checksums_during_restore&) = delete;
   checksums_during_restore& operator=(const checksums_during_restore&) = delete;
@@ -100,7 +102,7 @@ class checksums_during_restore {
 
   void work() {
     auto watch = signals::cancel_on_signal([this] { cancel_running(); });
-    if (server_here_) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), lowest_priority);
+    if (host_pid_) ::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), lowest_priority);
     for (std::pair<std::string, std::string> table; next(table);) {
       try {
         checksum_loaded(table.first, table.second);
@@ -126,7 +128,7 @@ class checksums_during_restore {
     signals::throw_if_interrupted();
     if (!connection_) {
       auto opened = std::make_unique<checksum_connection>(target_);
-      if (server_here_) lower_backend_priority(*opened);
+      if (host_pid_) lower_backend_priority(*opened);
       std::lock_guard<std::mutex> lock(mutex_);
       connection_ = std::move(opened);
     }
@@ -149,9 +151,9 @@ class checksums_during_restore {
   }
 
   // The connection's server process, at the lowest priority (only a postgres process is touched).
-  static void lower_backend_priority(checksum_connection& connection) {
+  void lower_backend_priority(checksum_connection& connection) const {
     auto found = connection.execute("SELECT pg_catalog.pg_backend_pid()");
-    const pid_t backend = static_cast<pid_t>(std::atol(PQgetvalue(found.get(), 0, 0)));
+    const pid_t backend = host_pid_(static_cast<pid_t>(std::atol(PQgetvalue(found.get(), 0, 0))));
     if (backend > 0 && detail::proc_text("/proc/" + std::to_string(backend) + "/cmdline").rfind("postgres", 0) == 0)
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(backend), lowest_priority);
   }
@@ -172,7 +174,7 @@ class checksums_during_restore {
 
   endpoint target_;
   std::vector<planned_checksum> planned_;
-  bool server_here_;
+  std::function<pid_t(pid_t)> host_pid_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<std::pair<std::string, std::string>> queue_;

@@ -262,7 +262,8 @@ class container_server final : public server {
         missing += std::string(missing.empty() ? "" : ", ") + tool;
       } else if (!tools) {
         tools = pg_binaries{"", major_of(*version), *version,
-                            tools_container{engine_.program, name_, mounts_, {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}}};
+                            tools_container{engine_.program, name_, mounts_, {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}},
+                            std::nullopt};
       }
     }
     if (missing.empty()) return *tools;

@@ -480,7 +480,10 @@ inline outcome restore(drill_state& state, step_result& step) {
   std::optional<checksums_during_restore> checksums;
   std::map<int, const toc_entry*> table_data;  // by dump id, as pg_restore names what it finished
   if (auto planned = checksums_to_take_during_restore(state); !planned.empty()) {
-    checksums.emplace(*state.target, std::move(planned), state.target_server->provider() == "local");
+    std::function<pid_t(pid_t)> host_pid;
+    if (state.target_server->provider() == "local")
+      host_pid = [&server = *state.target_server](pid_t inner) { return server.host_pid_of(inner); };
+    checksums.emplace(*state.target, std::move(planned), std::move(host_pid));
     for (const auto& entry : state.contents.front().toc)
       if (entry.type == "TABLE DATA") table_data[entry.id] = &entry;
   }

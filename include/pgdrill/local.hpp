@@ -20,6 +20,7 @@
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
+#include <pgdrill/sandbox.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/workspace.hpp>
 
@@ -61,7 +62,18 @@ struct local_options {
   wait_strategy readiness;
   setting_list settings;  ///< applied over restore_settings()
   std::string superuser = "postgres";
+  /// Run the server and its tools without their sandbox (sandbox.hpp), as the host's
+  /// unprivileged account: a backup's SQL then acts as that account on this host. Only by request
+  /// (PGDRILL_UNSAFE_NO_SANDBOX=1, `--unsafe-no-sandbox`).
+  bool unsafe_no_sandbox = unsafe_no_sandbox_requested();
 };
+
+/// The host account a local server started with `options` runs as, and its tools: the sandbox's
+/// (sandbox_account), or unsandboxed the unprivileged one (unprivileged_account); nothing when
+/// pgdrill's own. Directories its servers work in must let it pass.
+inline std::optional<user_identity> local_server_account(const local_options& options) {
+  return options.unsafe_no_sandbox ? unprivileged_account() : sandbox_account();
+}
 
 namespace detail {
 
@@ -179,9 +191,27 @@ class local_server final : public server {
   static std::unique_ptr<local_server> start(const local_options& options = {}) {
     pg_binaries binaries = find_binaries(options.binaries, options.min_major);
     // The tools' account too (pg_binaries::as_client): they reach the socket in this private directory.
-    std::optional<user_identity> account = unprivileged_account();
+    const std::optional<user_identity> account = local_server_account(options);
+    std::optional<pgdrill::sandbox> confinement;
+    if (!options.unsafe_no_sandbox) confinement = sandbox::for_account(account);
     scratch_dir dir(options.temp_root);
     if (account) dir.give_to(*account);
+    // A unix socket's path holds at most 107 bytes: under a long temp root, a short directory of its own.
+    std::optional<scratch_dir> socket_dir;
+    if ((dir.path() / ".s.PGSQL.5432").string().size() > 107) {
+      socket_dir.emplace("/tmp");
+      if (account) socket_dir->give_to(*account);
+    }
+    const auto sockets = socket_dir ? socket_dir->path() : dir.path();
+    if (confinement) {
+      confinement->writable = {dir.path(), sockets};
+      confinement->hidden = {options.temp_root, options.cache_dir};
+      binaries.sandbox = confinement;
+    }
+    auto confined = [&](command program) {
+      program.in_dir(dir.path());
+      return confinement ? confinement->wrap(program) : program.as_user(account);
+    };
     auto data = dir.path() / "data";
     auto log = dir.path() / "server.log";
 
@@ -199,22 +229,20 @@ class local_server final : public server {
     } else if (!from_cache) {
       command initdb(binaries.tool("initdb"), {"-D", data.string()});
       initdb.args.insert(initdb.args.end(), initdb_args.begin(), initdb_args.end());
-      initdb.in_dir(dir.path()).as_user(account);
-      auto result = run(initdb, run_options::within(std::chrono::minutes(5)));
+      auto result = run(confined(initdb), run_options::within(std::chrono::minutes(5)));
       if (!result.ok())
         throw provisioning_error("initdb " + result.describe() + " (" + initdb.display() + "):\n" + result.err_tail);
       if (options.use_cache) store_in_cache(data, cached);
     }
 
     command postgres(binaries.tool("postgres"),
-                     {"-D", data.string(), "-k", dir.path().string(), "-p", "5432", "-c", "listen_addresses="});
-    postgres.in_dir(dir.path()).as_user(account);
+                     {"-D", data.string(), "-k", sockets.string(), "-p", "5432", "-c", "listen_addresses="});
     setting_list settings = restore_settings();
     settings.insert(settings.end(), options.settings.begin(), options.settings.end());
     for (const auto& [name, value] : settings) postgres.args.insert(postgres.args.end(), {"-c", name + "=" + value});
-    child process = child::spawn(postgres, {stream_target::null(), stream_target::to_file(log), stream_target::to_file(log)});
+    child process = child::spawn(confined(postgres), {stream_target::null(), stream_target::to_file(log), stream_target::to_file(log)});
 
-    auto admin = endpoint::of_started_server(dir.path().string(), 5432, options.superuser, "");
+    auto admin = endpoint::of_started_server(sockets.string(), 5432, options.superuser, "");
     wait_until_ready(
         admin, options.readiness, [&] { return !process.poll_exit(); },
         [&] {
@@ -222,8 +250,8 @@ class local_server final : public server {
           return (status ? "postgres " + status->describe() + "; " : std::string()) + "server log (" + log.string() +
                  "):\n" + detail::read_tail(log, 4096);
         });
-    std::unique_ptr<local_server> server(
-        new local_server(std::move(binaries), std::move(dir), std::move(process), std::move(admin), from_cache, from_spare));
+    std::unique_ptr<local_server> server(new local_server(std::move(binaries), std::move(dir), std::move(socket_dir),
+                                                          std::move(process), std::move(admin), from_cache, from_spare));
     if (options.use_cache) server->spare_maker_ = std::thread([spares, cached] { spares.make(cached); });
     return server;
   }
@@ -244,6 +272,7 @@ class local_server final : public server {
   std::string provider() const override { return "local"; }
   std::string describe() const override {
     return "local PostgreSQL " + binaries_.version + " in " + directory().string() +
+           (binaries_.sandbox ? "" : " (unsandboxed, PGDRILL_UNSAFE_NO_SANDBOX)") +
            (from_spare_ ? " (data dir from cache, copied ahead)" : from_cache_ ? " (data dir from cache)" : " (fresh initdb)");
   }
 
@@ -251,7 +280,11 @@ class local_server final : public server {
   /// The server's own installation restores into it, whatever else is installed.
   pg_binaries client_tools(binary_search, std::optional<int>) const override { return binaries_; }
   const std::filesystem::path& directory() const noexcept { return directory_; }
+  /// The process pgdrill started: the sandbox's (bwrap), or unsandboxed the postmaster itself.
   pid_t pid() const noexcept { return process_.pid(); }
+  /// Whether the server and its tools run in a sandbox (sandbox.hpp).
+  bool sandboxed() const noexcept { return binaries_.sandbox.has_value(); }
+  pid_t host_pid_of(pid_t server_pid) const override { return detail::host_pid_in_tree(process_.pid(), server_pid); }
   bool started_from_cache() const noexcept { return from_cache_; }
   /// Its data directory was a spare copy of the cache made ahead by an earlier server (renamed
   /// into place, not copied while this one started).
@@ -264,30 +297,41 @@ class local_server final : public server {
   void stop() override {
     std::string trouble;
     if (process_.pid() > 0 && !process_.poll_exit()) {
-      ::kill(process_.pid(), SIGINT);
+      ::kill(postmaster(), SIGINT);  // a sandbox ends when the server does
       if (!process_.wait_for(std::chrono::seconds(20))) {
         trouble = "server ignored fast shutdown; ";
-        ::kill(process_.pid(), SIGQUIT);
+        ::kill(postmaster(), SIGQUIT);
         if (!process_.wait_for(std::chrono::seconds(5))) trouble += "killed it; ";
       }
     }
     process_.kill_and_reap();
     if (spare_maker_.joinable()) spare_maker_.join();
     dir_.remove();
+    if (socket_dir_) socket_dir_->remove();
     std::error_code ignored;
     if (std::filesystem::exists(directory_, ignored)) trouble += "could not remove " + directory_.string();
     if (!trouble.empty()) throw provisioning_error("stopping local server: " + trouble);
   }
 
  private:
-  local_server(pg_binaries binaries, scratch_dir dir, child process, endpoint admin, bool from_cache, bool from_spare)
+  local_server(pg_binaries binaries, scratch_dir dir, std::optional<scratch_dir> socket_dir, child process, endpoint admin,
+               bool from_cache, bool from_spare)
       : binaries_(std::move(binaries)),
         directory_(dir.path()),
         dir_(std::move(dir)),
+        socket_dir_(std::move(socket_dir)),
         process_(std::move(process)),
         admin_(std::move(admin)),
         from_cache_(from_cache),
         from_spare_(from_spare) {}
+
+  // The postmaster's host pid (inside the sandbox it has another), from its postmaster.pid.
+  pid_t postmaster() const {
+    std::ifstream in(directory_ / "data" / "postmaster.pid");
+    long inner = 0;
+    pid_t found = in >> inner && inner > 0 ? host_pid_of(static_cast<pid_t>(inner)) : 0;
+    return found > 0 ? found : process_.pid();
+  }
 
   // Copy to a staging name, then rename: a cache entry is complete or absent, even with drills
   // starting side by side. A cache that cannot be written only costs speed.
@@ -303,6 +347,7 @@ class local_server final : public server {
   pg_binaries binaries_;
   std::filesystem::path directory_;
   scratch_dir dir_;   // declared before the process: removed only after it is gone
+  std::optional<scratch_dir> socket_dir_;  ///< under a long temp root: where the socket is
   child process_;
   endpoint admin_;
   bool from_cache_, from_spare_;

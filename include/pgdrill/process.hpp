@@ -21,11 +21,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <optional>  // optional user, optional exit status
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -211,6 +213,36 @@ inline std::string proc_text(const std::filesystem::path& file) {
   return text;
 }
 
+
+// `root` and its descendants, from /proc/PID/task/TID/children: the drill's own processes only.
+inline std::vector<std::string> process_tree(pid_t root) {
+  std::vector<std::string> pids{std::to_string(root)};
+  std::error_code ignored;
+  for (std::size_t index = 0; index < pids.size() && pids.size() < 1024; ++index)
+    for (const auto& task : std::filesystem::directory_iterator("/proc/" + pids[index] + "/task", ignored)) {
+      std::istringstream children(proc_text(task.path() / "children"));
+      for (std::string child; children >> child;) pids.push_back(child);
+    }
+  return pids;
+}
+
+// The host pid of the process in `root`'s tree that its own pid namespace knows as `inner` (the
+// last field of NSpid: a sandboxed server's postmaster.pid and pg_backend_pid() give those); 0
+// when there is none.
+inline pid_t host_pid_in_tree(pid_t root, pid_t inner) {
+  for (const auto& pid : process_tree(root)) {
+    std::string status = proc_text("/proc/" + pid + "/status");
+    auto line = status.find("\nNSpid:");
+    if (line == std::string::npos) continue;
+    auto end = status.find('\n', line + 1);
+    auto fields = status.substr(line + 8, end - line - 8);
+    auto last = fields.find_last_not_of(" \t");
+    auto first = fields.find_last_of(" \t", last);
+    if (last != std::string::npos && std::atol(fields.substr(first + 1, last - first).c_str()) == inner)
+      return static_cast<pid_t>(std::atol(pid.c_str()));
+  }
+  return 0;
+}
 
 // Process groups of live children, so a signal handler can stop them with async-signal-safe calls.
 inline std::array<std::atomic<pid_t>, 256> tracked_groups{};

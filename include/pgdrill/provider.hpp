@@ -258,6 +258,12 @@ class server {
     search.required = {"pg_restore", "psql"};
     return find_binaries(search, min_major);
   }
+  /// The pid on this host of the server process the server itself calls `server_pid`
+  /// (pg_backend_pid(), postmaster.pid): 0 when its processes are not this host's.
+  virtual pid_t host_pid_of(pid_t server_pid) const {
+    (void)server_pid;
+    return 0;
+  }
   /// A server other work shares (existing provider): the drill leaves nothing on it but what it
   /// created and drops.
   virtual bool shared() const { return false; }

@@ -95,18 +95,6 @@ struct stream_ends {
   }
 };
 
-// `root` and its descendants, from /proc/PID/task/TID/children: the drill's own processes only.
-inline std::vector<std::string> process_tree(pid_t root) {
-  std::vector<std::string> pids{std::to_string(root)};
-  std::error_code ignored;
-  for (std::size_t index = 0; index < pids.size() && pids.size() < 1024; ++index)
-    for (const auto& task : std::filesystem::directory_iterator("/proc/" + pids[index] + "/task", ignored)) {
-      std::istringstream children(proc_text(task.path() / "children"));
-      for (std::string child; children >> child;) pids.push_back(child);
-    }
-  return pids;
-}
-
 // How far the restore tool (the process `leader` and its workers) has read into `path` (a file,
 // or the files under a directory archive), from /proc/PID/fdinfo: progress for tools that read
 // the backup themselves. A process that exits mid-read counts as 0; this never throws.
@@ -147,7 +135,8 @@ struct restore_input {
 
 // Decompresses into `scratch` when -j needs a file (tools in a container, which cannot see
 // `scratch`, read the stream serially instead); throws corrupt_backup when that copy cannot be
-// made from the damaged stream.
+// made from the damaged stream. An archive the tools' account cannot open goes on stdin, or,
+// where pg_restore needs it by name (a directory archive, -j), as a copy in `scratch`.
 inline restore_input choose_input(const backup_info& backup, const format_traits& format, const restore_spec& spec,
                                   const pg_binaries& tools, const std::filesystem::path& scratch) {
   const bool archive = std::string(format.restore_tool) == "pg_restore";
@@ -157,6 +146,14 @@ inline restore_input choose_input(const backup_info& backup, const format_traits
   // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
   if (archive && format.parallel_restore && !spec.single_transaction) input.jobs = spec.jobs > 0 ? spec.jobs : cores;
   if (input.via_stdin && tools.container) input.jobs = 1;
+  if (!input.via_stdin && !tools_can_open(tools, backup.path)) {
+    if (backup.format != backup_format::directory && input.jobs == 1) {
+      input.via_stdin = true;
+    } else {
+      input.path = scratch / "backup-copy";
+      copy_for_tools(backup.path, input.path);
+    }
+  }
   if (!input.via_stdin || input.jobs == 1) return input;
   input.path = scratch / (backup.path.filename().string() + ".decompressed");
   backup_reader reader(backup.path);
@@ -452,7 +449,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   auto cmd = tools.as_client(std::move(restore_cmd));
   if (cmd.reads_any_file)
     result.adjustments.push_back(result.tool + " ran as " + cmd.user->name + " keeping only the right to read any file: " +
-                                 cmd.user->name + " cannot read the backup or the connection's files");
+                                 cmd.user->name + " cannot read the connection's files");
   result.command_line = tools.runnable(cmd).display() + (input.via_stdin ? " < " + backup.path.filename().string() : "");
 
   run_options options;
@@ -702,7 +699,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
     throw could_not_verify("the scenario names the database '" + spec.database + "' to check, but the backup creates no database");
   auto before = own_databases ? detail::database_names(target_server) : std::vector<std::string>{};
   scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
-  if (auto account = unprivileged_account()) scratch.give_to(*account);  // the tools read them as that account
+  if (auto account = tools.account()) scratch.give_to(*account);  // the tools read them as that account
   prepare_target(target_server, target, spec);
   for (const auto& backup : backups) {
     auto restored = backup.format == backup_format::json_snapshot

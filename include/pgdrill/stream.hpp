@@ -6,6 +6,7 @@
 // its "raw" format so the payload is streamed as is.
 
 #include <archive.h>
+#include <archive_entry.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -85,7 +86,9 @@ class backup_reader {
 
 /// Read a tar archive's every member to its end (libarchive's tar reader): a truncated or
 /// damaged archive throws corrupt_backup. pg_dump's tar format needs this before pg_restore,
-/// which can loop forever on a truncated member instead of failing.
+/// which can loop forever on a truncated member instead of failing. pg_dump writes only regular
+/// files with plain names: a link, directory or device member, or a name with a directory part
+/// ('../x', '/etc/x'), is refused as well (corrupt_backup naming it).
 inline void check_tar_complete(const std::filesystem::path& file) {
   archive* reader = archive_read_new();
   archive_read_support_filter_all(reader);
@@ -98,8 +101,16 @@ inline void check_tar_complete(const std::filesystem::path& file) {
   if (archive_read_open_filename(reader, file.c_str(), 256U << 10) != ARCHIVE_OK) fail("cannot open");
   archive_entry* entry = nullptr;
   int status;
-  while ((status = archive_read_next_header(reader, &entry)) == ARCHIVE_OK)
+  while ((status = archive_read_next_header(reader, &entry)) == ARCHIVE_OK) {
+    const char* name = archive_entry_pathname(entry);
+    std::string member = name ? name : "";
+    if (archive_entry_filetype(entry) != AE_IFREG || member.empty() || member.find('/') != std::string::npos) {
+      archive_read_free(reader);
+      throw corrupt_backup("tar archive " + file.string() + ": member '" + member + "' is not a regular file with a plain name " +
+                           "(pg_dump writes none other): refused");
+    }
     if (archive_read_data_skip(reader) != ARCHIVE_OK) fail("truncated member");
+  }
   if (status != ARCHIVE_EOF) fail("damaged or truncated");
   archive_read_free(reader);
 }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -130,9 +131,12 @@ inline std::filesystem::path default_temp_root() {
 }
 
 constexpr const char* scratch_prefix = "pgdrill-";
+/// The file in each scratch directory naming the run that made it (run_owner::text()) and, once
+/// it is given to another account, that account's uid: what lets a sweep prove it is a drill's.
+constexpr const char* scratch_marker = ".pgdrill-run";
 
-/// A private (0700) directory `<root>/pgdrill-<pid>-<start>-<random>`, removed with everything in
-/// it when the handle goes. Move-only.
+/// A private (0700) directory `<root>/pgdrill-<pid>-<start>-<random>`, marked with the run that
+/// made it (scratch_marker), removed with everything in it when the handle goes. Move-only.
 class scratch_dir {
  public:
   explicit scratch_dir(const std::filesystem::path& root = default_temp_root()) {
@@ -142,6 +146,8 @@ class scratch_dir {
       auto candidate = root / (scratch_prefix + owner_tag() + "-" + detail::random_suffix());
       if (::mkdir(candidate.c_str(), 0700) == 0) {
         path_ = candidate;
+        ::chmod(path_.c_str(), 0700);  // whatever the umask
+        mark("");
         return;
       }
       if (errno != EEXIST) break;
@@ -167,6 +173,7 @@ class scratch_dir {
   void give_to(const user_identity& user) const {
     if (::chown(path_.c_str(), user.uid, user.gid) != 0)
       throw could_not_verify("cannot hand " + path_.string() + " to user " + user.name + ": " + std::strerror(errno));
+    mark(" given=" + std::to_string(user.uid));
   }
 
   /// Remove now; safe to call twice.
@@ -178,6 +185,11 @@ class scratch_dir {
   }
 
  private:
+  // The marker stays the creator's (0644): the account the directory is given to cannot forge one.
+  void mark(const std::string& given) const {
+    std::ofstream(path_ / scratch_marker, std::ios::trunc) << run_owner::of_this_run().text() << given << "\n";
+  }
+
   std::filesystem::path path_;
 };
 
@@ -186,30 +198,60 @@ struct reaped_item {
   std::string what;  ///< "directory /tmp/pgdrill-..." or "server pid 1234"
 };
 
-/// Remove scratch directories under `root` whose owning process is gone, first killing a
-/// PostgreSQL server still running from one (a postmaster.pid inside names it).
+namespace detail {
+
+// Whether `directory` is provably the scratch directory of a run that has ended: named exactly as
+// scratch_dir names them, a real directory of mode 0700, and a marker this uid wrote naming a
+// run of this machine that is gone, with the same tag as the name; owned by this uid or by the
+// account the marker says it was given to. Anything else is left alone, whatever its name.
+inline bool dead_runs_scratch_dir(const std::filesystem::path& directory) {
+  static const std::regex name(R"(pgdrill-(\d+-\d+)-[a-z0-9]{8})");
+  std::smatch match;
+  const std::string file_name = directory.filename().string();
+  struct stat info{}, marker_info{};
+  if (!std::regex_match(file_name, match, name) || ::lstat(directory.c_str(), &info) != 0 || !S_ISDIR(info.st_mode) ||
+      (info.st_mode & 07777) != 0700)
+    return false;
+  const auto marker = directory / scratch_marker;
+  if (::lstat(marker.c_str(), &marker_info) != 0 || !S_ISREG(marker_info.st_mode) || marker_info.st_uid != ::geteuid())
+    return false;
+  std::string text;
+  std::getline(std::ifstream(marker), text);
+  auto owner = run_owner::parse(text);
+  auto given = text.find(" given=");
+  const bool owned = info.st_uid == ::geteuid() ||
+                     (given != std::string::npos && std::to_string(info.st_uid) == text.substr(given + 7));
+  return owned && owner.tag == match[1].str() && owner.provably_gone();
+}
+
+// Host processes whose working directory lies in `directory` (a server left running there, its
+// sandbox's processes included: /proc shows them with the path bound at the same place).
+inline std::vector<pid_t> processes_working_in(const std::filesystem::path& directory) {
+  std::vector<pid_t> found;
+  std::error_code ignored;
+  const std::string prefix = directory.string() + "/";
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ignored)) {
+    const std::string pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    auto cwd = std::filesystem::read_symlink(entry.path() / "cwd", ignored).string() + "/";
+    if (!ignored && cwd.compare(0, prefix.size(), prefix) == 0) found.push_back(static_cast<pid_t>(std::stol(pid)));
+  }
+  return found;
+}
+
+}  // namespace detail
+
+/// Remove the scratch directories under `root` that provably belong to runs that have ended
+/// (detail::dead_runs_scratch_dir), first killing what still runs in one (a server whose runner
+/// and its warden were both killed).
 inline std::vector<reaped_item> reap_leftovers(const std::filesystem::path& root = default_temp_root()) {
   std::vector<reaped_item> reaped;
   std::error_code failure;
-  std::string prefix = scratch_prefix;
   for (const auto& entry : std::filesystem::directory_iterator(root, failure)) {
-    std::string name = entry.path().filename().string();
-    if (name.compare(0, prefix.size(), prefix) != 0 || !entry.is_directory(failure)) continue;
-    std::string rest = name.substr(prefix.size());  // "<pid>-<start>-<random>"
-    auto last_dash = rest.rfind('-');
-    if (last_dash == std::string::npos || owner_alive(rest.substr(0, last_dash))) continue;
-    for (const auto& pid_file : {entry.path() / "data" / "postmaster.pid"}) {
-      std::ifstream in(pid_file);
-      long server_pid = 0;
-      if (in >> server_pid && server_pid > 0) {
-        // Only a process whose working directory is that data directory is that server.
-        std::error_code ignored;
-        auto cwd = std::filesystem::read_symlink("/proc/" + std::to_string(server_pid) + "/cwd", ignored);
-        if (!ignored && cwd == std::filesystem::canonical(pid_file.parent_path(), ignored)) {
-          ::kill(static_cast<pid_t>(server_pid), SIGKILL);
-          reaped.push_back({"server pid " + std::to_string(server_pid)});
-        }
-      }
+    if (!detail::dead_runs_scratch_dir(entry.path())) continue;
+    for (pid_t server : detail::processes_working_in(entry.path())) {
+      ::kill(server, SIGKILL);
+      reaped.push_back({"server pid " + std::to_string(server)});
     }
     std::filesystem::remove_all(entry.path(), failure);
     reaped.push_back({"directory " + entry.path().string()});
