@@ -131,13 +131,15 @@ void restore_benchmark(benchmark::State& state, std::string format, int jobs, bo
 // --- provisioning ----------------------------------------------------------------------------
 
 // From initdb, from the cache with a spare copy of it made ahead (the spare the last server made
-// while it ran), or from the cache copied at the start (every spare removed first).
-void provision_local(benchmark::State& state, bool cached, bool spare) {
+// while it ran), or from the cache copied at the start (every spare removed first); in its sandbox
+// or, by request only, without (`sandboxed` false: what the sandbox costs).
+void provision_local(benchmark::State& state, bool cached, bool spare, bool sandboxed) {
   scratch_dir cache, root;
   local_options options;
   options.cache_dir = cache.path() / "cache";
   options.temp_root = root.path();
-  if (auto account = unprivileged_account()) root.give_to(*account);  // as /tmp, it must reach its scratch directories
+  options.unsafe_no_sandbox = !sandboxed;
+  if (auto account = local_server_account(options)) root.give_to(*account);  // as /tmp, it must reach its scratch directories
   options.use_cache = cached;
   if (cached) local_server::start(options);  // fill the cache outside the timing
   for (auto _ : state) {
@@ -305,8 +307,9 @@ void floor_benchmark(benchmark::State& state) {
 // everything but the restore (restore/pg_restore_j2/tuned is the bare restore), checks_seconds
 // what the checks besides the row counts took, and checks_per_restore that against the restore.
 // `during_restore` false takes every checksum after the restore, as pgdrill did before
-// checksums_during_restore.hpp.
-void drill_benchmark(benchmark::State& state, std::string extra_checks, bool during_restore) {
+// checksums_during_restore.hpp; `sandboxed` false runs the server and its tools without their
+// sandbox (what it costs).
+void drill_benchmark(benchmark::State& state, std::string extra_checks, bool during_restore, bool sandboxed) {
   auto& data = source();
   scratch_dir out;
   dump_options options;
@@ -326,6 +329,7 @@ void drill_benchmark(benchmark::State& state, std::string extra_checks, bool dur
   if (extra_checks == "thorough") plan.assertions.push_back(thorough_assertion{});
   drill_options drill;
   drill.checksums_during_restore = during_restore;
+  drill.local.unsafe_no_sandbox = !sandboxed;
   for (auto _ : state) {
     auto start = clock_type::now();
     auto result = run_drill(plan, drill);
@@ -374,9 +378,10 @@ int main(int argc, char** argv) {
     add("restore/pg_restore_j1" + settings, restore_benchmark, std::string("custom"), 1, false, tuned);
     add("restore/pg_restore_j2" + settings, restore_benchmark, std::string("custom"), 2, false, tuned);
   }
-  add("provision/local_initdb", provision_local, false, false);
-  add("provision/local_cached", provision_local, true, true);
-  add("provision/local_cached_copied_at_start", provision_local, true, false);
+  add("provision/local_initdb", provision_local, false, false, true);
+  add("provision/local_cached", provision_local, true, true, true);
+  add("provision/local_cached_unsandboxed", provision_local, true, true, false);
+  add("provision/local_cached_copied_at_start", provision_local, true, false, true);
   add("provision/clone_from_pool_700k_rows", clone_benchmark, std::size_t{2}, clone_strategy::automatic, 700000);
   for (int rows : {70000, 700000}) {
     std::string size = rows == 70000 ? "_70k_rows" : "_700k_rows";
@@ -392,10 +397,11 @@ int main(int argc, char** argv) {
   for (const char* method : {"pgdrill_checksum", "pgdrill_checksum_parallel", "raw_copy_out", "md5_sum_in_sql", "count"})
     add(std::string("verify/") + method, verify_benchmark, std::string(method));
   add("floor/copy_indexes_and_keys", floor_benchmark);
-  add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"), true);
-  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, std::string("checksums"), true);
-  add("drill/row_counts_and_checksums_after_restore_custom_j2", drill_benchmark, std::string("checksums"), false);
-  add("drill/row_counts_and_thorough_custom_j2", drill_benchmark, std::string("thorough"), true);
+  add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"), true, true);
+  add("drill/row_counts_custom_j2_unsandboxed", drill_benchmark, std::string("row_counts"), true, false);
+  add("drill/row_counts_and_checksums_custom_j2", drill_benchmark, std::string("checksums"), true, true);
+  add("drill/row_counts_and_checksums_after_restore_custom_j2", drill_benchmark, std::string("checksums"), false, true);
+  add("drill/row_counts_and_thorough_custom_j2", drill_benchmark, std::string("thorough"), true, true);
 
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("pgdrill_bench_scale", std::to_string(scale()));

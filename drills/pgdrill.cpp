@@ -58,7 +58,7 @@ struct run_arguments {
   std::string scenario_file;
   pgdrill::report_paths reports;
   std::string pg_bin, temp_dir;
-  bool no_cache = false, quiet = false;
+  bool no_cache = false, quiet = false, restore_as_given_role = false, unsafe_no_sandbox = false;
   std::string log_format = "text";
   std::string provider, target, engine, image;
 };
@@ -70,7 +70,9 @@ int run_drill_command(const run_arguments& args) {
   options.local.binaries = binaries_from(args.pg_bin);
   if (!args.temp_dir.empty()) options.local.temp_root = args.temp_dir;
   options.local.use_cache = !args.no_cache;
+  if (args.unsafe_no_sandbox) options.local.unsafe_no_sandbox = true;
   options.provider = args.provider;
+  options.restore_as_given_role = args.restore_as_given_role;
   options.container.engine = args.engine;
   options.container.image_template = args.image;
   if (!args.target.empty()) options.existing = pgdrill::endpoint_from_conninfo(args.target);
@@ -115,6 +117,12 @@ command_entry run_entry() {
                 ->check(CLI::IsMember(pgdrill::provider_names()));
             app.add_option("--target", args->target,
                            "existing provider: libpq connection string or URL (default: PG* variables, DATABASE_URL)");
+            app.add_flag("--restore-as-given-role", args->restore_as_given_role,
+                         "existing provider: where the drill's own role cannot be made or log in, restore as the given role "
+                         "(never a superuser) instead of exiting 2");
+            app.add_flag("--unsafe-no-sandbox", args->unsafe_no_sandbox,
+                         "local provider: run the server and its tools without their sandbox, as the host's unprivileged "
+                         "account, which the backup's SQL then acts as (also PGDRILL_UNSAFE_NO_SANDBOX=1)");
             app.add_option("--engine", args->engine, "container provider: docker, podman or a path")->envname("PGDRILL_CONTAINER_ENGINE");
             app.add_option("--image", args->image, "container provider: image, {major} replaced (default docker.io/library/postgres:{major})")
                 ->envname("PGDRILL_IMAGE");

@@ -51,8 +51,8 @@ TEST(binaries, a_too_new_minimum_names_what_is_installed) {
 }
 
 TEST(binaries, the_oldest_that_is_new_enough_else_the_newest) {
-  std::vector<pg_binaries> newest_first{{"/pg/18/bin", 18, "18.1", std::nullopt}, {"/pg/17/bin", 17, "17.7", std::nullopt},
-                                        {"/pg/13/bin", 13, "13.23", std::nullopt}};
+  std::vector<pg_binaries> newest_first{{"/pg/18/bin", 18, "18.1", std::nullopt, std::nullopt}, {"/pg/17/bin", 17, "17.7", std::nullopt, std::nullopt},
+                                        {"/pg/13/bin", 13, "13.23", std::nullopt, std::nullopt}};
   EXPECT_EQ(choose_installation(newest_first, std::nullopt)->major, 18);
   EXPECT_EQ(choose_installation(newest_first, 13)->major, 13);
   EXPECT_EQ(choose_installation(newest_first, 14)->major, 17);
@@ -105,7 +105,7 @@ TEST(binaries, a_directory_whose_tools_disagree_is_no_installation) {
 }
 
 TEST(binaries, tools_on_this_host_run_as_built) {
-  pg_binaries here{"/usr/lib/postgresql/15/bin", 15, "15.18", std::nullopt};
+  pg_binaries here{"/usr/lib/postgresql/15/bin", 15, "15.18", std::nullopt, std::nullopt};
   command tool(here.tool("pg_restore"), {"--list", "/backups/a.dump"});
   tool.with_env({{"PGPASSWORD", "s3cret"}});
   auto runnable = here.runnable(tool);
@@ -118,7 +118,8 @@ TEST(binaries, tools_on_this_host_run_as_built) {
 // argv), libpq pointed at the container's own server, host paths at their mount points.
 TEST(binaries, tools_in_a_container_run_through_exec) {
   pg_binaries inside{"", 17, "17.11", tools_container{"/usr/bin/podman", "pgdrill-1", {{"/backups/a:b.dump", "/pgdrill/backup-0"}},
-                                                       {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}}};
+                                                       {{"PGHOST", "127.0.0.1"}, {"PGPORT", "5432"}}},
+                     std::nullopt};
   command tool(inside.tool("pg_restore"), {"--dbname", "pgdrill_restore", "/backups/a:b.dump"});
   tool.with_env({{"PGHOST", "127.0.0.1"}, {"PGPORT", "40123"}, {"PGPASSWORD", "s3cret"}});
   tool.in_dir("/work");
@@ -137,7 +138,7 @@ TEST(binaries, tools_in_a_container_run_through_exec) {
 // that only its owner may read (a bind mount keeps the host's owner and mode): then as the
 // container's root, which the container confines.
 TEST(binaries, tools_in_a_container_run_as_postgres_unless_the_backup_is_owner_only) {
-  pg_binaries inside{"", 17, "17.11", tools_container{"/usr/bin/podman", "pgdrill-1", {}, {}}};
+  pg_binaries inside{"", 17, "17.11", tools_container{"/usr/bin/podman", "pgdrill-1", {}, {}}, std::nullopt};
   scratch_dir dir;
   auto backup = dir.path() / "a.dump";
   testkit::write_file(backup, "archive");
@@ -159,8 +160,8 @@ TEST(binaries, tools_in_a_container_run_as_postgres_unless_the_backup_is_owner_o
 }
 
 TEST(binaries, only_the_engines_own_exit_codes_mean_the_tool_never_ran) {
-  pg_binaries here{"/usr/bin", 15, "15.18", std::nullopt};
-  pg_binaries inside{"", 17, "17.11", tools_container{"/usr/bin/podman", "pgdrill-1", {}, {}}};
+  pg_binaries here{"/usr/bin", 15, "15.18", std::nullopt, std::nullopt};
+  pg_binaries inside{"", 17, "17.11", tools_container{"/usr/bin/podman", "pgdrill-1", {}, {}}, std::nullopt};
   run_result not_found;
   not_found.status.code = 127;
   EXPECT_TRUE(inside.exec_failed(not_found));

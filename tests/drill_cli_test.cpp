@@ -384,6 +384,17 @@ TEST_F(drill_cli, a_malformed_database_url_leaks_its_password_nowhere) {
   }
 }
 
+// A password typed without its keyword (`--target "host=... CanaryPw9"`): libpq's parse error
+// quotes the word, the drill's message does not.
+TEST_F(drill_cli, a_target_with_a_keywordless_password_is_not_echoed) {
+  auto file = scenario(R"({"name": "typo", "provider": "existing", )" + backup_key("demo_20260101_000000.dump") + R"(,
+    "assertions": [{"type": "row_count", "table": "customers", "equals": 1000}]})");
+  auto result = run_cli({"run", file.string(), "--target", "host=127.0.0.1 port=1 passwordCanaryPw9"});
+  EXPECT_NE(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("invalid connection string"), std::string::npos) << result.output;
+  EXPECT_EQ(result.output.find("CanaryPw9"), std::string::npos) << result.output;
+}
+
 // A plain "backup" is a script psql runs: `\! touch` ran a shell as the runner's user, and SQL's
 // COPY ... PROGRAM read the runner's PGPASSWORD from the throwaway server's environment. Now psql
 // runs it restricted (the drill fails, naming the refusal) and no child sees the user's secrets.
@@ -436,7 +447,7 @@ TEST_F(drill_cli, a_directory_archive_missing_or_emptying_a_data_file_fails_veri
 // On a shared server (the existing provider) a `pg_dump -C -c` script dropped and recreated a
 // bystander database, losing what was written since the backup; psql followed any \connect.
 TEST_F(drill_cli, a_shared_servers_other_databases_are_left_exactly_as_found) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   testkit::psql(*shared, "CREATE DATABASE shop");
   testkit::psql(*shared, "CREATE TABLE orders AS SELECT 1 AS id", "shop");
   auto oid = testkit::psql(*shared, "SELECT oid FROM pg_database WHERE datname = 'shop'");
@@ -457,6 +468,38 @@ TEST_F(drill_cli, a_shared_servers_other_databases_are_left_exactly_as_found) {
   EXPECT_EQ(testkit::psql(*shared, "SELECT oid FROM pg_database WHERE datname = 'shop'"), oid);
   EXPECT_EQ(testkit::psql(*shared, "SELECT count(*) FROM orders", "shop"), "2\n");
   EXPECT_EQ(testkit::psql(*shared, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill%'"), "0\n");
+}
+
+// Only a bare \connect DBNAME runs (pg_dump --create's own line, for an odd name too). A \connect
+// with a user, host, port, conninfo, backquote or another command on its line moved the rest of
+// the script to another server or ran a shell; now psql refuses it, the verdict names it, and
+// nothing of its line runs.
+TEST_F(drill_cli, only_a_bare_connect_runs_and_a_refused_one_is_named) {
+  auto source = testkit::start_server();
+  testkit::psql(*source, "CREATE DATABASE \"Odd db 'x'\"");
+  testkit::psql(*source, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 10) g", "Odd db 'x'");
+  auto created = dir_.path() / "odd_create.sql";
+  testkit::pg_dump(*source, {"-C", "-f", created.string()}, "Odd db 'x'");
+  ASSERT_NE(testkit::read_file(created).find("\\connect -reuse-previous=on"), std::string::npos);
+  auto passes = run_cli({"run", scenario(R"({"name": "odd", "backup": {"file": ")" + created.string() +
+                                         R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "row_count", "table": "t", "equals": 10}]})")
+                                    .string(),
+                         "--junit", (dir_.path() / "r.xml").string()});
+  EXPECT_EQ(passes.exit_code, 0) << passes.output;
+
+  auto canary = dir_.path() / "CANARY";
+  for (const std::string& line : std::vector<std::string>{"\\connect postgres postgres /tmp 5432", "\\c \"dbname=postgres host=/tmp\"",
+                                  "\\c postgres \\! touch " + canary.string(), "\\c postgres \\o " + canary.string(),
+                                  "\\connect `touch " + canary.string() + "`"}) {
+    auto script = dir_.path() / "connects.sql";
+    write_file(script, "-- " + std::string(1100, '.') + "\nCREATE TABLE t (id int);\n" + line + "\nCREATE TABLE after_it (id int);\n");
+    auto result = run_cli({"run", scenario(R"({"name": "connects", "backup": {"file": ")" + script.string() +
+                                           R"("}, "assertions": [{"type": "not_empty"}]})").string(),
+                           "--junit", (dir_.path() / "r.xml").string()});
+    EXPECT_EQ(result.exit_code, 1) << line << "\n" << result.output;
+    EXPECT_NE(result.output.find("refused: " + line), std::string::npos) << line << "\n" << result.output;
+    EXPECT_FALSE(std::filesystem::exists(canary)) << line;
+  }
 }
 
 // SIGINT during a running check was ignored: the drill went on and exited 0 PASSED. Now the check

@@ -49,7 +49,7 @@ class existing : public ::testing::Test {
 }  // namespace
 
 TEST_F(existing, the_restore_runs_as_a_role_that_owns_only_its_scratch_database) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   psql(*shared, "CREATE DATABASE bystander");
   auto server = existing_server::attach(shared->admin());
   ASSERT_FALSE(server->restore_role().empty()) << server->describe();
@@ -76,7 +76,7 @@ TEST_F(existing, the_restore_runs_as_a_role_that_owns_only_its_scratch_database)
 // A dump's `ALTER ... OWNER TO postgres` cannot run as the drill's role: tolerated and listed,
 // and the drill passes, with a plain script (psql) and with an archive restored with its owners.
 TEST_F(existing, a_drill_as_the_drills_role_passes_and_lists_the_ownership_it_could_not_apply) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   auto plain = dir_.path() / "shared_plain.sql";
   testkit::pg_dump(*demo_->source, {"-f", plain.string()});
   auto as_plain = plan();
@@ -102,7 +102,7 @@ TEST_F(existing, a_drill_as_the_drills_role_passes_and_lists_the_ownership_it_co
 // amcheck is no trusted extension and its functions are the superuser's: the drill's role can
 // neither install nor run it. Installed beforehand, it failed the backup as broken (exit 1).
 TEST_F(existing, amcheck_without_the_rights_to_install_or_run_it_cannot_verify_and_says_why) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   auto with_amcheck = plan();
   with_amcheck.assertions.push_back(amcheck_assertion{});
   drill_options options;
@@ -123,7 +123,7 @@ TEST_F(existing, amcheck_without_the_rights_to_install_or_run_it_cannot_verify_a
 // A role with CREATEDB and CREATEROLE but no superuser rights: it creates the drill's role, joins
 // it, and at teardown ends the sessions left on the scratch database without FORCE.
 TEST_F(existing, a_given_role_without_superuser_rights_restores_and_tears_down) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   auto given = as_new_role(*shared, "drill_admin", "CREATEDB CREATEROLE");
   auto result = drill_on(given);
   ASSERT_EQ(result.verdict(), exit_code::passed) << testkit::drill_report(result);
@@ -136,36 +136,84 @@ TEST_F(existing, a_given_role_without_superuser_rights_restores_and_tears_down) 
   EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
 }
 
-TEST_F(existing, a_given_role_that_may_not_create_roles_restores_as_itself_and_says_so) {
-  auto shared = testkit::start_server();
+// A given role that may not create roles: the drill says what to grant (exit 2), and restores as
+// that role only when the scenario asks for it.
+TEST_F(existing, a_given_role_that_may_not_create_roles_restores_as_itself_only_when_asked) {
+  auto shared = testkit::start_shared_server();
   auto given = as_new_role(*shared, "drill_creator", "CREATEDB");
-  auto server = existing_server::attach(given);
+  try {
+    existing_server::attach(given);
+    ADD_FAILURE() << "attached without a role of its own";
+  } catch (const could_not_verify& refused) {
+    EXPECT_NE(std::string(refused.what()).find("CREATEROLE"), std::string::npos) << refused.what();
+    EXPECT_NE(std::string(refused.what()).find("restore_as_given_role"), std::string::npos) << refused.what();
+  }
+  EXPECT_EQ(drill_on(given).verdict(), exit_code::not_verified);
+  EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
+
+  auto server = existing_server::attach(given, true);
   EXPECT_TRUE(server->restore_role().empty());
   EXPECT_EQ(server->restore_target({}).user, "drill_creator");
   EXPECT_NE(server->describe().find("restored as the given role (it may not create roles)"), std::string::npos) << server->describe();
   server->stop();
-  EXPECT_EQ(drill_on(given).verdict(), exit_code::passed);
+  drill_options options;
+  options.provider = "existing";
+  options.existing = given;
+  options.restore_as_given_role = true;
+  EXPECT_EQ(run_drill(plan(), options).verdict(), exit_code::passed);
   EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
 }
 
-// pg_hba.conf lets only the given role in: the drill's role is dropped again and the restore runs
-// as the given role.
-TEST_F(existing, when_the_drills_role_may_not_log_in_the_given_role_restores) {
-  auto shared = testkit::start_server();
+// pg_hba.conf lets only the given role in, a superuser (as `sudo -u postgres pgdrill run` with
+// peer authentication): the drill never restores as it, asked or not, and says what to change.
+TEST_F(existing, when_the_drills_role_may_not_log_in_a_superuser_never_restores) {
+  auto shared = testkit::start_shared_server();
   write_file(shared->directory() / "data" / "pg_hba.conf", "local all postgres trust\nlocal all all reject\n");
   psql(*shared, "SELECT pg_reload_conf()");
-  auto server = existing_server::attach(shared->admin());
-  EXPECT_TRUE(server->restore_role().empty());
-  EXPECT_NE(server->describe().find("the drill's own role may not log in: "), std::string::npos) << server->describe();
-  EXPECT_EQ(psql(*shared, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgdrill%'"), "0\n");
-  server->stop();
+  for (bool asked : {false, true}) {
+    try {
+      existing_server::attach(shared->admin(), asked);
+      ADD_FAILURE() << "attached as a superuser";
+    } catch (const could_not_verify& refused) {
+      EXPECT_NE(std::string(refused.what()).find("pg_hba.conf"), std::string::npos) << refused.what();
+      EXPECT_NE(std::string(refused.what()).find(asked ? "never restores a backup as a superuser" : "restore_as_given_role"),
+                std::string::npos)
+          << refused.what();
+    }
+    EXPECT_EQ(psql(*shared, "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'pgdrill%'"), "0\n");
+    EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
+  }
+}
+
+// A backup that leaves a prepared transaction (PREPARE TRANSACTION, on a server that allows them):
+// the teardown rolls it back and drops everything within its bounds, and the next drill passes.
+TEST_F(existing, a_prepared_transaction_in_the_backup_is_rolled_back_at_teardown) {
+  local_options settings;
+  settings.settings = {{"max_prepared_transactions", "4"}};
+  auto shared = testkit::start_shared_server(settings);
+  auto hostile = dir_.path() / "prepared.sql";
+  write_file(hostile, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (0);\nBEGIN;\nINSERT INTO t VALUES (1);\n"
+                      "ALTER ROLE CURRENT_USER SET work_mem = '64kB';\nPREPARE TRANSACTION 'left_by_the_backup';\n");
+  scenario hostile_plan;
+  hostile_plan.name = "prepared";
+  hostile_plan.backup.file = hostile;
+  hostile_plan.hygiene.min_size_bytes = 0;
+  hostile_plan.assertions = {not_empty_assertion{}};
+  drill_options options;
+  options.provider = "existing";
+  options.existing = shared->admin();
+  auto started = std::chrono::steady_clock::now();
+  auto result = run_drill(hostile_plan, options);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60)) << testkit::drill_report(result);
+  EXPECT_EQ(psql(*shared, "SELECT count(*) FROM pg_prepared_xacts"), "0\n");
   EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
+  EXPECT_EQ(drill_on(shared->admin()).verdict(), exit_code::passed) << "the next drill on that server";
 }
 
 // SQL in a backup, run as the drill's role: no program, no other database, no role changes. The
 // drill cannot judge such a backup on a shared server (exit 2) and the server is left as found.
 TEST_F(existing, a_hostile_backup_reaches_nothing_beyond_its_scratch_database) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   psql(*shared, "CREATE DATABASE bystander");
   auto oid = psql(*shared, "SELECT oid FROM pg_database WHERE datname = 'bystander'");
   auto canary = dir_.path() / "CANARY";
@@ -196,7 +244,7 @@ void mark_as_left_by(const server& shared, const char* kind, const std::string& 
 }  // namespace
 
 TEST_F(existing, a_sweep_removes_only_what_a_run_of_this_machine_that_ended_left) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   auto live = existing_server::attach(shared->admin());
   auto here = run_owner::of_this_run();
   auto ended = here, elsewhere = here, before_reboot = here;
@@ -227,7 +275,7 @@ TEST_F(existing, a_sweep_removes_only_what_a_run_of_this_machine_that_ended_left
 // SIGKILL while the restore runs: the scratch database, the drill's role and the scenario's role
 // stay behind with their marks; the next drill on that server removes them, and so does `gc --server`.
 TEST_F(existing, what_a_killed_drill_left_the_next_drill_and_gc_remove) {
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   auto slow = dir_.path() / "slow.json";
   write_file(slow, R"({"name": "killed", "provider": "existing", "backup": {"file": ")" + demo_->file.string() +
                        R"json("}, "restore": {"roles": ["drill_app"], "sql_before": "SELECT pg_sleep(120)"},
@@ -282,7 +330,7 @@ TEST_F(existing, a_restores_parallel_workers_die_with_a_killed_runner) {
                 "INSERT INTO slow_a SELECT generate_series(1, 100); INSERT INTO slow_b SELECT generate_series(1, 100);");
   auto archive = dir_.path() / "slow_workers.dump";
   testkit::pg_dump(*source, {"-Fc", "-f", archive.string()});
-  auto shared = testkit::start_server();
+  auto shared = testkit::start_shared_server();
   auto file = dir_.path() / "slow_workers.json";
   write_file(file, R"({"name": "workers", "provider": "existing", "backup": {"file": ")" + archive.string() +
                        R"("}, "restore": {"jobs": 2}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "not_empty"}]})");

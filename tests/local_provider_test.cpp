@@ -336,3 +336,15 @@ TEST(local_provider, a_long_temp_root_gets_a_short_socket_directory) {
   server->stop();
   EXPECT_FALSE(std::filesystem::exists(socket_dir));
 }
+
+// The tools that talk to the server run in its sandbox too: psql's own shell escape (which a backup
+// cannot reach: scripts run restricted) is nobody there, and sees no other cluster's files.
+TEST(local_provider, its_tools_run_in_its_sandbox) {
+  auto server = testkit::start_server();
+  ASSERT_TRUE(server->binaries().sandbox);
+  command shell(server->binaries().tool("psql"), {"-X", "-q", "-c", "\\! id -u; ls -A /var/lib/postgresql /home | wc -l"});
+  server->admin().apply_to(shell);
+  auto answer = server->binaries().run(shell, run_options::within(std::chrono::minutes(1)));
+  ASSERT_TRUE(answer.ok()) << answer.err_tail;
+  EXPECT_EQ(answer.out, std::to_string(sandbox::inside_id) + "\n0\n");
+}

@@ -91,7 +91,7 @@ TEST_F(providers, local_container_and_existing_give_the_same_results) {
   ASSERT_EQ(container.verdict(), exit_code::passed) << testkit::drill_report(container);
   EXPECT_EQ(container.server.provider, "container");
 
-  auto borrowed = testkit::start_server();
+  auto borrowed = testkit::start_shared_server();
   drill_options existing_options;
   existing_options.provider = "existing";
   existing_options.existing = borrowed->admin();
@@ -181,7 +181,7 @@ TEST_F(providers, per_test_copies_work_on_postgresql_13) {
 }
 
 TEST_F(providers, existing_provider_never_drops_what_it_did_not_create) {
-  auto borrowed = testkit::start_server();
+  auto borrowed = testkit::start_shared_server();
   testkit::psql(*borrowed, "CREATE DATABASE precious");
   auto server = existing_server::attach(borrowed->admin());
   auto scratch = server->scratch_database();

@@ -329,3 +329,28 @@ TEST(restore_errors, verbose_progress_names_each_table_loaded_and_leaves_the_err
   ASSERT_EQ(from_tail.size(), 1U) << "the tail reads as stderr without --verbose would";
   EXPECT_EQ(from_tail[0].statement, read[0].statement);
 }
+
+// The \connect lines pg_dump and pg_dumpall write (appendPsqlMetaConnect) name a database and
+// nothing else; every other form may move the script to another server or run a command.
+TEST(restore_errors, only_pg_dumps_own_connect_lines_name_a_database) {
+  using pgdrill::detail::bare_connect_target;
+  const std::vector<std::pair<std::string, std::string>> bare{
+      {"\\connect app", "app"},
+      {"\\connect \"App\"", "App"},
+      {"\\c db.1_x ", "db.1_x"},
+      {"\\connect -reuse-previous=on \"dbname='my db'\"", "my db"},
+      {"\\connect -reuse-previous=on \"dbname='it\\'s \\\\ back'\"", "it's \\ back"},
+      {"\\connect -reuse-previous=on \"dbname='say \"\"hi\"\"'\"", "say \"hi\""},
+      {"\\connect -reuse-previous=on \"dbname=caf\xC3\xA9\"", "caf\xC3\xA9"}};
+  for (const auto& [line, database] : bare) {
+    auto target = bare_connect_target(line);
+    ASSERT_TRUE(target) << line;
+    EXPECT_EQ(*target, database) << line;
+  }
+  for (const char* refused : {"\\connect db user", "\\connect db user /tmp 5432", "\\c \"dbname=x host=/tmp\"",
+                              "\\c db \\! touch /tmp/x", "\\c db \\o /tmp/x", "\\connect `id`", "\\connect :db",
+                              "\\connect -reuse-previous=on \"dbname='x' host=evil\"", "\\connect -reuse-previous=on \"host=evil dbname=x\"",
+                              "\\connect -reuse-previous=on \"dbname='`id`'\"", "\\connect postgresql://evil/db", "\\connect -",
+                              "\\connect"})
+    EXPECT_FALSE(bare_connect_target(refused)) << refused;
+}

@@ -321,9 +321,11 @@ TEST(restore, sha256_sidecar_mismatch_fails_and_match_passes) {
   EXPECT_NE(find_step(bad, "backup sha256")->message.find("does not match"), std::string::npos);
 }
 
-// Run as root, the restore tools run as an unprivileged account. A backup only root may read
-// (0600 in a 0700 directory, as backups often are) still restores, in parallel: the tool keeps the
-// right to read any file and no other, and the restore step says so; a readable one needs none.
+// Run as root, the restore tools run as an unprivileged account (the local sandbox's). A backup
+// only root may read (0600 in a 0700 directory, as backups often are) still restores, in
+// parallel, with no right to read any file: pg_restore reads a private copy the drill made (a
+// directory archive, -j), and the restore step says so; psql reads its script from the drill; a
+// readable backup is read where it is.
 TEST(restore, root_only_backups_restore_with_tools_of_an_unprivileged_account) {
   if (::geteuid() != 0) GTEST_SKIP() << "the tools change account only when pgdrill runs as root";
   scratch_dir private_dir;  // 0700, root's
@@ -343,7 +345,8 @@ TEST(restore, root_only_backups_restore_with_tools_of_an_unprivileged_account) {
     auto restore = find_step(result, "restore");
     ASSERT_NE(restore, nullptr);
     bool read_by_path = std::string(name) != "plain.sql";  // psql reads its script from the drill
-    EXPECT_EQ(restore->detail.find("keeping only the right to read any file") != std::string::npos, read_by_path)
+    EXPECT_EQ(restore->detail.find("right to read any file"), std::string::npos) << name << "\n" << restore->detail;
+    EXPECT_EQ(restore->detail.find("a private copy of the backup") != std::string::npos, read_by_path)
         << name << "\n" << restore->detail;
   }
   scratch_dir open_dir;  // 0755 with a 0644 copy: readable to the account, wherever the build tree is
@@ -353,12 +356,13 @@ TEST(restore, root_only_backups_restore_with_tools_of_an_unprivileged_account) {
   std::filesystem::permissions(open_copy, std::filesystem::perms(0644));
   auto readable = run_drill(plan_for({open_copy}, fixture_tables));
   EXPECT_EQ(readable.verdict(), exit_code::passed) << testkit::drill_report(readable);
-  EXPECT_EQ(find_step(readable, "restore")->detail.find("right to read any file"), std::string::npos)
-      << "a backup the account can read: no right beyond its own";
+  EXPECT_EQ(find_step(readable, "restore")->detail.find("private copy"), std::string::npos)
+      << "a backup the account can read is read where it is";
 }
 
-// The tools a drill runs are the account's processes, not root's: psql's own shell escape (which a
-// backup cannot reach: the script runs restricted) reports the account's uid.
+// The tools a drill runs outside a sandbox (a server the user named) are the account's processes,
+// not root's: psql's own shell escape (which a backup cannot reach: the script runs restricted)
+// reports the account's uid.
 TEST(restore, client_tools_run_as_the_unprivileged_account) {
   if (::geteuid() != 0) GTEST_SKIP() << "the tools change account only when pgdrill runs as root";
   auto server = testkit::start_server();

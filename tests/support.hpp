@@ -27,6 +27,14 @@ inline const bool test_environment_ready = [] {
 /// A fresh throwaway server with the suite's defaults (temp root and cache from the environment).
 inline std::unique_ptr<local_server> start_server(local_options options = {}) { return local_server::start(options); }
 
+/// A server that stands in for one the user names to the existing provider (a CI service, a
+/// staging server): run as the host's own clusters are, unsandboxed, so the tools' account reaches
+/// its socket as it would a real server's.
+inline std::unique_ptr<local_server> start_shared_server(local_options options = {}) {
+  options.unsafe_no_sandbox = true;
+  return local_server::start(options);
+}
+
 /// Run psql against a server's database; fails the test when psql fails.
 inline std::string psql(const server& target, const std::string& sql, const std::string& database = "postgres") {
   auto tools = find_binaries(binary_search::from_environment());

@@ -44,6 +44,7 @@ struct drill_options {
   container_options container;          ///< engine and image of the container provider
   std::optional<endpoint> existing;     ///< the existing provider's server (default: libpq env / DATABASE_URL)
   std::string provider;                 ///< overrides the scenario's provider when set
+  bool restore_as_given_role = false;   ///< existing provider: as scenario::restore_as_given_role, from the command line
   /// Called as each stage or check finishes (console progress).
   std::function<void(const step_result&)> on_step;
   /// Called while a restore runs, about four times a second (a progress bar).
@@ -257,7 +258,8 @@ inline std::unique_ptr<server> start_container(const drill_state& state) {
 }
 
 inline std::unique_ptr<server> attach_existing(const drill_state& state) {
-  return existing_server::attach(state.options.existing ? *state.options.existing : endpoint_from_conninfo(""));
+  return existing_server::attach(state.options.existing ? *state.options.existing : endpoint_from_conninfo(""),
+                                 state.plan.restore_as_given_role || state.options.restore_as_given_role);
 }
 
 // "auto": the container provider when an engine answers, else local; `why` says which and why.

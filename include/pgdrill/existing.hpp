@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -19,6 +20,7 @@
 #include <pqxx/pqxx>
 
 #include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/workspace.hpp>
@@ -89,18 +91,37 @@ inline void drop_database_when_free(pqxx::connection& connection, const std::str
   }
 }
 
+// Roll back the prepared transactions left in `database` (a backup's PREPARE TRANSACTION), which
+// would keep it from being dropped: from a session on that database, as `owner` (the role that
+// prepared them, which may end its own) when given, else as `admin`.
+inline void roll_back_prepared(const endpoint& admin, const std::string& database, const std::optional<endpoint>& owner) {
+  pqxx::connection listing(admin.conninfo());
+  auto prepared = pqxx::nontransaction(listing).exec("SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = " +
+                                                     quote_literal(database));
+  if (prepared.empty()) return;
+  pqxx::connection connection(owner ? owner->conninfo() : admin.with_database(database).conninfo());
+  for (const auto& row : prepared) pqxx::nontransaction(connection).exec("ROLLBACK PREPARED " + quote_literal(row[0].c_str()));
+}
+
 }  // namespace detail
 
-/// A borrowed server. Creates `pgdrill_scratch_<owner>_<random>` and, when the given role may
-/// create roles, `pgdrill_restore_<owner>_<random>`: a login role without any attribute, owner of
-/// the scratch database, that the restore and the checks run as. Both carry a mark naming this
-/// run; stop() drops them after checking it, so the drill never drops what it did not create.
+/// Limits the teardown's statements on a shared server: it never waits on a lock without end
+/// (a prepared transaction's, another session's).
+constexpr const char* bounded_teardown_settings = "SET lock_timeout = '10s'; SET statement_timeout = '60s'";
+
+/// A borrowed server. Creates `pgdrill_scratch_<owner>_<random>` and `pgdrill_restore_<owner>_<random>`:
+/// a login role without any attribute, owner of the scratch database, that the restore and the
+/// checks run as. Both carry a mark naming this run; stop() drops them after checking it, so the
+/// drill never drops what it did not create.
 class existing_server final : public server {
  public:
-  /// Sweep what killed drills left, then create the scratch database (and the drill's role);
-  /// could_not_verify when the server cannot be used.
-  static std::unique_ptr<existing_server> attach(const endpoint& target) {
+  /// Sweep what killed drills left, then create the scratch database and the drill's role;
+  /// could_not_verify when the server cannot be used. When the drill's role cannot be made or may
+  /// not log in, could_not_verify says what to change, unless `restore_as_given_role` (then the
+  /// given role restores, and never a superuser).
+  static std::unique_ptr<existing_server> attach(const endpoint& target, bool restore_as_given_role = false) {
     std::unique_ptr<existing_server> server(new existing_server(target));
+    server->restore_as_given_role_ = restore_as_given_role;
     try {
       std::tie(server->major_, server->version_) = server_version_of(target);
       reap_leftovers(target);
@@ -156,52 +177,89 @@ class existing_server final : public server {
   }
   void create_role(const std::string& name) override {
     pqxx::connection connection(admin_.conninfo());
-    pqxx::work tx(connection);  // the mark with the role: a kill in between leaves no unmarked role
-    tx.exec("CREATE ROLE " + detail::quote_ident(name));
-    tx.exec("COMMENT ON ROLE " + detail::quote_ident(name) + " IS " + detail::quote_literal(detail::drill_mark("role", name, owner_)));
-    tx.commit();
+    try {
+      pqxx::work tx(connection);  // the mark with the role: a kill in between leaves no unmarked role
+      tx.exec("CREATE ROLE " + detail::quote_ident(name));
+      tx.exec("COMMENT ON ROLE " + detail::quote_ident(name) + " IS " + detail::quote_literal(detail::drill_mark("role", name, owner_)));
+      tx.commit();
+    } catch (const pqxx::sql_error& failure) {
+      if (failure.sqlstate() != "42710") throw;
+      return;  // another drill made it meanwhile: there now, and not this drill's to drop
+    }
     created_roles_.push_back(name);
   }
   const std::string& scratch_database() const noexcept { return scratch_; }
   const std::string& restore_role() const noexcept { return restore_role_; }
 
-  /// Drop the scratch database (ending the sessions on it), then the roles; safe to call twice.
+  /// Roll back the prepared transactions the backup left in the scratch database, drop it (ending
+  /// the sessions on it), then the roles; every statement within bounded_teardown_settings' time.
+  /// Safe to call twice; provisioning_error naming whatever it could not remove (the next
+  /// drill's sweep tries again).
   void stop() override {
     if (scratch_.empty() && created_roles_.empty()) return;
     pqxx::connection connection(admin_.conninfo());
+    pqxx::nontransaction(connection).exec(bounded_teardown_settings);
+    std::vector<std::string> left;
     if (!scratch_.empty()) {
+      std::optional<endpoint> restorer;  // who prepared the backup's transactions
+      if (!restore_role_.empty()) restorer = restore_target({});
       std::string name = std::exchange(scratch_, std::string());
       if (!carries_mark(connection, "database", name))
         throw provisioning_error("refusing to drop database " + name + ": it does not carry this drill's mark");
-      detail::drop_database_when_free(connection, name);
+      try {
+        detail::roll_back_prepared(admin_, name, restorer);
+        detail::drop_database_when_free(connection, name);
+      } catch (const std::exception& failure) {
+        left.push_back("database " + name + " (" + failure.what() + ")");
+      }
     }
     while (!created_roles_.empty()) {  // the drill's own role last: it owned the database
       std::string role = created_roles_.back();
       created_roles_.pop_back();
       if (!carries_mark(connection, "role", role))
         throw provisioning_error("refusing to drop role " + role + ": it does not carry this drill's mark");
-      pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(role));
+      try {
+        pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(role));
+      } catch (const pqxx::sql_error& failure) {
+        left.push_back("role " + role + " (" + failure.what() + ")");
+      }
     }
+    if (!left.empty())
+      throw provisioning_error("left on the shared server, for the next drill's sweep or `pgdrill gc --server`: " + detail::join(left, "; "));
   }
 
  private:
   explicit existing_server(endpoint target) : admin_(std::move(target)), owner_(run_owner::of_this_run()) {}
 
+  // What a leftover that cannot be removed costs is a line in the list, not the drill.
   static std::vector<reaped_item> drop_what_ended_runs_left(const endpoint& target) {
     std::vector<reaped_item> reaped;
     pqxx::connection connection(target.conninfo());
+    pqxx::nontransaction(connection).exec(bounded_teardown_settings);
     auto listed = [&](const std::string& sql) { return pqxx::nontransaction(connection).exec(sql); };
+    auto remove = [&](const std::string& what, const std::function<void()>& drop) {
+      try {
+        drop();
+        reaped.push_back({what});
+      } catch (const std::exception& failure) {
+        reaped.push_back({"could not remove " + what + ": " + failure.what()});
+      }
+    };
     for (const auto& row : listed(detail::marked_objects_query("database", "name LIKE 'pgdrill\\_scratch\\_%'"))) {
       auto owner = detail::marked_owner("database", row[0].c_str(), row[1]);
       if (!owner || !owner->provably_gone()) continue;
-      detail::drop_database_when_free(connection, row[0].c_str());
-      reaped.push_back({"database " + std::string(row[0].c_str()) + " (run " + owner->tag + " is gone)"});
+      const std::string name = row[0].c_str();
+      remove("database " + name + " (run " + owner->tag + " is gone)", [&] {
+        detail::roll_back_prepared(target, name, std::nullopt);
+        detail::drop_database_when_free(connection, name);
+      });
     }
     for (const auto& row : listed(detail::marked_objects_query("role", "comment LIKE 'pgdrill role %'"))) {
       auto owner = detail::marked_owner("role", row[0].c_str(), row[1]);
       if (!owner || !owner->provably_gone()) continue;
-      pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(row[0].c_str()));
-      reaped.push_back({"role " + std::string(row[0].c_str()) + " (run " + owner->tag + " is gone)"});
+      const std::string name = row[0].c_str();
+      remove("role " + name + " (run " + owner->tag + " is gone)",
+             [&] { pqxx::nontransaction(connection).exec("DROP ROLE IF EXISTS " + detail::quote_ident(name)); });
     }
     return reaped;
   }
@@ -214,7 +272,8 @@ class existing_server final : public server {
     auto rights = pqxx::nontransaction(connection).exec("SELECT rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user");
     bool superuser = rights[0][0].as<bool>(), may_create_roles = rights[0][1].as<bool>();
     if (!superuser && !may_create_roles) {
-      why_given_role_ = "it may not create roles";
+      use_given_role("it may not create roles", "grant it CREATEROLE (ALTER ROLE " + admin_.user + " CREATEROLE), or connect as a role that has it",
+                     superuser);
       return;
     }
     std::string password = detail::random_secret();
@@ -235,12 +294,31 @@ class existing_server final : public server {
   void use_given_role_unless_restore_role_logs_in(pqxx::connection& connection) {
     std::string refused = detail::try_connect(restore_target({}));
     if (refused.empty()) return;
+    auto superuser = pqxx::nontransaction(connection).exec("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0][0].as<bool>();
+    use_given_role("the drill's own role may not log in: " + refused.substr(0, refused.find('\n')),
+                   "let roles named pgdrill_restore_* log in to the scratch databases with a password (pg_hba.conf: host all "
+                   "/^pgdrill_restore_ all scram-sha-256, or local all /^pgdrill_restore_ scram-sha-256 for a socket)",
+                   superuser);
     pqxx::nontransaction(connection).exec("ALTER DATABASE " + detail::quote_ident(scratch_) + " OWNER TO CURRENT_USER");
     pqxx::nontransaction(connection).exec("DROP ROLE " + detail::quote_ident(restore_role_));
     created_roles_.erase(std::find(created_roles_.begin(), created_roles_.end(), restore_role_));
     restore_role_.clear();
     restore_password_.clear();
     why_given_role_ = "the drill's own role may not log in: " + refused.substr(0, refused.find('\n'));
+  }
+
+  // The drill's own role cannot be used (`why`): could_not_verify saying how to make it usable
+  // (`remedy`), unless the scenario opted into restoring as the given role, which must then not
+  // be a superuser. The teardown of what attach() made so far runs with the handle.
+  void use_given_role(const std::string& why, const std::string& remedy, bool superuser) {
+    if (!restore_as_given_role_)
+      throw could_not_verify("the existing provider restores as a role of its own, and here it cannot: " + why + ". " + remedy +
+                             "; or set \"existing\": {\"restore_as_given_role\": true} in the scenario (--restore-as-given-role) "
+                             "to restore as " + admin_.user + ", which must not be a superuser");
+    if (superuser)
+      throw could_not_verify("the existing provider never restores a backup as a superuser (" + why + ", and the given role " +
+                             admin_.user + " is one): a backup's SQL would act on the whole server. " + remedy);
+    why_given_role_ = why;
   }
 
   bool carries_mark(pqxx::connection& connection, const char* kind, const std::string& name) const {
@@ -256,6 +334,7 @@ class existing_server final : public server {
   std::string scratch_;
   std::string restore_role_, restore_password_;
   std::string why_given_role_;  ///< when the restore runs as the given role
+  bool restore_as_given_role_ = false;  ///< the scenario allows it when the drill's role cannot be used
   std::vector<std::string> created_roles_;  ///< the drill's role first, then the scenario's roles
   int major_ = 0;
   std::string version_;

@@ -180,6 +180,20 @@ inline std::vector<std::string> passwords_in_conninfo(const std::string& conninf
 }
 
 // `text` with every one of `secrets` replaced by asterisks.
+// libpq's parse error without the words of the string it quotes ("missing \"=\" after \"hunter2\"" for
+// a password typed without its keyword): only its own "=" stays.
+inline std::string without_quoted_words(const std::string& message) {
+  std::string text;
+  for (std::size_t at = 0; at < message.size();) {
+    auto open = message.find('"', at), close = open == std::string::npos ? open : message.find('"', open + 1);
+    if (close == std::string::npos) return text + message.substr(at);
+    auto quoted = message.substr(open, close - open + 1);
+    text += message.substr(at, open - at) + (quoted == "\"=\"" ? quoted : "(a part not shown: it may be a secret)");
+    at = close + 1;
+  }
+  return text;
+}
+
 inline std::string redacted(std::string text, const std::vector<std::string>& secrets) {
   for (const auto& secret : secrets)
     for (std::size_t at; !secret.empty() && (at = text.find(secret)) != std::string::npos;) text.replace(at, secret.size(), "********");
@@ -199,7 +213,8 @@ inline endpoint endpoint_from_conninfo(std::string conninfo) {
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> given(PQconninfoParse(conninfo.c_str(), &problem),
                                                                      PQconninfoFree);
   if (!given) {
-    std::string reason = detail::redacted(problem ? problem : "cannot parse", detail::passwords_in_conninfo(conninfo));
+    std::string reason = detail::without_quoted_words(
+        detail::redacted(problem ? problem : "cannot parse", detail::passwords_in_conninfo(conninfo)));
     PQfreemem(problem);
     throw usage_error("invalid connection string: " + reason);
   }

@@ -131,6 +131,7 @@ struct restore_input {
   std::filesystem::path path;
   bool via_stdin = false;
   int jobs = 1;
+  std::string handed_over;  ///< how a backup the tools' account cannot open reached them, for the restore's detail
 };
 
 // Decompresses into `scratch` when -j needs a file (tools in a container, which cannot see
@@ -141,17 +142,21 @@ inline restore_input choose_input(const backup_info& backup, const format_traits
                                   const pg_binaries& tools, const std::filesystem::path& scratch) {
   const bool archive = std::string(format.restore_tool) == "pg_restore";
   // Plain SQL always streams through the drill, which reads its ends and adapts cluster dumps.
-  restore_input input{backup.path, backup.compressed != compression::none || !archive, 1};
+  restore_input input{backup.path, backup.compressed != compression::none || !archive, 1, ""};
   int cores = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   // pg_restore runs tar archives, single transactions and archives read from stdin serially only.
   if (archive && format.parallel_restore && !spec.single_transaction) input.jobs = spec.jobs > 0 ? spec.jobs : cores;
   if (input.via_stdin && tools.container) input.jobs = 1;
   if (!input.via_stdin && !tools_can_open(tools, backup.path)) {
+    const std::string account = tools.account() ? tools.account()->name : "the tools' account";
     if (backup.format != backup_format::directory && input.jobs == 1) {
       input.via_stdin = true;
+      input.handed_over = "pg_restore read the backup on stdin from the drill: " + account + " cannot open it";
     } else {
       input.path = scratch / "backup-copy";
       copy_for_tools(backup.path, input.path);
+      input.handed_over = "pg_restore read a private copy of the backup in the drill's scratch directory: " + account +
+                          " cannot open it, and pg_restore opens it by name";
     }
   }
   if (!input.via_stdin || input.jobs == 1) return input;
@@ -261,18 +266,41 @@ inline bool psql_can_restrict(const std::string& version) {
   return found != first_minor.end() && minor >= found->second;
 }
 
+// The database of a `\connect` line in the forms pg_dump and pg_dumpall write, nothing else on
+// the line: `\connect NAME` for a name of [A-Za-z0-9_.] (double-quoted or not), and
+// `\connect -reuse-previous=on "dbname='NAME'"` for any other name (appendPsqlMetaConnect).
+// Nothing for every other form: a user, host or port argument, another conninfo keyword, a
+// second meta-command or a backquote on the line.
+inline std::optional<std::string> bare_connect_target(const std::string& line) {
+  static const std::regex plain(R"re(^\\(?:c|connect)[ \t]+("?)([A-Za-z0-9_.]+)\1[ \t]*$)re");
+  static const std::regex reusing(R"re(^\\(?:c|connect)[ \t]+-reuse-previous=on[ \t]+"((?:[^"]|"")*)"[ \t]*$)re");
+  static const std::regex only_dbname(R"re(^dbname=(?:([^\s'\\]+)|'((?:[^'\\]|\\.)*)')$)re");
+  std::smatch match;
+  if (std::regex_match(line, match, plain)) return match[2].str();
+  if (!std::regex_match(line, match, reusing)) return std::nullopt;
+  std::string conninfo = std::regex_replace(match[1].str(), std::regex("\"\""), "\"");
+  std::smatch value;
+  if (conninfo.find('`') != std::string::npos || !std::regex_match(conninfo, value, only_dbname)) return std::nullopt;
+  if (value[1].matched) return value[1].str();
+  return std::regex_replace(value[2].str(), std::regex(R"(\\(.))"), "$1");
+}
+
 // A plain script as psql runs it: restricted from its first line (\restrict with a key the script
 // cannot know), so no meta-command in a backup runs (\!, \o |, \copy ... program, \i, \connect,
 // ...); psql refuses each and the drill fails it. The script's own \restrict and \unrestrict lines
-// (pg_dump writes them since 17.6, 16.10, 15.14, ...) are dropped; its \connect lines, which a
-// cluster dump needs to reach the databases it created, run unrestricted when `connect_allowed`
-// (the server is the drill's own).
+// (pg_dump writes them since 17.6, 16.10, 15.14, ...) are dropped. Its bare \connect lines
+// (bare_connect_target), which a --create or cluster dump needs to reach the databases it created,
+// run unrestricted when `connect_allowed` (the server is the drill's own); every other \connect
+// is refused by psql and listed in refused_connects().
 class restricted_script {
  public:
   restricted_script(std::function<std::size_t(char*, std::size_t)> source, std::string key, bool connect_allowed)
       : source_(std::move(source)), key_(std::move(key)), connect_allowed_(connect_allowed) {
     output_ = "\\restrict " + key_ + "\n";
   }
+
+  /// The \connect lines the script held that psql was made to refuse, as written.
+  const std::vector<std::string>& refused_connects() const noexcept { return refused_; }
 
   std::size_t read(char* buffer, std::size_t capacity) {
     while (output_.empty() && !ended_) fill();
@@ -311,17 +339,20 @@ class restricted_script {
       at = stop;
     }
   }
-  std::string adapt(const std::string& line) const {
+  std::string adapt(const std::string& line) {
     static const std::regex own_restrict(R"(^\\(un)?restrict\s+\S+\s*$)");
     static const std::regex connect(R"(^\\(c|connect)(\s.*)?$)");
     if (std::regex_match(line, own_restrict)) return "";
-    if (connect_allowed_ && std::regex_match(line, connect))
+    if (!std::regex_match(line, connect)) return line;  // psql refuses it, and says so
+    if (connect_allowed_ && bare_connect_target(line))
       return "\\unrestrict " + key_ + "\n" + line + "\n\\restrict " + key_;
-    return line;  // psql refuses it, and says so
+    refused_.push_back(line);
+    return line;
   }
 
   std::function<std::size_t(char*, std::size_t)> source_;
   std::string key_, output_, meta_line_;
+  std::vector<std::string> refused_;
   bool connect_allowed_;
   bool at_line_start_ = true, in_meta_line_ = false, ended_ = false;
 };
@@ -438,6 +469,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
     return damaged(failure, "not started: the compressed archive is damaged");
   }
   result.jobs = input.jobs;
+  if (!input.handed_over.empty()) result.adjustments.push_back(input.handed_over);
   auto restore_cmd = detail::restore_command(tools, format, target, spec, input);
   tool_error_reader errors;
   std::optional<detail::verbose_progress> verbose;
@@ -489,6 +521,17 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   }
   result.stderr_tail = verbose ? verbose->tail() : finished.err_tail;
   detail::judge_run(result, finished, errors, !spec.single_transaction, !own_server, plain ? &ends : nullptr);
+  if (restricted && !restricted->refused_connects().empty()) {
+    const auto& refused = restricted->refused_connects();
+    result.ok = false;
+    result.problems.insert(result.problems.begin(),
+                           {"psql meta-command refused", "refused: " + detail::printable(refused.front()) +
+                                (refused.size() > 1 ? " (and " + std::to_string(refused.size() - 1) + " more \\connect lines)" : ""),
+                            "", false,
+                            own_server ? "pg_dump writes only a bare \\connect DBNAME; one with a user, host, port, conninfo or "
+                                         "another command did not run"
+                                       : "a shared server's drill restores into its scratch database only: no \\connect runs"});
+  }
   result.seconds = seconds();
   result.outcome = finished.describe();
   if (result.ok) {

@@ -122,6 +122,9 @@ struct scenario {
   std::string container_engine;    ///< container provider: docker, podman (empty: detect)
   std::string container_image;     ///< container provider: image template, {major} replaced
   std::string container_host;      ///< container provider: where its port is reached (empty: from the engine's environment)
+  /// existing provider: restore as the given role (never a superuser) where the drill's own role
+  /// cannot be made or may not log in, instead of stopping (exit 2) with what to change.
+  bool restore_as_given_role = false;
   setting_list server_settings;  ///< over the restore-tuned defaults
   restore_spec restore;
   hygiene_spec hygiene;
@@ -179,7 +182,7 @@ inline hygiene_spec parse_hygiene(const json_reader& root, const backup_source& 
   return spec;
 }
 
-// "provider", "container" and "server_settings": where the server comes from and how it runs.
+// "provider", "container", "existing" and "server_settings": where the server comes from and how it runs.
 inline void parse_server(const json_reader& root, scenario& result) {
   result.provider = root.optional<std::string>("provider").value_or("local");
   auto names = provider_names();
@@ -191,6 +194,9 @@ inline void parse_server(const json_reader& root, scenario& result) {
     result.container_image = container.optional<std::string>("image").value_or("");
     result.container_host = container.optional<std::string>("host").value_or("");
   }
+  if (root.has("existing"))
+    result.restore_as_given_role =
+        root.object("existing", {"restore_as_given_role"}).optional<bool>("restore_as_given_role").value_or(false);
   if (!root.has("server_settings")) return;
   auto settings = root.object("server_settings", {});  // any PostgreSQL setting name
   for (const auto& item : settings.value().items()) {
@@ -254,7 +260,7 @@ inline void parse_reports(const json_reader& root, const std::filesystem::path& 
 inline scenario parse_scenario(const nlohmann::json& document, const std::filesystem::path& base,
                                const std::string& source) {
   detail::json_reader root(document, "", source,
-                           {"$schema", "name", "description", "backup", "hygiene", "provider", "container",
+                           {"$schema", "name", "description", "backup", "hygiene", "provider", "container", "existing",
                             "server_settings", "restore", "assertions", "reports"});
   scenario result;
   root.optional<std::string>("$schema");  // editors' schema reference; allowed, not used
