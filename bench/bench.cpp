@@ -7,6 +7,8 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <fstream>
+#include <memory>
 #include <cstdlib>
 #include <map>
 #include <thread>
@@ -115,7 +117,7 @@ void restore_benchmark(benchmark::State& state, std::string format, int jobs, bo
     local_options options;
     if (!tuned) options.settings = default_settings();
     auto server = local_server::start(options);
-    scratch_dir scratch;
+    auto scratch = scratch_for_tools(server->binaries());
     restore_spec spec;
     spec.jobs = jobs;
     spec.single_transaction = single_transaction;
@@ -244,6 +246,20 @@ void verify_benchmark(benchmark::State& state, std::string method) {
 
 // --- the physical floor ----------------------------------------------------------------------
 
+// A table's rows in COPY's text format, written into `file` by this process: each server's sandbox
+// sees no place of the other's. Readable by any account (the target server's reads it).
+void copy_rows_into_file(const endpoint& source, const std::string& table, const std::filesystem::path& file) {
+  std::unique_ptr<PGconn, decltype(&PQfinish)> connection(PQconnectdb(source.conninfo().c_str()), PQfinish);
+  std::unique_ptr<PGresult, decltype(&PQclear)> started(PQexec(connection.get(), ("COPY " + table + " TO STDOUT").c_str()), PQclear);
+  if (PQresultStatus(started.get()) != PGRES_COPY_OUT) throw std::runtime_error("COPY " + table + ": " + PQerrorMessage(connection.get()));
+  std::ofstream out(file, std::ios::binary);
+  char* row = nullptr;
+  for (int size; (size = PQgetCopyData(connection.get(), &row, 0)) > 0; PQfreemem(row)) out.write(row, size);
+  std::unique_ptr<PGresult, decltype(&PQclear)> ended(PQgetResult(connection.get()), PQclear);
+  if (PQresultStatus(ended.get()) != PGRES_COMMAND_OK || !out.flush()) throw std::runtime_error("COPY " + table + " did not finish");
+  std::filesystem::permissions(file, std::filesystem::perms(0644));
+}
+
 // Server-side COPY FROM of each table, then its indexes and foreign keys, each built serially
 // (no parallel maintenance workers) on a tuned throwaway server. The restore's lower bound on this
 // machine spreads the serial work over the cores once: max(max_i(copy_i + (index_i + fk_i) / cores),
@@ -267,8 +283,7 @@ void floor_benchmark(benchmark::State& state) {
     auto server = local_server::start();
     auto target = server->restore_target({});
     for (const auto& table : data.tables)  // table data as files the server itself can read
-      pqxx::nontransaction(source_connection)
-          .exec("COPY " + table + " TO " + source_connection.quote((server->directory() / (table + ".copy")).string()));
+      copy_rows_into_file(data.server->admin(), table, server->directory() / (table + ".copy"));
     command schema(server->binaries().tool("pg_restore"), {"--section=pre-data", "-d", target.dbname, backup.path.string()});
     schema.with_env(target.libpq_env());
     check(run(schema), "pg_restore --section=pre-data");

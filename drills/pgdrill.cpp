@@ -164,7 +164,7 @@ int with_server_command(const std::vector<std::string>& command_line, const std:
   }
   pgdrill::command cmd(program, {command_line.begin() + 1, command_line.end()});
   cmd.inheriting(pgdrill::command::inheritance::all_but_libpq);  // the user's program, pointed at the drill's server only
-  pgdrill::scratch_dir scratch(options.temp_root);
+  auto scratch = pgdrill::scratch_for_tools(server->binaries(), options.temp_root);
   std::optional<pgdrill::clone_pool> clones;
   std::optional<pgdrill::clone_service> service;
   if (backup) {
@@ -629,7 +629,7 @@ int bench_command(const std::string& file, int max_jobs, const std::string& pg_b
   double first = 0;
   for (int jobs = 1; jobs <= max_jobs; ++jobs) {
     auto server = pgdrill::local_server::start(options);
-    pgdrill::scratch_dir scratch(options.temp_root);
+    auto scratch = pgdrill::scratch_for_tools(server->binaries(), options.temp_root);
     pgdrill::restore_spec spec;
     spec.jobs = jobs;
     auto restored = pgdrill::restore_backup(backup, server->restore_target({}), server->binaries(), spec, scratch.path());

@@ -97,9 +97,10 @@ TEST(checksum, every_common_type_round_trips_through_dump_and_restore) {
     testkit::pg_dump(*source, {format, "-f", file.string()});
     auto target = testkit::start_server();
     psql(*target, "CREATE DATABASE restored");
-    auto tools = find_binaries(binary_search::from_environment());
+    const auto& tools = target->binaries();
+    auto scratch = scratch_for_tools(tools);
     restore_spec spec;
-    auto restored = restore_backup(inspect_file(file), target->admin().with_database("restored"), tools, spec, dir.path());
+    auto restored = restore_backup(inspect_file(file), target->admin().with_database("restored"), tools, spec, scratch.path());
     ASSERT_TRUE(restored.ok) << restored.summary() << restored.stderr_tail;
     EXPECT_EQ(digest(*target, "types", "restored"), expected.digest) << format;
   }

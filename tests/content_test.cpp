@@ -192,7 +192,7 @@ TEST_F(content, dump_files_appear_whole_and_private) {
 TEST_F(content, checksums_do_not_depend_on_column_order) {
   auto dumped = dump("custom", "order");
   auto restored = testkit::start_server();
-  scratch_dir scratch;
+  auto scratch = scratch_for_tools(restored->binaries());
   ASSERT_TRUE(restore_backup(inspect_file(dumped.backup), restored->admin(), restored->binaries(), {}, scratch.path()).ok);
   const char* order = "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'public.puppies'::regclass AND attnum > 0";
   ASSERT_NE(testkit::psql(*source_, order), testkit::psql(*restored, order)) << "the fixture must reorder the columns";

@@ -252,29 +252,24 @@ TEST(environment_faults, the_server_killed_mid_restore_cannot_verify) {
   auto runner = child::spawn(command(PGDRILL_RUNNER_PATH, {"run", scenario.string(), "--junit", (dir.path() / "r.xml").string(),
                                                            "--temp-dir", temp.string(), "--no-cache"}),
                              {});
-  // The drill's own postmaster: the only process whose argv names a data directory under `temp`.
+  // The drill's own postmaster: the only postgres (argv[0], not its sandbox's bwrap) whose argv
+  // names a data directory under `temp`.
   auto postmaster = [&]() -> pid_t {
     std::error_code ignored;
     for (const auto& process : std::filesystem::directory_iterator("/proc", ignored)) {
       auto argv = detail::proc_text(process.path() / "cmdline");
-      if (argv.find("postgres") != std::string::npos && argv.find(std::string("\0-D\0", 4) + temp.string()) != std::string::npos)
+      auto program = argv.substr(0, argv.find('\0'));
+      if (program.size() >= 9 && program.compare(program.size() - 9, 9, "/postgres") == 0 &&
+          argv.find(std::string("\0-D\0", 4) + temp.string()) != std::string::npos)
         return std::stoi(process.path().filename().string());
     }
     return 0;
   };
-  // The drill's own psql (its parent is this runner) is restoring: other tests' psql do not count.
+  // The drill's own psql (in this runner's process tree) is restoring: other tests' psql do not count.
   auto restoring = [&] {
-    std::error_code ignored;
-    for (const auto& process : std::filesystem::directory_iterator("/proc", ignored)) {
-      if (detail::proc_text(process.path() / "cmdline").find(std::string("psql\0-X\0-q\0--echo-errors", 24)) == std::string::npos)
-        continue;
-      auto stat = detail::proc_text(process.path() / "stat");
-      auto close = stat.rfind(')');
-      std::istringstream fields(close == std::string::npos ? "" : stat.substr(close + 2));
-      std::string state;
-      pid_t parent = 0;
-      if (fields >> state >> parent && parent == runner.pid()) return true;
-    }
+    for (const auto& pid : detail::process_tree(runner.pid()))
+      if (detail::proc_text("/proc/" + pid + "/cmdline").find(std::string("psql\0-X\0-q\0--echo-errors", 24)) != std::string::npos)
+        return true;
     return false;
   };
   pid_t server = 0;

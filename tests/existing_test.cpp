@@ -194,16 +194,11 @@ TEST_F(existing, a_prepared_transaction_in_the_backup_is_rolled_back_at_teardown
   auto hostile = dir_.path() / "prepared.sql";
   write_file(hostile, "CREATE TABLE t (id int);\nINSERT INTO t VALUES (0);\nBEGIN;\nINSERT INTO t VALUES (1);\n"
                       "ALTER ROLE CURRENT_USER SET work_mem = '64kB';\nPREPARE TRANSACTION 'left_by_the_backup';\n");
-  scenario hostile_plan;
-  hostile_plan.name = "prepared";
-  hostile_plan.backup.file = hostile;
-  hostile_plan.hygiene.min_size_bytes = 0;
-  hostile_plan.assertions = {not_empty_assertion{}};
   drill_options options;
   options.provider = "existing";
   options.existing = shared->admin();
   auto started = std::chrono::steady_clock::now();
-  auto result = run_drill(hostile_plan, options);
+  auto result = run_drill(testkit::not_empty_plan("prepared", hostile), options);
   EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(60)) << testkit::drill_report(result);
   EXPECT_EQ(psql(*shared, "SELECT count(*) FROM pg_prepared_xacts"), "0\n");
   EXPECT_EQ(leftovers(*shared), "0\ndatabases, 0\nroles");
@@ -328,6 +323,7 @@ TEST_F(existing, a_restores_parallel_workers_die_with_a_killed_runner) {
                 "$$SELECT true FROM pg_sleep(CASE WHEN current_user = 'postgres' THEN 0 ELSE 0.2 END)$$;"
                 "CREATE TABLE slow_a (id int CHECK (slow_ok(id))); CREATE TABLE slow_b (id int CHECK (slow_ok(id)));"
                 "INSERT INTO slow_a SELECT generate_series(1, 100); INSERT INTO slow_b SELECT generate_series(1, 100);");
+  std::filesystem::permissions(dir_.path(), std::filesystem::perms(0755));  // the tools open the archive where it is
   auto archive = dir_.path() / "slow_workers.dump";
   testkit::pg_dump(*source, {"-Fc", "-f", archive.string()});
   auto shared = testkit::start_shared_server();

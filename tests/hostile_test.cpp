@@ -64,15 +64,10 @@ class hostile : public ::testing::Test {
 
   // The drill of `backup` with `provider`: it must not pass, and the world must be as before.
   void drill_and_check(const std::filesystem::path& backup, const std::string& provider) {
-    scenario plan;
-    plan.name = "hostile";
-    plan.backup.file = backup;
-    plan.hygiene.min_size_bytes = 0;
-    plan.assertions = {not_empty_assertion{}};
     drill_options options;
     options.provider = provider;
     options.existing = shared_->admin();
-    auto result = run_drill(plan, options);
+    auto result = run_drill(testkit::not_empty_plan("hostile", backup), options);
     EXPECT_NE(result.verdict(), exit_code::passed) << provider << " " << backup << "\n" << testkit::drill_report(result);
     EXPECT_EQ(world(), before_) << provider << " " << backup << "\n" << testkit::drill_report(result);
     EXPECT_EQ(psql(*shared_, "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgdrill%'"), "0\n");
@@ -97,14 +92,9 @@ TEST_F(hostile, without_the_sandbox_the_same_script_would_reach_the_neighbour) {
   if (::geteuid() != 0) GTEST_SKIP() << "unsandboxed, the server is the runner's user, who owns the neighbour anyway";
   auto script = dir_.path() / "hostile.sql";
   write_file(script, "CREATE TABLE kept (id int);\nINSERT INTO kept VALUES (1);\n" + reaching_sql());
-  scenario plan;
-  plan.name = "control";
-  plan.backup.file = script;
-  plan.hygiene.min_size_bytes = 0;
-  plan.assertions = {not_empty_assertion{}};
   drill_options options;
   options.local.unsafe_no_sandbox = true;
-  auto result = run_drill(plan, options);
+  auto result = run_drill(testkit::not_empty_plan("control", script), options);
   EXPECT_EQ(psql(*neighbour_, "SELECT count(*) FROM bystander"), "0\n") << testkit::drill_report(result);
   EXPECT_TRUE(std::filesystem::exists(neighbour_->directory() / "data" / "pwned"));
 }

@@ -342,7 +342,7 @@ TEST(local_provider, a_long_temp_root_gets_a_short_socket_directory) {
 TEST(local_provider, its_tools_run_in_its_sandbox) {
   auto server = testkit::start_server();
   ASSERT_TRUE(server->binaries().sandbox);
-  command shell(server->binaries().tool("psql"), {"-X", "-q", "-c", "\\! id -u; ls -A /var/lib/postgresql /home | wc -l"});
+  command shell(server->binaries().tool("psql"), {"-X", "-q", "-c", "\\! id -u; (ls -A /var/lib/postgresql; ls -A /home) | wc -l"});
   server->admin().apply_to(shell);
   auto answer = server->binaries().run(shell, run_options::within(std::chrono::minutes(1)));
   ASSERT_TRUE(answer.ok()) << answer.err_tail;

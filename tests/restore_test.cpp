@@ -365,7 +365,7 @@ TEST(restore, root_only_backups_restore_with_tools_of_an_unprivileged_account) {
 // reports the account's uid.
 TEST(restore, client_tools_run_as_the_unprivileged_account) {
   if (::geteuid() != 0) GTEST_SKIP() << "the tools change account only when pgdrill runs as root";
-  auto server = testkit::start_server();
+  auto server = testkit::start_shared_server();
   auto tools = find_binaries(binary_search::from_environment());
   command whoami(tools.tool("psql"), {"-X", "-q", "-c", "\\! id -un"});
   server->admin().apply_to(whoami);

@@ -48,6 +48,17 @@ TEST(scenario, unknown_key_is_an_error_with_its_json_path) {
   EXPECT_NE(text.find("pattern"), std::string::npos) << "lists the known keys: " << text;
 }
 
+// Restoring as the given role on a shared server is a choice the scenario states, off by default.
+TEST(scenario, the_existing_providers_given_role_is_used_only_when_the_scenario_says_so) {
+  EXPECT_FALSE(parse(std::string(R"({"name": "n", "backup": {"file": "f"}, )") + minimal_assertions + "}").restore_as_given_role);
+  EXPECT_TRUE(parse(std::string(R"({"name": "n", "backup": {"file": "f"}, "existing": {"restore_as_given_role": true}, )") +
+                    minimal_assertions + "}")
+                  .restore_as_given_role);
+  auto text = error_of(std::string(R"({"name": "n", "backup": {"file": "f"}, "existing": {"as_superuser": true}, )") +
+                       minimal_assertions + "}");
+  EXPECT_NE(text.find("at /existing/as_superuser: unknown key"), std::string::npos) << text;
+}
+
 TEST(scenario, unknown_key_inside_an_assertion_names_its_index) {
   auto text = error_of(R"({"name": "n", "backup": {"file": "f"},
     "assertions": [{"type": "row_count", "table": "t", "equals": 1}, {"type": "row_count", "table": "t", "equal": 1}]})");

@@ -148,6 +148,17 @@ inline std::vector<assertion> manifest_assertions() {
   return {present, counts, sums};
 }
 
+/// A scenario of `backup`, whatever its size, that asserts only that the restore holds something:
+/// for backups whose restore is what a test watches (hostile ones, odd ones).
+inline scenario not_empty_plan(const std::string& name, const std::filesystem::path& backup) {
+  scenario plan;
+  plan.name = name;
+  plan.backup.file = backup;
+  plan.hygiene.min_size_bytes = 0;
+  plan.assertions = {not_empty_assertion{}};
+  return plan;
+}
+
 /// A drill's stages and checks as console lines with their details, for failure messages.
 inline std::string drill_report(const drill_result& result) {
   std::string text;

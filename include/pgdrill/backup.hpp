@@ -402,6 +402,18 @@ inline backup_contents read_plain_header(const std::filesystem::path& file) {
 
 namespace detail {
 
+}  // namespace detail
+
+/// A scratch directory under `root` that the account of `tools` may enter: where what the drill
+/// hands them (a decompressed or private copy of a backup) goes.
+inline scratch_dir scratch_for_tools(const pg_binaries& tools, const std::filesystem::path& root = default_temp_root()) {
+  scratch_dir scratch(root);
+  if (auto account = tools.account()) scratch.give_to(*account);
+  return scratch;
+}
+
+namespace detail {
+
 // Whether the tools' account opens `path` by name (a directory: each file in it). A backup it
 // cannot open reaches it through the drill (stdin, or a copy: copy_for_tools), never through a
 // right to read any file.
@@ -451,8 +463,7 @@ inline std::string read_archive(const backup_info& backup, const pg_binaries& to
   std::optional<scratch_dir> copy;
   auto path = backup.path;
   if (backup.format == backup_format::directory && !tools_can_open(tools, path)) {
-    copy.emplace();
-    if (auto account = tools.account()) copy->give_to(*account);
+    copy.emplace(scratch_for_tools(tools));
     path = copy->path() / "archive";
     copy_for_tools(backup.path, path, {"toc.dat"});
   }

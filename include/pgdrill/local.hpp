@@ -204,7 +204,8 @@ class local_server final : public server {
     }
     const auto sockets = socket_dir ? socket_dir->path() : dir.path();
     if (confinement) {
-      confinement->writable = {dir.path(), sockets};
+      confinement->writable = {dir.path()};
+      if (socket_dir) confinement->writable.push_back(sockets);
       confinement->hidden = {options.temp_root, options.cache_dir};
       binaries.sandbox = confinement;
     }

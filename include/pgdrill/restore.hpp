@@ -268,7 +268,8 @@ inline bool psql_can_restrict(const std::string& version) {
 
 // The database of a `\connect` line in the forms pg_dump and pg_dumpall write, nothing else on
 // the line: `\connect NAME` for a name of [A-Za-z0-9_.] (double-quoted or not), and
-// `\connect -reuse-previous=on "dbname='NAME'"` for any other name (appendPsqlMetaConnect).
+// `\connect -reuse-previous=on "dbname='NAME'"` for any other name (appendPsqlMetaConnect, which
+// writes `\encoding SQL_ASCII` before it: that line runs too).
 // Nothing for every other form: a user, host or port argument, another conninfo keyword, a
 // second meta-command or a backquote on the line.
 inline std::optional<std::string> bare_connect_target(const std::string& line) {
@@ -290,7 +291,7 @@ inline std::optional<std::string> bare_connect_target(const std::string& line) {
 // ...); psql refuses each and the drill fails it. The script's own \restrict and \unrestrict lines
 // (pg_dump writes them since 17.6, 16.10, 15.14, ...) are dropped. Its bare \connect lines
 // (bare_connect_target), which a --create or cluster dump needs to reach the databases it created,
-// run unrestricted when `connect_allowed` (the server is the drill's own); every other \connect
+// and the `\encoding NAME` pg_dump writes before one, run unrestricted when `connect_allowed` (the server is the drill's own); every other \connect
 // is refused by psql and listed in refused_connects().
 class restricted_script {
  public:
@@ -342,13 +343,16 @@ class restricted_script {
   std::string adapt(const std::string& line) {
     static const std::regex own_restrict(R"(^\\(un)?restrict\s+\S+\s*$)");
     static const std::regex connect(R"(^\\(c|connect)(\s.*)?$)");
+    static const std::regex encoding(R"(^\\encoding [A-Za-z0-9_]+[ \t]*$)");  // before a \connect to an odd name
     if (std::regex_match(line, own_restrict)) return "";
+    if (connect_allowed_ && std::regex_match(line, encoding)) return unrestricted(line);
     if (!std::regex_match(line, connect)) return line;  // psql refuses it, and says so
-    if (connect_allowed_ && bare_connect_target(line))
-      return "\\unrestrict " + key_ + "\n" + line + "\n\\restrict " + key_;
+    if (connect_allowed_ && bare_connect_target(line)) return unrestricted(line);
     refused_.push_back(line);
     return line;
   }
+
+  std::string unrestricted(const std::string& line) const { return "\\unrestrict " + key_ + "\n" + line + "\n\\restrict " + key_; }
 
   std::function<std::size_t(char*, std::size_t)> source_;
   std::string key_, output_, meta_line_;
@@ -441,7 +445,9 @@ inline void judge_run(restore_result& result, const run_result& finished, tool_e
 /// healthy dump are tolerated and listed, anything else fails the restore, as the backup's fault
 /// or the environment's. Compressed backups are decompressed in-process into the tool's stdin;
 /// only a compressed custom archive restored with -j (which needs a seekable file) is
-/// decompressed into `scratch` first. Plain SQL without its closing line was cut short, and runs
+/// decompressed into `scratch` first, and an archive the tools' account cannot open is copied there
+/// when pg_restore needs it by name: `scratch` must be a directory that account may enter
+/// (scratch_for_tools). Plain SQL without its closing line was cut short, and runs
 /// restricted (restricted_script): its \connect lines only on the drill's `own_server`. Throws
 /// could_not_verify when the tool cannot run at all. With `on_table_data`, a parallel pg_restore
 /// runs with --verbose and names each TABLE DATA entry it has committed, as it goes.
@@ -741,8 +747,7 @@ inline restore_set_result restore_set(server& target_server, const endpoint& tar
   if (!own_databases && !spec.database.empty())
     throw could_not_verify("the scenario names the database '" + spec.database + "' to check, but the backup creates no database");
   auto before = own_databases ? detail::database_names(target_server) : std::vector<std::string>{};
-  scratch_dir scratch(temp_root);  // decompressed archives, when -j needs one
-  if (auto account = tools.account()) scratch.give_to(*account);  // the tools read them as that account
+  auto scratch = scratch_for_tools(tools, temp_root);  // decompressed or private copies of archives
   prepare_target(target_server, target, spec);
   for (const auto& backup : backups) {
     auto restored = backup.format == backup_format::json_snapshot

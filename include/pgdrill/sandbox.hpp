@@ -87,12 +87,15 @@ struct sandbox {
 
   /// `tool` run inside: bwrap's command line around it, as `account`, with the tool's
   /// environment, and the files it reads (command::reads) and its installation shown read-only
-  /// where a hidden place covers them.
+  /// where a hidden place covers them. Wrapped on the main thread, the sandbox also dies with its
+  /// parent (a death signal, which Linux ties to the thread that started it: child::spawn's rule);
+  /// else the warden's kill of its process group takes it down.
   command wrap(const command& tool) const {
     command boxed(bwrap, {"--unshare-all", "--unshare-user", "--disable-userns", "--uid",
                           std::to_string(inside_id), "--gid", std::to_string(inside_id), "--ro-bind", "/", "/", "--dev",
                           "/dev", "--proc", "/proc"});
     auto add = [&](std::vector<std::string> words) { boxed.args.insert(boxed.args.end(), words.begin(), words.end()); };
+    if (::getpid() == static_cast<pid_t>(::gettid())) add({"--die-with-parent"});
     std::vector<std::filesystem::path> covered;
     auto under_covered = [&](const std::filesystem::path& path) {
       for (const auto& place : covered)
