@@ -76,8 +76,8 @@ struct sandbox {
     return places;
   }
 
-  /// A sandbox of `account` (sandbox_account()) that works on this kernel: bwrap found on PATH
-  /// and tried once per account. could_not_verify saying what is missing or refused, and how to
+  /// A sandbox of `account` (sandbox_account()) that works on this kernel: bwrap found in
+  /// /usr/bin, /usr/local/bin or /bin, and tried once per account. could_not_verify saying what is missing or refused, and how to
   /// go on.
   static sandbox for_account(std::optional<user_identity> account) {
     sandbox made{find_bwrap(), std::move(account), {}, {}};
