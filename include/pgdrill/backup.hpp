@@ -400,10 +400,6 @@ inline backup_contents read_plain_header(const std::filesystem::path& file) {
   return contents;
 }
 
-namespace detail {
-
-}  // namespace detail
-
 /// A scratch directory under `root` that the account of `tools` may enter: where what the drill
 /// hands them (a decompressed or private copy of a backup) goes.
 inline scratch_dir scratch_for_tools(const pg_binaries& tools, const std::filesystem::path& root = default_temp_root()) {

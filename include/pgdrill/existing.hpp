@@ -92,12 +92,13 @@ inline void drop_database_when_free(pqxx::connection& connection, const std::str
 }
 
 // Roll back the prepared transactions left in `database` (a backup's PREPARE TRANSACTION), which
-// would keep it from being dropped: from a session on that database, as `owner` (the role that
-// prepared them, which may end its own) when given, else as `admin`.
-inline void roll_back_prepared(const endpoint& admin, const std::string& database, const std::optional<endpoint>& owner) {
-  pqxx::connection listing(admin.conninfo());
-  auto prepared = pqxx::nontransaction(listing).exec("SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = " +
-                                                     quote_literal(database));
+// would keep it from being dropped: listed on `admin_connection` (a session of `admin`), rolled
+// back from a session on that database, as `owner` (the role that prepared them, which may end its
+// own) when given, else as `admin`.
+inline void roll_back_prepared(pqxx::connection& admin_connection, const endpoint& admin, const std::string& database,
+                               const std::optional<endpoint>& owner) {
+  auto prepared = pqxx::nontransaction(admin_connection)
+                      .exec("SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = " + quote_literal(database));
   if (prepared.empty()) return;
   pqxx::connection connection(owner ? owner->conninfo() : admin.with_database(database).conninfo());
   for (const auto& row : prepared) pqxx::nontransaction(connection).exec("ROLLBACK PREPARED " + quote_literal(row[0].c_str()));
@@ -207,7 +208,7 @@ class existing_server final : public server {
       if (!carries_mark(connection, "database", name))
         throw provisioning_error("refusing to drop database " + name + ": it does not carry this drill's mark");
       try {
-        detail::roll_back_prepared(admin_, name, restorer);
+        detail::roll_back_prepared(connection, admin_, name, restorer);
         detail::drop_database_when_free(connection, name);
       } catch (const std::exception& failure) {
         left.push_back("database " + name + " (" + failure.what() + ")");
@@ -250,7 +251,7 @@ class existing_server final : public server {
       if (!owner || !owner->provably_gone()) continue;
       const std::string name = row[0].c_str();
       remove("database " + name + " (run " + owner->tag + " is gone)", [&] {
-        detail::roll_back_prepared(target, name, std::nullopt);
+        detail::roll_back_prepared(connection, target, name, std::nullopt);
         detail::drop_database_when_free(connection, name);
       });
     }
@@ -304,7 +305,6 @@ class existing_server final : public server {
     created_roles_.erase(std::find(created_roles_.begin(), created_roles_.end(), restore_role_));
     restore_role_.clear();
     restore_password_.clear();
-    why_given_role_ = "the drill's own role may not log in: " + refused.substr(0, refused.find('\n'));
   }
 
   // The drill's own role cannot be used (`why`): could_not_verify saying how to make it usable

@@ -179,7 +179,6 @@ inline std::vector<std::string> passwords_in_conninfo(const std::string& conninf
   return found;
 }
 
-// `text` with every one of `secrets` replaced by asterisks.
 // libpq's parse error without the words of the string it quotes ("missing \"=\" after \"hunter2\"" for
 // a password typed without its keyword): only its own "=" stays.
 inline std::string without_quoted_words(const std::string& message) {
@@ -194,6 +193,7 @@ inline std::string without_quoted_words(const std::string& message) {
   return text;
 }
 
+// `text` with every one of `secrets` replaced by asterisks.
 inline std::string redacted(std::string text, const std::vector<std::string>& secrets) {
   for (const auto& secret : secrets)
     for (std::size_t at; !secret.empty() && (at = text.find(secret)) != std::string::npos;) text.replace(at, secret.size(), "********");

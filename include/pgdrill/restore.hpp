@@ -291,8 +291,9 @@ inline std::optional<std::string> bare_connect_target(const std::string& line) {
 // ...); psql refuses each and the drill fails it. The script's own \restrict and \unrestrict lines
 // (pg_dump writes them since 17.6, 16.10, 15.14, ...) are dropped. Its bare \connect lines
 // (bare_connect_target), which a --create or cluster dump needs to reach the databases it created,
-// and the `\encoding NAME` pg_dump writes before one, run unrestricted when `connect_allowed` (the server is the drill's own); every other \connect
-// is refused by psql and listed in refused_connects().
+// and the `\encoding NAME` pg_dump writes before one, run unrestricted when `connect_allowed` (the
+// server is the drill's own); every other \connect is refused by psql and listed in
+// refused_connects().
 class restricted_script {
  public:
   restricted_script(std::function<std::size_t(char*, std::size_t)> source, std::string key, bool connect_allowed)
