@@ -333,9 +333,10 @@ command_entry inspect_entry() {
           }};
 }
 
-// The table of contents read with pg_restore --list, as one hygiene result.
-pgdrill::step_result toc_step(const pgdrill::backup_info& backup, const std::string& pg_bin) {
-  pgdrill::step_result toc = pgdrill::make_step("backup toc", "hygiene", pgdrill::outcome::passed, "");
+// The backup read through without a server, as one hygiene result: its table of contents
+// (pg_restore --list) and, unless `toc_only`, every data block (read_every_block).
+pgdrill::step_result read_step(const pgdrill::backup_info& backup, const std::string& pg_bin, bool toc_only) {
+  pgdrill::step_result read = pgdrill::make_step("backup read", "hygiene", pgdrill::outcome::passed, "");
   auto started = std::chrono::steady_clock::now();
   try {
     if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a PostgreSQL backup: it looks like " + backup.looks_like);
@@ -343,32 +344,38 @@ pgdrill::step_result toc_step(const pgdrill::backup_info& backup, const std::str
       long long rows = 0;
       auto problems = pgdrill::snapshot_disagreements(backup.path, rows);
       if (!problems.empty()) throw pgdrill::corrupt_backup("the JSON snapshot disagrees with its own manifest: " + pgdrill::detail::join(problems, "; "));
-      toc.message = "JSON snapshot read through: " + std::to_string(rows) + " rows, as its manifest says";
-      toc.seconds = pgdrill::detail::seconds_since(started);
-      return toc;
+      read.message = "JSON snapshot read through: " + std::to_string(rows) + " rows, as its manifest says";
+      read.seconds = pgdrill::detail::seconds_since(started);
+      return read;
     }
     auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));
-    toc.message = backup.format == pgdrill::backup_format::plain
-                      ? "plain SQL from PostgreSQL " + contents.source_version + " (no table of contents)"
-                  : contents.toc_unread.empty()
-                      ? std::to_string(contents.toc.size()) + " entries read cleanly: " + contents.toc_summary()
-                      : "header read (" + contents.origin() + "); table of contents not read on this host: " + contents.toc_unread;
+    bool through = !toc_only && contents.toc_unread.empty();
+    if (through) pgdrill::read_every_block(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
+    std::string extent = through ? ", every data block read" : toc_only ? " (--toc-only: data blocks not read)" : "";
+    read.message = backup.format == pgdrill::backup_format::plain
+                       ? "plain SQL from PostgreSQL " + contents.source_version +
+                             (through ? ", read to its closing line" : " (--toc-only: not read through)")
+                   : contents.toc_unread.empty()
+                       ? std::to_string(contents.toc.size()) + " entries read cleanly" + extent + ": " + contents.toc_summary()
+                       : "header read (" + contents.origin() + "); table of contents and data not read on this host: " +
+                             contents.toc_unread;
   } catch (const pgdrill::error& failure) {
-    toc.result = failure.code() == exit_code::failed ? pgdrill::outcome::failed : pgdrill::outcome::error;
-    toc.message = failure.what();
+    read.result = failure.code() == exit_code::failed ? pgdrill::outcome::failed : pgdrill::outcome::error;
+    read.message = failure.what();
   }
-  toc.seconds = pgdrill::detail::seconds_since(started);
-  return toc;
+  read.seconds = pgdrill::detail::seconds_since(started);
+  return read;
 }
 
 struct verify_arguments {
   std::string path, pattern = "*", pg_bin;
   pgdrill::hygiene_spec hygiene;
-  bool require_sha256 = false;
+  bool require_sha256 = false, toc_only = false;
   long long min_size = 1024;
 };
 
-// Hygiene checks and a table-of-contents read, without any server: a fast gate.
+// Hygiene checks and the backup read through, without any server: the gate before a backup is
+// trusted or uploaded.
 int verify_command(verify_arguments args, const CLI::App& app) {
   if (args.require_sha256) args.hygiene.sha256_sidecar = "required";
   args.hygiene.min_size_bytes = static_cast<std::uintmax_t>(std::max(0LL, args.min_size));
@@ -387,7 +394,7 @@ int verify_command(verify_arguments args, const CLI::App& app) {
   for (const auto& note : located.skipped) std::cout << note << std::endl;
   auto manifest = pgdrill::manifest_beside(located);
   auto steps = pgdrill::backup_checks(located, args.hygiene, manifest ? &*manifest : nullptr);
-  steps.push_back(toc_step(backup, args.pg_bin));
+  steps.push_back(read_step(backup, args.pg_bin, args.toc_only));
   for (const auto& step : steps) std::cout << pgdrill::console_line(step) << std::endl;
   auto verdict = pgdrill::verdict_of({}, steps);
   std::cout << "verdict: " << pgdrill::describe(verdict) << " (exit " << code(verdict) << ")" << std::endl;
@@ -396,7 +403,8 @@ int verify_command(verify_arguments args, const CLI::App& app) {
 
 command_entry verify_entry() {
   return {"verify",
-          "Check a backup without restoring it: size, age, file mode, SHA-256 sidecar, table of contents;\n"
+          "Check a backup without restoring it: size, age, file mode, SHA-256 sidecar, and every byte read\n"
+          "through as a restore would (table of contents, each data block decompressed, a plain script's end);\n"
           "for a directory, also retention (count, oldest, gaps)",
           "pgdrill verify nightly.dump --max-age-hours 26 --private --require-sha256\n"
           "  pgdrill verify /var/backups/pg --pattern '*.dump' --min-count 7 --max-gap-hours 26",
@@ -410,6 +418,8 @@ command_entry verify_entry() {
             app.add_option("--min-size", args->min_size, "Smallest acceptable size in bytes (default: 1024)");
             app.add_option("--max-age-hours", *args->hygiene.max_age_hours, "The backup must be at most this old");
             app.add_flag("--private", args->hygiene.private_mode, "The file must not be readable by group or others");
+            app.add_flag("--toc-only", args->toc_only,
+                         "Read only the table of contents (quick; proves the data blocks behind it nothing)");
             app.add_flag("--require-sha256", args->require_sha256,
                          "A FILE.sha256 sidecar must exist and match (it is checked whenever it exists)");
             app.add_option("--min-count", *args->hygiene.retention.min_count, "Directory: at least this many backups");

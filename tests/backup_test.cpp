@@ -380,3 +380,24 @@ TEST(backup, fifos_and_symlink_loops_are_refused_at_once_and_skipped_in_listings
   ASSERT_EQ(::mkfifo((archive.path() / "3001.dat").c_str(), 0600), 0);
   EXPECT_THROW(inspect_file(archive.path()), corrupt_backup);
 }
+
+// A plain script ends whole when its own last line outside COPY data is pg_dump's closing comment,
+// however it arrives in pieces; rows quoting that comment, or a stop inside a COPY block, are a
+// script cut short.
+TEST(backup, a_plain_scripts_end_is_its_last_line_outside_copy_data) {
+  const std::string opening = "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE public.t (x text);\n";
+  const std::string rows = "COPY public.t (x) FROM stdin;\n-- PostgreSQL database dump complete\n" + std::string(5000, 'r') + "\n";
+  const std::string closing = "\\.\n\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict abc\n\n";
+  auto end_of = [](const std::string& script, std::size_t piece) {
+    detail::plain_script_end end;
+    for (std::size_t at = 0; at < script.size(); at += piece) end.see(script.data() + at, std::min(piece, script.size() - at));
+    return end.cut_short();
+  };
+  for (std::size_t piece : {1, 7, 4096}) {
+    EXPECT_EQ(end_of(opening + rows + closing, piece), "") << piece;
+    EXPECT_NE(end_of(opening + rows, piece).find("stops inside the rows of its 'COPY public.t (x)'"), std::string::npos) << piece;
+    EXPECT_NE(end_of(opening + rows + "\\.\n", piece).find("ends without its closing"), std::string::npos) << piece;
+    EXPECT_NE(end_of(opening + rows + closing.substr(0, 30), piece).find("ends without its closing"), std::string::npos) << piece;
+  }
+  EXPECT_EQ(end_of("SELECT 1;\n", 3), "");  // not pg_dump's: nothing to judge it by
+}

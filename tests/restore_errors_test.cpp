@@ -156,6 +156,31 @@ TEST(restore_errors, environment_faults_are_not_the_backups) {
   }
 }
 
+// A live server's ERROR of class 08 answers the backup's own SQL (dblink, postgres_fdw), and a
+// \connect to a database the script never created is the script's: both the backup's faults,
+// while the same words about the drill's own connection stay the environment's.
+TEST(restore_errors, connection_failures_of_the_backups_own_sql_are_the_backups) {
+  struct sample {
+    const char* stderr_text;
+    const char* kind;
+    bool environment;
+  };
+  for (const auto& [text, kind, environment] : std::vector<sample>{
+           {"ERROR:  08001: could not establish connection\nDETAIL:  connection to server at \"127.0.0.1\", port 1 failed: "
+            "Connection refused\nSTATEMENT:  SELECT dblink_connect('host=127.0.0.1 port=1');\n", "SQL error", false},
+           {"pg_restore: error: could not execute query: ERROR:  could not connect to server \"remote\"\n", "SQL error", false},
+           {"\\connect: connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: FATAL:  database \"never_created\" does "
+            "not exist\n", "connect to a database the backup does not create", false},
+           {"FATAL:  08006: connection to client lost\n", "server stopped or unreachable", true},
+           {"psql: error: connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: No such file or directory\n",
+            "server stopped or unreachable", true}}) {
+    auto result = judged(text);
+    ASSERT_EQ(result.problems.size(), 1U) << text;
+    EXPECT_EQ(result.problems[0].kind, kind) << text;
+    EXPECT_EQ(result.problems[0].environment, environment) << text;
+  }
+}
+
 TEST(restore_errors, a_client_out_of_memory_is_a_corrupt_archive_and_a_missing_role_says_how_to_fix_it) {
   auto result = judged(
       "pg_restore: error: out of memory\n"

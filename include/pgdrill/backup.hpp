@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <utility>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
+#include <pgdrill/provider.hpp>
 #include <pgdrill/restore_errors.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
@@ -287,6 +289,7 @@ struct backup_contents {
   bool cluster = false;            ///< plain pg_dumpall output: roles, tablespaces, every database
   bool creates_databases = false;  ///< plain SQL that creates and \connects to its own databases
   std::string encoding;            ///< the source database's, e.g. "UTF8", "SQL_ASCII"; empty when unknown
+  database_locale locale;          ///< archives: the source database's, from their DATABASE entry
   std::string archive_version;     ///< archives: the format version of their header, e.g. "1.14"
   std::string toc_unread;          ///< archives: why the table of contents was not read here, if it was not
 
@@ -445,13 +448,14 @@ inline void copy_for_tools(const std::filesystem::path& source, const std::files
                            ": " + failure.message());
 }
 
-// pg_restore's output for `args` on an archive: returned, or handed piece by piece to `sink` when
-// one is given. A compressed archive, or a file the tools' account cannot open, is fed on stdin;
+// pg_restore's output for `args` on an archive (`part` names what they read, for the error):
+// returned, or handed piece by piece to `sink` when one is given. A compressed archive, or a file the tools' account cannot open, is fed on stdin;
 // of a directory archive it cannot open, a copy of toc.dat (all that --list, the preamble and
 // --schema-only read). Throws corrupt_backup when it cannot read the archive, could_not_verify
 // when the archive is newer than the tools.
 inline std::string read_archive(const backup_info& backup, const pg_binaries& tools, std::vector<std::string> args,
-                                const std::function<void(std::string_view)>& sink = {}) {
+                                const std::function<void(std::string_view)>& sink = {},
+                                const std::string& part = "table of contents") {
   command tool(tools.tool("pg_restore"), std::move(args));
   run_options options = run_options::within(std::chrono::minutes(10));
   options.stdout_sink = sink;
@@ -477,7 +481,7 @@ inline std::string read_archive(const backup_info& backup, const pg_binaries& to
     if (!problems.empty() && problems.front().kind == "archive newer than the tools")
       throw could_not_verify("backup " + backup.path.string() + " was written by a newer pg_dump than the installed " +
                              tools.version + " tools (" + tools.where() + ") can read (" + first + ")");
-    throw corrupt_backup("table of contents of " + backup.path.string() + " is unreadable: " + first);
+    throw corrupt_backup(part + " of " + backup.path.string() + " is unreadable: " + first);
   }
   return result.out;
 }
@@ -629,6 +633,104 @@ inline std::vector<std::string> directory_data_problems(const std::filesystem::p
 
 }  // namespace detail
 
+namespace detail {
+
+// The locale of the first CREATE DATABASE in `sql`, as pg_dump 13 to 18 write it (LOCALE, or
+// LC_COLLATE and LC_CTYPE; LOCALE_PROVIDER with ICU_LOCALE or BUILTIN_LOCALE); unknown without one.
+inline database_locale locale_of_create_database(const std::string& sql) {
+  database_locale locale;
+  std::smatch statement;
+  if (!std::regex_search(sql, statement, std::regex(R"(\nCREATE DATABASE [^\n]* WITH TEMPLATE = template0[^\n]*;)"))) return locale;
+  const std::string text = statement.str();
+  auto option = [&text](const std::string& name) {
+    std::smatch value;
+    if (!std::regex_search(text, value, std::regex(" " + name + " = '((?:[^']|'')*)'"))) return std::string();
+    return std::regex_replace(value[1].str(), std::regex("''"), "'");
+  };
+  std::smatch provider;
+  locale.provider = std::regex_search(text, provider, std::regex(" LOCALE_PROVIDER = (\\w+)")) ? provider[1].str() : "libc";
+  locale.collate = locale.ctype = option("LOCALE");
+  if (auto collate = option("LC_COLLATE"); !collate.empty()) locale.collate = collate;
+  if (auto ctype = option("LC_CTYPE"); !ctype.empty()) locale.ctype = ctype;
+  locale.locale = option(locale.provider == "icu" ? "ICU_LOCALE" : "BUILTIN_LOCALE");
+  return locale;
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// The opening and closing lines of pg_dump's and pg_dumpall's scripts.
+inline const std::vector<std::pair<std::string, std::string>>& plain_script_frames() {
+  static const std::vector<std::pair<std::string, std::string>> frames{
+      {"-- PostgreSQL database dump\n", "-- PostgreSQL database dump complete"},
+      {"-- PostgreSQL database cluster dump\n", "-- PostgreSQL database cluster dump complete"}};
+  return frames;
+}
+
+// Follows a plain script line by line as psql reads it, to tell whether it ends as pg_dump's and
+// pg_dumpall's do: its last line outside COPY data is their closing comment (rows may quote that
+// comment; a script cut inside them lost the rest). Keeps a few bytes of each line only, so any
+// row length fits in bounded memory.
+class plain_script_end {
+ public:
+  void see(const char* data, std::size_t size) {
+    if (head_.size() < 64) head_.append(data, std::min(size, 64 - head_.size()));
+    for (std::size_t at = 0; at < size;) {
+      const char* newline = static_cast<const char*>(std::memchr(data + at, '\n', size - at));
+      std::size_t end = newline ? static_cast<std::size_t>(newline - data) : size;
+      add_to_line(data + at, end - at);
+      if (newline) line_ended();
+      at = end + (newline ? 1 : 0);
+    }
+  }
+  /// Why a script that opens like pg_dump's (or pg_dumpall's) was cut short; empty when it ends whole.
+  std::string cut_short() const {
+    bool unterminated = line_length_ > 0;
+    for (const auto& [header, footer] : plain_script_frames()) {
+      if (head_.rfind("--\n" + header, 0) != 0 && head_.rfind(header, 0) != 0) continue;
+      if (in_copy_) return "the plain SQL script stops inside the rows of its '" + copy_ + "': it was cut short";
+      const std::string& last = unterminated && counts(line_start_) ? line_start_ : last_line_;
+      if (last != footer) return "the plain SQL script ends without its closing '" + footer + "' line: it was cut short";
+    }
+    return "";
+  }
+
+ private:
+  static constexpr std::size_t kept = 160;  // of a line's start: more than any line this judges
+  void add_to_line(const char* data, std::size_t size) {
+    if (line_start_.size() < kept) line_start_.append(data, std::min(size, kept - line_start_.size()));
+    line_end_.append(data, size);
+    if (line_end_.size() > 16) line_end_.erase(0, line_end_.size() - 16);
+    line_length_ += size;
+  }
+  // A line that can end a script: not blank, not a bare "--", not pg_dump's \unrestrict.
+  static bool counts(const std::string& line) { return !line.empty() && line != "--" && line.rfind("\\unrestrict ", 0) != 0; }
+  static bool ends_with(const std::string& text, const std::string& tail) {
+    return text.size() >= tail.size() && text.compare(text.size() - tail.size(), tail.size(), tail) == 0;
+  }
+  void line_ended() {
+    if (in_copy_) {
+      in_copy_ = !(line_length_ == 2 && line_start_ == "\\.");
+    } else if (line_start_.rfind("COPY ", 0) == 0 && ends_with(line_end_, " FROM stdin;")) {
+      in_copy_ = true;
+      copy_ = line_start_.substr(0, line_start_.find(" FROM stdin;"));
+      last_line_ = line_start_;
+    } else if (counts(line_start_)) {
+      last_line_ = line_start_;
+    }
+    line_start_.clear();
+    line_end_.clear();
+    line_length_ = 0;
+  }
+
+  std::string head_, line_start_, line_end_, last_line_, copy_;
+  std::size_t line_length_ = 0;
+  bool in_copy_ = false;
+};
+
+}  // namespace detail
+
 /// Versions (read_versions) and an archive's table of contents with the field's own tools:
 /// `pg_restore --list` (fed the decompressed stream when compressed). Throws corrupt_backup when
 /// the table of contents cannot be read, could_not_verify when the tools are too old for it.
@@ -653,12 +755,30 @@ inline backup_contents read_contents(const backup_info& backup, const pg_binarie
     if (auto problems = detail::directory_data_problems(backup.path, contents.toc); !problems.empty())
       throw corrupt_backup("the directory archive " + backup.path.string() + " does not hold what its table of contents lists: " +
                            detail::join(problems, "; "));
-  // The source database's encoding is in the preamble pg_restore writes for an empty selection.
-  auto preamble = detail::read_archive(backup, tools, {"--file", "-", "--use-list", "/dev/null"});
+  // The source database's encoding and locale: in the preamble and the CREATE DATABASE that
+  // pg_restore writes with --create for an otherwise empty selection.
+  auto preamble = detail::read_archive(backup, tools, {"--create", "--file", "-", "--use-list", "/dev/null"});
   static const std::regex encoding(R"(SET client_encoding = '([^']+)';)");
   std::smatch match;
   if (std::regex_search(preamble, match, encoding)) contents.encoding = match[1];
+  contents.locale = detail::locale_of_create_database(preamble);
+  contents.locale.encoding = contents.encoding;
   return contents;
+}
+
+/// Every byte of a backup read as a restore would, without a server: a plain script decompressed
+/// to its end and judged by its own last line; every data block of a custom or tar archive
+/// decompressed by `pg_restore --file /dev/null` (read_contents reads a directory archive's data
+/// files). Throws corrupt_backup naming what is damaged.
+inline void read_every_block(const backup_info& backup, const pg_binaries& tools) {
+  if (backup.format == backup_format::custom || backup.format == backup_format::tar)
+    detail::read_archive(backup, tools, {"--file", "/dev/null"}, {}, "the data");
+  if (backup.format != backup_format::plain) return;
+  backup_reader reader(backup.path);
+  detail::plain_script_end end;
+  std::vector<char> block(1U << 20);
+  for (std::size_t got; (got = reader.read(block.data(), block.size())) > 0;) end.see(block.data(), got);
+  if (auto cut = end.cut_short(); !cut.empty()) throw corrupt_backup(backup.path.string() + ": " + cut);
 }
 
 /// What a backup is, as far as this host can read it: versions always, an archive's table of

@@ -40,19 +40,6 @@ namespace pgdrill {
 
 constexpr int checksum_version = 2;
 
-/// The session settings every checksum connection pins, so that text output does not depend
-/// on the server's or the user's defaults.
-inline const std::vector<std::pair<std::string, std::string>>& pinned_session_settings() {
-  static const std::vector<std::pair<std::string, std::string>> settings{
-      {"DateStyle", "ISO, YMD"}, {"IntervalStyle", "postgres"}, {"extra_float_digits", "3"},
-      {"TimeZone", "UTC"},       {"bytea_output", "hex"},       {"client_encoding", "UTF8"},
-      // regclass, regtype, ... print schema-qualified; money prints without a currency symbol
-      {"search_path", "pg_catalog"}, {"lc_monetary", "C"},
-      // a policy must never hide rows from a checksum: reading such a table fails instead
-      {"row_security", "off"}};
-  return settings;
-}
-
 /// One table's checksum.
 struct table_checksum {
   std::string table;  ///< "schema.table"
@@ -70,7 +57,7 @@ class checksum_connection {
     if (PQstatus(connection_.get()) != CONNECTION_OK)
       throw could_not_verify("cannot connect to " + target.describe() + ": " + PQerrorMessage(connection_.get()));
     canceller_.reset(PQgetCancel(connection_.get()));
-    for (const auto& [name, value] : pinned_session_settings())
+    for (const auto& [name, value] : detail::pinned_session_settings())
       execute("SET " + name + " = " + detail::quote_literal(value));
     // A SQL_ASCII database declares no encoding: its rows are hashed as the bytes it stores
     // (converting them to UTF8 fails on the first byte that is not).

@@ -14,6 +14,7 @@
 #include <pqxx/pqxx>
 
 #include <pgdrill/binaries.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/local.hpp>
 #include <pgdrill/process.hpp>
@@ -104,15 +105,6 @@ struct container_options {
 
 constexpr const char* container_owner_label = "io.pgdrill.owner";
 constexpr const char* container_temp_root_label = "io.pgdrill.temp_root";
-
-namespace detail {
-
-inline std::string trim(std::string text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
-  return text;
-}
-
-}  // namespace detail
 
 /// The container engine's command-line client: found on PATH (or as given), and answering.
 struct container_engine {

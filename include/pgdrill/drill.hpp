@@ -97,11 +97,21 @@ struct drill_state {
     result.stages.push_back(step);
     detail::notify(options.on_step, step);
   }
-  /// The first backup's source database encoding, as far as it was read.
-  std::string source_encoding() const {
-    for (const auto& backup : contents)
-      if (!backup.encoding.empty()) return backup.encoding;
-    return "";
+  /// The first backup's source database encoding and locale, as far as it was read: an
+  /// archive's own, else (plain SQL) the database default its manifest recorded.
+  database_locale source_locale() const {
+    database_locale locale;
+    if (contents.empty()) return locale;
+    locale = contents.front().locale;
+    locale.encoding = contents.front().encoding;
+    if (locale.known() || !expected || !expected->collations) return locale;
+    for (const auto& collation : *expected->collations)
+      if (auto space = collation.locale.find(' '); collation.collation == "database default" && space != std::string::npos) {
+        locale.provider = collation.locale.substr(0, space);
+        (locale.provider == "libc" ? locale.collate : locale.locale) = collation.locale.substr(space + 1);
+        if (locale.provider == "libc") locale.ctype = locale.collate;
+      }
+    return locale;
   }
   /// Entries of every table of contents read.
   std::size_t toc_entries() const {
@@ -478,7 +488,7 @@ inline std::vector<planned_checksum> checksums_to_take_during_restore(const dril
 /// the tables load.
 inline outcome restore(drill_state& state, step_result& step) {
   read_contents_with_restore_tools(state);
-  state.target = state.target_server->restore_target(state.source_encoding());
+  state.target = state.target_server->restore_target(state.source_locale());
   std::optional<checksums_during_restore> checksums;
   std::map<int, const toc_entry*> table_data;  // by dump id, as pg_restore names what it finished
   if (auto planned = checksums_to_take_during_restore(state); !planned.empty()) {

@@ -172,7 +172,7 @@ class existing_server final : public server {
            (restore_role_.empty() ? ", restored as the given role (" + why_given_role_ + ")" : ", restored as role " + restore_role_);
   }
   bool shared() const override { return true; }
-  endpoint restore_target(const std::string& /*source_encoding: the scratch database exists already*/) override {
+  endpoint restore_target(const database_locale& /*the scratch database exists already*/) override {
     auto target = admin_.with_database(scratch_);
     return restore_role_.empty() ? target : target.as_role(restore_role_, restore_password_);
   }

@@ -20,6 +20,7 @@
 #include <pgdrill/detail/json_reader.hpp>
 #include <pgdrill/detail/text.hpp>
 #include <pgdrill/result.hpp>
+#include <pgdrill/schema.hpp>
 
 namespace pgdrill {
 
@@ -55,7 +56,7 @@ struct history_entry {
                            {"backup_size_bytes", backup_size}, {"backup_taken_at", backup_taken_at},
                            {"drill_seconds", drill_seconds}, {"tables", tables}};
     line["restore_seconds"] = restore_seconds ? nlohmann::json(*restore_seconds) : nlohmann::json();
-    if (!schema.empty()) line["schema"] = schema;
+    if (!schema.empty()) line[schema_reference_key] = schema;
     auto& kept = line["steps"] = nlohmann::json::array();
     for (const auto& step : steps) {
       nlohmann::json item = {{"name", step.name}, {"kind", step.kind}, {"result", step.result}};
@@ -140,7 +141,7 @@ inline std::vector<history_entry> read_history(const std::filesystem::path& file
     }
     detail::json_reader item(document, "", source,
                              {"pgdrill_history", "at", "scenario", "exit_code", "outcome", "backup", "backup_size_bytes",
-                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables", "schema", "steps"});
+                              "backup_taken_at", "restore_seconds", "drill_seconds", "tables", "schema", schema_reference_key, "steps"});
     if (item.required<int>("pgdrill_history") != history_version) item.fail("/pgdrill_history", "unsupported version");
     history_entry entry;
     entry.at = item.required<std::string>("at");
@@ -154,7 +155,7 @@ inline std::vector<history_entry> read_history(const std::filesystem::path& file
     entry.drill_seconds = item.optional<double>("drill_seconds").value_or(0);
     auto tables = item.object("tables", {});
     for (const auto& table : tables.value().items()) entry.tables[table.key()] = tables.required<long long>(table.key());
-    entry.schema = item.strings("schema");
+    entry.schema = item.strings(schema_reference_key);
     entry.steps = detail::recorded_steps(item);
     if (scenario.empty() || entry.scenario == scenario) entries.push_back(entry);
   }

@@ -109,7 +109,7 @@ struct manifest {
       for (const auto& collation : *collations)
         document["collations"][collation.collation] = {{"locale", collation.locale}, {"version", collation.version}};
     }
-    if (schema) document["schema"] = *schema;
+    if (schema) document[schema_reference_key] = *schema;
     if (!backup_file.empty())
       document["backup"] = {{"file", backup_file}, {"sha256", backup_sha256}, {"size_bytes", backup_size},
                             {"pg_dump_command", dump_command}, {"pg_dump_version", dump_version}};
@@ -138,7 +138,7 @@ struct manifest {
       if (entry.has("error")) result.materialized_views.push_back({item.key(), false, 0, entry.required<std::string>("error")});
       else result.materialized_views.push_back({item.key(), entry.required<bool>("populated"), entry.required<long long>("rows"), ""});
     }
-    if (root.has("schema")) result.schema = root.strings("schema");
+    if (root.has(schema_reference_key)) result.schema = root.strings(schema_reference_key);
     if (root.has("collations")) {
       auto collations = root.object("collations", {});
       auto& recorded = result.collations.emplace();
@@ -152,7 +152,8 @@ struct manifest {
   static manifest from_json(const nlohmann::json& document, const std::string& source) {
     detail::json_reader root(document, "", source,
                              {"pgdrill_manifest", "created_at", "server_version", "database", "snapshot", "checksum",
-                              "tables", "backup", "large_objects", "sequences", "materialized_views", "schema_objects", "collations", "schema"});
+                              "tables", "backup", "large_objects", "sequences", "materialized_views", "schema_objects", "collations", "schema",
+                              schema_reference_key});
     int format = root.required<int>("pgdrill_manifest");
     if (format < 1 || format > manifest_format)
       root.fail("/pgdrill_manifest", "unsupported manifest format (this pgdrill reads 1 to " + std::to_string(manifest_format) + ")");

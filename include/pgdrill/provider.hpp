@@ -19,6 +19,7 @@
 
 #include <pgdrill/binaries.hpp>
 #include <pgdrill/detail/sql.hpp>
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
 
@@ -253,6 +254,43 @@ inline std::pair<int, std::string> server_version_of(const endpoint& target) {
   return {number / 10000, std::to_string(number / 10000) + "." + std::to_string(number % 10000)};
 }
 
+/// The source database's encoding and default locale, as far as the backup (or its manifest)
+/// tells: the restore database is made like it, so text sorts and compares as at the source.
+struct database_locale {
+  std::string encoding;        ///< "UTF8", "SQL_ASCII", ...; empty when unknown
+  std::string provider;        ///< "libc", "icu" or "builtin"; empty when unknown
+  std::string collate, ctype;  ///< the libc locales (an ICU database's too)
+  std::string locale;          ///< the ICU or builtin locale
+
+  bool known() const { return !provider.empty(); }
+  /// "libc C.UTF-8", "icu de-DE", as the manifest's collations name a database default.
+  std::string describe() const { return provider + " " + (provider == "libc" ? collate : locale); }
+};
+
+namespace detail {
+
+// CREATE DATABASE options that make a database like `source` on a server of `major`: nothing when
+// the source's locale is unknown or C (the server's own), template0 and the source's encoding
+// and locale otherwise; a SQL_ASCII database's bytes are valid in no other encoding.
+inline std::string database_options_like(const database_locale& source, int major) {
+  if (source.encoding == "SQL_ASCII") return " TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'";
+  auto is_c = [](const std::string& name) { return name.empty() || name == "C" || name == "POSIX"; };
+  if (!source.known() || (source.provider == "libc" && is_c(source.collate) && is_c(source.ctype))) return "";
+  std::string options = " TEMPLATE template0";
+  if (!source.encoding.empty()) options += " ENCODING " + quote_literal(source.encoding);
+  if (!source.collate.empty()) options += " LC_COLLATE " + quote_literal(source.collate);
+  if (!source.ctype.empty()) options += " LC_CTYPE " + quote_literal(source.ctype);
+  if (source.provider == "libc") return options;
+  int needs = source.provider == "icu" ? 15 : 17;
+  if (major < needs)
+    throw could_not_verify("the source database's default collation is " + source.describe() + ", which PostgreSQL " +
+                           std::to_string(major) + " cannot make: drill on PostgreSQL " + std::to_string(needs) + " or newer");
+  return options + " LOCALE_PROVIDER " + source.provider + (source.provider == "icu" ? " ICU_LOCALE " : " BUILTIN_LOCALE ") +
+         quote_literal(source.locale);
+}
+
+}  // namespace detail
+
 /// A throwaway (or borrowed) server. Move-only through unique_ptr; the destructor tears down
 /// without throwing, `stop()` does the same but reports what went wrong and is safe to call twice.
 class server {
@@ -288,14 +326,21 @@ class server {
     pqxx::connection connection(admin().conninfo());
     pqxx::nontransaction(connection).exec("CREATE ROLE " + detail::quote_ident(name));
   }
-  /// The empty database to restore into. A throwaway server creates `pgdrill_restore` (in
-  /// SQL_ASCII for a backup of a SQL_ASCII database); a shared one has its own uniquely named
-  /// scratch database.
-  virtual endpoint restore_target(const std::string& source_encoding) {
+  /// The empty database to restore into, like the source's (detail::database_options_like). A
+  /// throwaway server creates `pgdrill_restore`; could_not_verify, saying what to install, when
+  /// it cannot provide the source's locale. A shared one has its own uniquely named scratch database.
+  virtual endpoint restore_target(const database_locale& source) {
     pqxx::connection connection(admin().conninfo());
-    // A SQL_ASCII database's bytes are valid in no other encoding: restore them into their own.
-    std::string as_source = source_encoding == "SQL_ASCII" ? " TEMPLATE template0 ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C'" : "";
-    pqxx::nontransaction(connection).exec("CREATE DATABASE pgdrill_restore" + as_source);
+    try {
+      pqxx::nontransaction(connection).exec("CREATE DATABASE pgdrill_restore" + detail::database_options_like(source, major_version()));
+    } catch (const pqxx::sql_error& failure) {
+      if (!source.known()) throw;
+      throw could_not_verify("the drill's server (" + describe() + ") cannot make a database like the source's (" +
+                             source.describe() + (source.encoding.empty() ? "" : ", " + source.encoding) + "): " +
+                             detail::trim(failure.what()) + "; install that locale where the server runs (" +
+                             (source.provider == "libc" ? "Debian's locales-all, or localedef" : "a PostgreSQL built with ICU") +
+                             "), or drill in an image that has it");
+    }
     return admin().with_database("pgdrill_restore");
   }
 };

@@ -70,31 +70,6 @@ struct restore_result {
 
 namespace detail {
 
-// The opening and closing lines of pg_dump's and pg_dumpall's scripts.
-inline const std::vector<std::pair<std::string, std::string>>& plain_script_frames() {
-  static const std::vector<std::pair<std::string, std::string>> frames{
-      {"-- PostgreSQL database dump\n", "-- PostgreSQL database dump complete"},
-      {"-- PostgreSQL database cluster dump\n", "-- PostgreSQL database cluster dump complete"}};
-  return frames;
-}
-
-// Keeps the first and last bytes of a stream: enough to see pg_dump's opening and closing lines.
-struct stream_ends {
-  std::string head, tail;
-  void see(const char* data, std::size_t size) {
-    if (head.size() < 64) head.append(data, std::min(size, 64 - head.size()));
-    tail.append(data, size);
-    if (tail.size() > 256) tail.erase(0, tail.size() - 256);
-  }
-  // The closing line a script that opens like pg_dump's (or pg_dumpall's) lacks: it was cut short.
-  std::string missing_footer() const {
-    for (const auto& [header, footer] : plain_script_frames())
-      if ((head.rfind("--\n" + header, 0) == 0 || head.rfind(header, 0) == 0) && tail.find(footer) == std::string::npos)
-        return footer;
-    return "";
-  }
-};
-
 // How far the restore tool (the process `leader` and its workers) has read into `path` (a file,
 // or the files under a directory archive), from /proc/PID/fdinfo: progress for tools that read
 // the backup themselves. A process that exits mid-read counts as 0; this never throws.
@@ -198,7 +173,7 @@ inline command restore_command(const pg_binaries& tools, const format_traits& fo
 // machine) but live in the throwaway server's data directory (allow_in_place_tablespaces).
 class plain_script_filter {
  public:
-  plain_script_filter(backup_reader& reader, stream_ends& ends, role_reference_scanner& roles,
+  plain_script_filter(backup_reader& reader, plain_script_end& ends, role_reference_scanner& roles,
                       std::vector<std::string>& adjustments)
       : reader_(reader), ends_(ends), roles_(roles), adjustments_(adjustments) {}
 
@@ -249,7 +224,7 @@ class plain_script_filter {
   }
 
   backup_reader& reader_;
-  stream_ends& ends_;
+  plain_script_end& ends_;
   role_reference_scanner& roles_;
   std::vector<std::string>& adjustments_;
   std::string pending_, output_;
@@ -415,7 +390,7 @@ namespace detail {
 // The verdict on a finished tool run: its errors judged (the tolerated ones set aside), then what
 // its exit and a plain script's missing closing line say beyond them.
 inline void judge_run(restore_result& result, const run_result& finished, tool_error_reader& errors, bool tolerate,
-                      bool unprivileged, const stream_ends* plain_ends) {
+                      bool unprivileged, const plain_script_end* plain_ends) {
   std::size_t ignored = errors.ignored_by_pg_restore();
   auto judged = judge_errors(errors.finish(), tolerate, unprivileged);
   result.tolerated = std::move(judged.tolerated);
@@ -426,12 +401,14 @@ inline void judge_run(restore_result& result, const run_result& finished, tool_e
   } else if (finished.status.signal != 0) {
     problems.insert(problems.begin(), {"restore tool killed", result.tool + " was " + finished.describe(), "", true,
                                        "something outside the drill stopped the tool (the OOM killer?): see the system log"});
-  } else if (plain_ends && finished.status.code == 2 && (problems.empty() || !problems.front().environment)) {
+  } else if (plain_ends && finished.status.code == 2 &&
+             std::none_of(problems.begin(), problems.end(), [](const restore_problem& problem) {
+               return problem.environment || problem.kind == "connect to a database the backup does not create";
+             })) {
     problems.insert(problems.begin(), {"server stopped or unreachable", "psql lost its connection to the server", "", true,
                                        "the drill's server stopped during the restore: see its log"});
-  } else if (auto footer = plain_ends ? plain_ends->missing_footer() : ""; finished.status.success() && !footer.empty()) {
-    problems.insert(problems.begin(), {"truncated or corrupt archive",
-                                       "the plain SQL script ends without its closing '" + footer + "' line: it was cut short", "", false, ""});
+  } else if (auto cut = plain_ends ? plain_ends->cut_short() : ""; finished.status.success() && !cut.empty()) {
+    problems.insert(problems.begin(), {"truncated or corrupt archive", cut, "", false, ""});
   }
   // pg_restore exits 1 after errors it went past: fine when those were exactly the tolerated ones.
   bool only_tolerated = !plain_ends && finished.status.code == 1 && ignored > 0 && ignored == result.tolerated.size();
@@ -496,7 +473,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   options.stdout_sink = [](std::string_view) {};  // psql echoes query results of the script
   options.stderr_sink = [&](std::string_view chunk) { verbose ? verbose->feed(chunk) : errors.feed(chunk); };
   std::optional<backup_reader> reader;
-  detail::stream_ends ends;
+  detail::plain_script_end ends;
   role_reference_scanner roles;
   std::optional<detail::plain_script_filter> script;
   std::optional<detail::restricted_script> restricted;

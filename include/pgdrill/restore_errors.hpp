@@ -22,6 +22,7 @@ struct tool_error {
   std::string message;    ///< the error's text without prefixes and SQLSTATE
   std::string statement;  ///< the statement that failed, when the tool printed it
   bool from_server = false;  ///< an ERROR/FATAL of the server, not a message of the tool itself
+  std::string severity;      ///< the server's: "ERROR", "FATAL" or "PANIC"
 };
 
 /// An error that matters, and what kind of trouble it is.
@@ -93,6 +94,9 @@ struct problem_rule {
   std::vector<std::string> sqlstates;
   const char* message;
   const char* hint;
+  /// about the drill's own connection: never the kind of a live server's ERROR, which answers a
+  /// statement (one of class 08 is a connection the backup's SQL made: dblink, postgres_fdw)
+  bool own_connection = false;
 };
 
 inline const std::vector<problem_rule>& problem_rules() {
@@ -106,11 +110,14 @@ inline const std::vector<problem_rule>& problem_rules() {
       {"server resources exhausted", true, true, false, {"53000", "53400", "58030"}, "", "see the server's log"},
       {"authentication failed", true, false, false, {"28P01", "28000"}, R"(password authentication failed|no password supplied)",
        "check the credentials the drill was given"},
+      {"connect to a database the backup does not create", false, false, false, {"3D000"},
+       R"(connection to server .* failed: FATAL:  database ".*" does not exist)",
+       "the script \\connects to a database it never creates (a cut pg_dumpall script, or a --create line edited out)"},
       {"server stopped or unreachable", true, false, false, {"57P01", "57P02", "57P03", "08000", "08001", "08003", "08006"},
        R"(server closed the connection unexpectedly|connection to server was lost|no connection to the server|)"
        R"(terminating connection|the database system is (shutting down|starting up|in recovery)|)"
        R"(connection to server .* failed|could not connect to server|SSL SYSCALL error)",
-       "the drill's server stopped or could not be reached during the restore: see its log"},
+       "the drill's server stopped or could not be reached during the restore: see its log", true},
       {"missing extension", true, false, false, {},
        R"(extension "[^"]*" is not available|could not open extension control file|could not access file "\$libdir)",
        "the drill's server lacks this extension: use a server or image that has it"},
@@ -172,7 +179,9 @@ inline const char* tolerated_because(const tool_error& error) {
 inline restore_problem judge(const tool_error& error, bool unprivileged = false) {
   restore_problem problem{error.from_server ? "SQL error" : "restore tool error", error.line, error.statement, false, ""};
   for (const auto& rule : detail::problem_rules()) {
-    if ((rule.server_only && !error.from_server) || (rule.unprivileged_only && !unprivileged)) continue;
+    if ((rule.server_only && !error.from_server) || (rule.unprivileged_only && !unprivileged) ||
+        (rule.own_connection && error.severity == "ERROR"))
+      continue;
     bool by_state = !error.sqlstate.empty() && detail::state_in(error.sqlstate, rule.sqlstates);
     if (!by_state && !detail::matches(error.line, rule.message)) continue;
     problem.kind = rule.kind;
@@ -213,6 +222,8 @@ class tool_error_reader {
     // pg_restore -j workers share stderr: their lines interleave ("pg_restore:pg_restore: error: ...").
     static const std::regex tool_error_line(R"(^(?:psql:[^:]*:\d+: )?(?:(?:pg_restore|psql): ?)*\s*error: (?:could not execute query: )?(.*)$)");
     static const std::regex lost(R"(^(?:psql:[^:]*:\d+: )?(server closed the connection unexpectedly|connection to server was lost|no connection to the server|backslash commands are restricted; only \\unrestrict is allowed)$)");
+    // psql reading stdin prints a failed \connect without any prefix
+    static const std::regex connect_failed(R"(^(?:psql:[^:]*:\d+: )?(?:error: )?\\connect: (.*)$)");
     static const std::regex statement(R"(^(?:psql:[^:]*:\d+: )?(?:STATEMENT:  |Command was: )(.*)$)");
     static const std::regex ignored(R"(^pg_restore: warning: errors ignored on restore: (\d+)$)");
     static const std::regex tagged(R"(^(?:psql:[^:]*:\d+: )?(?:[A-Z]+:  |LINE \d+: |pg_restore: |psql: |\s*\^$))");
@@ -221,9 +232,10 @@ class tool_error_reader {
       close_record();
       ignored_ = std::stoul(match[1]);
     } else if (std::regex_match(line, match, server_error)) {
-      start_record(line, match[2], match[3], true);
-    } else if (std::regex_match(line, match, tool_error_line) || std::regex_match(line, match, lost)) {
-      start_record(line, "", match[1], false);
+      start_record(line, match[2], match[3], true, match[1]);
+    } else if (std::regex_match(line, match, tool_error_line) || std::regex_match(line, match, lost) ||
+               std::regex_match(line, match, connect_failed)) {
+      start_record(line, "", match[1], false, "");
     } else if (std::regex_match(line, match, statement) && open_) {
       current_.statement = match[1];
       in_statement_ = true;
@@ -233,9 +245,10 @@ class tool_error_reader {
       in_statement_ = false;
     }
   }
-  void start_record(const std::string& line, const std::string& sqlstate, const std::string& message, bool from_server) {
+  void start_record(const std::string& line, const std::string& sqlstate, const std::string& message, bool from_server,
+                    const std::string& severity) {
     close_record();
-    current_ = {line, sqlstate, message, "", from_server};
+    current_ = {line, sqlstate, message, "", from_server, severity};
     open_ = true;
   }
   void close_record() {

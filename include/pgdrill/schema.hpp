@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -13,13 +14,24 @@
 
 #include <pqxx/pqxx>
 
+#include <pgdrill/detail/sql.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/result.hpp>
 
 namespace pgdrill {
 
-/// The first line of a reference file; readers skip every line starting with '#'.
-constexpr const char* schema_reference_header = "# pgdrill schema reference 1: KIND<TAB>NAME<TAB>DEFINITION, sorted";
+/// The reference's format: 2 prints literals in pinned session settings (UTC, ISO dates) and
+/// names foreign keys cloned onto partitions by their parent's; 1 printed them as the source's
+/// session did.
+constexpr int schema_reference_format = 2;
+
+/// The key manifests and the drill history keep the reference under; older pgdrills' "schema"
+/// (format 1) is read as no reference at all.
+constexpr const char* schema_reference_key = "schema_2";
+
+/// The first line of a reference file; readers skip every other line starting with '#'.
+constexpr const char* schema_reference_header =
+    "# pgdrill schema reference 2: KIND<TAB>NAME<TAB>DEFINITION, sorted; literals in UTC and ISO dates";
 
 namespace detail {
 
@@ -40,8 +52,9 @@ inline std::string squeezed(const std::string& expression) { return "btrim(regex
 
 // One query per kind, each yielding (kind, name, definition). Choices that keep one reference
 // valid across majors: PostgreSQL 18's NOT NULL constraints are left to the columns' "not
-// null"; triggers cloned onto partitions (tgparentid) are their parent's; column order is not
-// compared (inheritance and dropped columns move it on a restore).
+// null"; triggers and constraints cloned onto partitions (tgparentid, conparentid) are their
+// parent's (a restore names a cloned foreign key otherwise than the source did); column order is
+// not compared (inheritance and dropped columns move it on a restore).
 inline std::vector<std::string> schema_queries() {
   const std::string table = relation_name("c");
   return {
@@ -69,7 +82,7 @@ inline std::vector<std::string> schema_queries() {
           "('i', 'I') AND " + user_object("c.relnamespace", "c.oid", "pg_class"),
       "SELECT 'constraint', " + table + " || '.' || quote_ident(k.conname), " + squeezed("pg_get_constraintdef(k.oid)") +
           " FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid WHERE k.contype IN ('c', 'f', 'p', "
-          "'u', 'x', 't') AND " + user_object("c.relnamespace", "c.oid", "pg_class"),
+          "'u', 'x', 't') AND k.conparentid = 0 AND " + user_object("c.relnamespace", "c.oid", "pg_class"),
       "SELECT CASE c.relkind WHEN 'v' THEN 'view' ELSE 'materialized view' END, " + table + ", " +
           squeezed("pg_get_viewdef(c.oid)") + " FROM pg_catalog.pg_class c WHERE c.relkind IN ('v', 'm') AND " +
           user_object("c.relnamespace", "c.oid", "pg_class"),
@@ -114,9 +127,11 @@ inline std::vector<std::string> schema_queries() {
 /// it in the dump's snapshot): one "KIND<TAB>NAME<TAB>DEFINITION" line per object (names quoted
 /// as SQL needs them), sorted byte-wise.
 inline std::vector<std::string> read_schema_reference(pqxx::transaction_base& tx) {
-  // Definitions name objects relative to the search path: with none, every name is qualified,
-  // whatever the database's or the session's setting.
-  tx.exec("SET LOCAL search_path = pg_catalog");
+  // Definitions print literals in the session's settings and name objects relative to its search
+  // path: pinned, the source's and the restore's read alike whatever their server, database or
+  // role set.
+  for (const auto& [name, value] : detail::pinned_session_settings())
+    tx.exec("SET LOCAL " + name + " = " + detail::quote_literal(value));
   std::vector<std::string> lines;
   for (const auto& query : detail::schema_queries())
     for (const auto& row : tx.exec(query))
@@ -131,10 +146,23 @@ inline std::vector<std::string> read_schema_reference(pqxx::connection& connecti
   return read_schema_reference(tx);
 }
 
-/// A reference file's lines (comments and blank lines skipped); could_not_verify when unreadable.
+/// A reference file's lines (comments and blank lines skipped); could_not_verify when unreadable,
+/// or not of this format (an older one would be compared into false differences).
 inline std::vector<std::string> read_schema_reference_file(const std::filesystem::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw could_not_verify("cannot read the schema reference " + file.string());
+  std::string header;
+  std::getline(in, header);
+  const std::string prefix = "# pgdrill schema reference ";
+  if (header.rfind(prefix, 0) != 0)
+    throw could_not_verify(file.string() + " is not a pgdrill schema reference: its first line is not '" +
+                           schema_reference_header + "'; write one with pgdrill schema");
+  if (int format = std::atoi(header.c_str() + prefix.size()); format != schema_reference_format)
+    throw could_not_verify("the schema reference " + file.string() + " is of format " + std::to_string(format) +
+                           (format < schema_reference_format ? ", written by an older pgdrill with literals in the source's session "
+                                                               "settings (TimeZone, DateStyle)"
+                                                             : ", newer than this pgdrill reads") +
+                           ": record it again with pgdrill schema");
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);)
     if (!line.empty() && line[0] != '#') lines.push_back(line);

@@ -506,7 +506,7 @@ class snapshot_loader {
     const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
     const char* message = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
     const char* detail = result ? PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL) : nullptr;
-    tool_error error{"", state ? state : "", message ? message : PQerrorMessage(connection_.get()), "", state != nullptr};
+    tool_error error{"", state ? state : "", message ? message : PQerrorMessage(connection_.get()), "", state != nullptr, ""};
     error.line = (table.empty() ? "" : table + ": ") + error.message + (detail ? " (" + std::string(detail) + ")" : "");
     if (result) PQclear(result);
     if (!state) error.sqlstate = PQstatus(connection_.get()) == CONNECTION_OK ? "" : "08006";

@@ -3,8 +3,24 @@
 
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace pgdrill::detail {
+
+/// The session settings every checksum connection and the schema reader pin, so that text
+/// output (values, literals in definitions) does not depend on the server's, the database's or
+/// the role's defaults.
+inline const std::vector<std::pair<std::string, std::string>>& pinned_session_settings() {
+  static const std::vector<std::pair<std::string, std::string>> settings{
+      {"DateStyle", "ISO, YMD"}, {"IntervalStyle", "postgres"}, {"extra_float_digits", "3"},
+      {"TimeZone", "UTC"},       {"bytea_output", "hex"},       {"client_encoding", "UTF8"},
+      // regclass, regtype, ... print schema-qualified and quoted only where needed; money prints
+      // without a currency symbol
+      {"search_path", "pg_catalog"}, {"quote_all_identifiers", "off"}, {"lc_monetary", "C"},
+      // a policy must never hide rows from a checksum: reading such a table fails instead
+      {"row_security", "off"}};
+  return settings;
+}
 
 /// An identifier quoted for SQL: "my ""odd"" name".
 inline std::string quote_ident(const std::string& name) {

@@ -44,6 +44,12 @@ inline std::string hours_text(double hours) {
 }
 
 /// "a, b, c".
+/// `text` without the line breaks and spaces it ends with (a tool's output, a server's message).
+inline std::string trim(std::string text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ')) text.pop_back();
+  return text;
+}
+
 inline std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
   std::string text;
   for (std::size_t index = 0; index < items.size(); ++index) text += (index ? separator : "") + items[index];
