@@ -401,3 +401,16 @@ TEST(backup, a_plain_scripts_end_is_its_last_line_outside_copy_data) {
   }
   EXPECT_EQ(end_of("SELECT 1;\n", 3), "");  // not pg_dump's: nothing to judge it by
 }
+
+// A schema reference kept beside the backups, however new, is never taken for one: skipped, and said so.
+TEST(backup, a_schema_reference_beside_the_backups_is_not_the_newest_backup) {
+  scratch_dir dir;
+  testkit::write_file(dir.path() / "shop_20260101_000000.sql", "--\n-- PostgreSQL database dump\n--\nSELECT 1;\n");
+  testkit::write_file(dir.path() / "shop.schema.ref", std::string(schema_reference_header) + "\nschema\tpublic\t\n");
+  std::vector<std::string> skipped;
+  auto found = list_backups(dir.path(), "*", &skipped);
+  ASSERT_EQ(found.size(), 1U);
+  EXPECT_EQ(found[0].path.filename(), "shop_20260101_000000.sql");
+  ASSERT_EQ(skipped.size(), 1U);
+  EXPECT_NE(skipped[0].find("shop.schema.ref is a pgdrill schema reference, not a backup"), std::string::npos) << skipped[0];
+}

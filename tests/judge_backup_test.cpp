@@ -197,3 +197,32 @@ TEST_F(judge_backup, connection_failures_of_the_backups_own_sql_are_the_backups_
   EXPECT_EQ(refused.verdict(), exit_code::failed) << drill_report(refused);
   EXPECT_NE(drill_report(refused).find("08001"), std::string::npos) << drill_report(refused);
 }
+
+// FORCE ROW LEVEL SECURITY on a table the restore's own role owns (the existing provider's): a
+// check that cannot see every row says so, naming the policy (exit 2), never "got 0". The local
+// provider's superuser bypasses the policy and counts every row (exit 0).
+TEST_F(judge_backup, a_policy_that_hides_rows_from_the_drills_role_is_never_counted_through) {
+  psql(*source_, "CREATE DATABASE policed");
+  psql(*source_, "CREATE TABLE secrets (id integer, owner_name text); INSERT INTO secrets SELECT g, 'bob' FROM "
+                 "generate_series(1, 300) g; ALTER TABLE secrets ENABLE ROW LEVEL SECURITY; ALTER TABLE secrets FORCE ROW "
+                 "LEVEL SECURITY; CREATE POLICY only_alice ON secrets USING (owner_name = 'alice')",
+       "policed");
+  auto backup = dump("policed", "c");
+  auto shared = start_shared_server();
+  for (const char* provider : {"local", "existing"}) {
+    auto document = nlohmann::json::parse(R"({"name": "policed", "backup": {"file": ")" + backup.string() +
+                                          R"("}, "hygiene": {"min_size_bytes": 0}, "assertions": [{"type": "row_count", "expect": "manifest"}]})");
+    drill_options options;
+    options.provider = provider;
+    options.existing = shared->admin();
+    auto result = run_drill(parse_scenario(document, workspace_->path(), "policed"), options);
+    auto report = drill_report(result);
+    if (std::string(provider) == "local") {
+      EXPECT_EQ(result.verdict(), exit_code::passed) << report;
+      continue;
+    }
+    EXPECT_EQ(result.verdict(), exit_code::not_verified) << report;
+    EXPECT_NE(report.find("public.secrets.only_alice"), std::string::npos) << report;
+    EXPECT_EQ(report.find("got 0"), std::string::npos) << report;
+  }
+}

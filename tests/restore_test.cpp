@@ -304,7 +304,7 @@ TEST(restore, restore_timeout_fails_the_drill) {
   plan.hygiene.min_size_bytes = 0;
   auto result = run_drill(plan);
   EXPECT_EQ(result.verdict(), exit_code::failed) << testkit::drill_report(result);
-  EXPECT_NE(find_step(result, "restore")->message.find("timed out"), std::string::npos) << testkit::drill_report(result);
+  EXPECT_NE(find_step(result, "restore")->message.find("timed out after 1."), std::string::npos) << testkit::drill_report(result);
 }
 
 TEST(restore, sha256_sidecar_mismatch_fails_and_match_passes) {

@@ -365,7 +365,8 @@ inline void check_sequences(pqxx::connection& connection, step_result& step) {
   }
   step.expected = "every sequence at or past its column";
   step.actual = behind.empty() ? step.expected : behind;
-  pass_or_fail(step, behind.empty(), std::to_string(links.size()) + " sequences at or past their columns", behind);
+  pass_or_fail(step, behind.empty(), std::to_string(links.size()) + " sequences at or past their columns",
+               "the data, as the source held it (not a restore defect): " + behind);
 }
 
 inline void check_large_objects(const check_context& context, step_result& step) {
@@ -701,6 +702,18 @@ inline void keep_first_line(step_result& step) {
   }
 }
 
+// The row-level security policies of the restored database's tables, for a check that could not
+// read every row: "; policies that apply: public.t.p, ..." (nothing when there are none).
+inline std::string row_policies_in(pqxx::connection& connection) {
+  pqxx::read_transaction tx(connection);
+  auto row = tx.exec("SELECT string_agg(quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' || quote_ident(p.polname), "
+                     "', ' ORDER BY 1) FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid = p.polrelid JOIN "
+                     "pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relrowsecurity")[0][0];
+  return row.is_null() ? "" : std::string("; row-level security policies in the restore: ") + row.c_str() +
+                                  " (the drill's role is subject to them: restore with the local or container provider, "
+                                  "whose superuser bypasses them)";
+}
+
 }  // namespace detail
 
 /// Run one planned check (checksums go through run_checksums). A failed assertion is a result;
@@ -724,6 +737,9 @@ inline step_result run_check(pqxx::connection& connection, const planned_check& 
   } catch (const pqxx::undefined_column& missing) {
     step.result = outcome::failed;
     step.message = "column missing from the restored database: " + std::string(missing.what());
+  } catch (const pqxx::insufficient_privilege& failure) {  // row_security is off: rows hidden from the role fail the read
+    step.result = outcome::error;
+    step.message = "could not see every row: " + detail::trim(failure.what()) + detail::row_policies_in(connection);
   } catch (const pqxx::sql_error& failure) {
     step.result = outcome::error;
     step.message = "could not run (SQLSTATE " + failure.sqlstate() + "): " + failure.what();
@@ -834,6 +850,8 @@ inline std::vector<step_result> run_checks(const endpoint& target, const std::ve
                                                                       : std::map<std::size_t, checksum_outcome>{});
     signals::throw_if_interrupted();  // checksums a signal cancelled, and the checks after them, did not run
     pqxx::connection connection(target.conninfo());
+    // A policy must never hide rows from a check: reading such a table fails instead (as a checksum's does).
+    pqxx::nontransaction(connection).exec("SET row_security = off");
     auto watch = signals::cancel_on_signal([&] {
       try {
         connection.cancel_query();

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include <pgdrill/detail/text.hpp>
 #include <pgdrill/detail/ticker.hpp>
 #include <pgdrill/detail/warden.hpp>
 #include <pgdrill/error.hpp>
@@ -659,9 +660,9 @@ struct run_result {
   std::chrono::duration<double> elapsed{};
 
   bool ok() const noexcept { return !timed_out && status.success(); }
-  /// "exited with status 1" or "timed out after 5s", for messages.
+  /// "exited with status 1" or "timed out after 5.00s", for messages.
   std::string describe() const {
-    if (timed_out) return "timed out after " + std::to_string(static_cast<long long>(elapsed.count())) + "s";
+    if (timed_out) return "timed out after " + detail::seconds_text(elapsed.count());
     return status.describe();
   }
 };
