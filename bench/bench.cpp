@@ -244,6 +244,27 @@ void verify_benchmark(benchmark::State& state, std::string method) {
   throughput(state);
 }
 
+// A whole archive read without a server: `pgdrill verify`'s full read (its table of contents and
+// every data block, read_every_block) against reading its bytes (cat) and against pg_restore
+// writing every block to /dev/null, on the same custom archive.
+void archive_read_benchmark(benchmark::State& state, std::string method) {
+  auto& data = source();
+  auto backup = inspect_file(data.dump("custom"));
+  for (auto _ : state) {
+    auto start = clock_type::now();
+    if (method == "cat") {
+      check(run(command("sh", {"-c", "cat \"$0\" > /dev/null", backup.path.string()})), "cat");
+    } else if (method == "pg_restore_to_dev_null") {
+      check(run(command(data.tools.tool("pg_restore"), {"--file", "/dev/null", backup.path.string()})), "pg_restore");
+    } else {
+      benchmark::DoNotOptimize(read_contents(backup, data.tools));
+      read_every_block(backup, data.tools);
+    }
+    state.SetIterationTime(seconds_since(start));
+  }
+  state.counters["archive_bytes"] = static_cast<double>(backup.size);
+}
+
 // --- the physical floor ----------------------------------------------------------------------
 
 // A table's rows in COPY's text format, written into `file` by this process: each server's sandbox
@@ -411,6 +432,8 @@ int main(int argc, char** argv) {
   }
   for (const char* method : {"pgdrill_checksum", "pgdrill_checksum_parallel", "raw_copy_out", "md5_sum_in_sql", "count"})
     add(std::string("verify/") + method, verify_benchmark, std::string(method));
+  for (const char* method : {"cat", "pg_restore_to_dev_null", "pgdrill_verify"})
+    add(std::string("read/") + method, archive_read_benchmark, std::string(method));
   add("floor/copy_indexes_and_keys", floor_benchmark);
   add("drill/row_counts_custom_j2", drill_benchmark, std::string("row_counts"), true, true);
   add("drill/row_counts_custom_j2_unsandboxed", drill_benchmark, std::string("row_counts"), true, false);

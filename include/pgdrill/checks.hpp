@@ -61,6 +61,8 @@ struct check_context {
   const snapshot_load* snapshot = nullptr;
   /// Checksums taken while the restore went on, by index into the planned checks; null when none.
   const std::map<std::size_t, checksum_outcome>* checksummed_during_restore = nullptr;
+  /// Why the restore database has the server's default locale, not the source's; null or empty when it has the source's.
+  const std::string* locale_unavailable = nullptr;
 };
 
 namespace detail {
@@ -487,6 +489,7 @@ inline void run_assertion(pqxx::connection& connection, const sequences_assertio
 // The restored database's collations against the source's: a locale or library version that
 // differs sorts and compares text otherwise (ORDER BY, unique keys, range queries).
 inline void check_collations(const check_context& context, step_result& step) {
+  if (context.locale_unavailable && !context.locale_unavailable->empty()) throw could_not_verify(*context.locale_unavailable);
   checksum_connection connection(*context.target);
   std::map<std::string, collation_state> restored;
   for (auto& collation : read_collations(connection)) restored[collation.collation] = collation;

@@ -86,6 +86,9 @@ struct drill_state {
   /// restore: the checksums taken while it went on, by index into the planned checks
   std::map<std::size_t, checksum_outcome> checksummed_during_restore;
   std::string stopped_by;               ///< the first stage that failed or could not run
+  /// restore: why the restore database could not be made like the source's (its locale is not
+  /// installed where the server runs); the checks of text ordering cannot judge then
+  std::string locale_unavailable;
 
   /// Record a check's result (and the rows it counted) and tell the caller's on_step.
   void record_check(const step_result& step) {
@@ -130,6 +133,7 @@ struct drill_state {
     context.drift = drift ? &*drift : nullptr;
     context.snapshot = snapshot ? &*snapshot : nullptr;
     context.checksummed_during_restore = &checksummed_during_restore;
+    context.locale_unavailable = &locale_unavailable;
     if (!located.backups.empty()) context.backup_time = located.backups.front().taken_at();
     if (expected)
       if (auto created = timestamp_in_name(expected->created_at)) context.backup_time = *created;
@@ -484,11 +488,28 @@ inline std::vector<planned_checksum> checksums_to_take_during_restore(const dril
   return planned_checksums(planned);
 }
 
+// The restore database, like the source's where the server can make it. Where it cannot (the
+// source's locale is not installed there), the server's default, said in the restore's detail:
+// rows and content are still judged, the checks of text ordering cannot be.
+inline endpoint restore_target_like_source(drill_state& state, step_result& step) {
+  auto source = state.source_locale();
+  try {
+    return state.target_server->restore_target(source);
+  } catch (const could_not_verify& unavailable) {
+    if (!source.known()) throw;
+    state.locale_unavailable = unavailable.what();
+    step.detail = "restored into the server's default locale: " + state.locale_unavailable;
+    database_locale server_default;
+    server_default.encoding = source.encoding;
+    return state.target_server->restore_target(server_default);
+  }
+}
+
 /// The backup set restored into the server's restore target; planned checksums are taken as
 /// the tables load.
 inline outcome restore(drill_state& state, step_result& step) {
   read_contents_with_restore_tools(state);
-  state.target = state.target_server->restore_target(state.source_locale());
+  state.target = restore_target_like_source(state, step);
   std::optional<checksums_during_restore> checksums;
   std::map<int, const toc_entry*> table_data;  // by dump id, as pg_restore names what it finished
   if (auto planned = checksums_to_take_during_restore(state); !planned.empty()) {
@@ -515,7 +536,7 @@ inline outcome restore(drill_state& state, step_result& step) {
     facts.tolerated.push_back(error.reason + ": " + (error.statement.empty() ? error.line : error.statement));
   facts.adjustments = restored.adjustments;
   step.message = restored.message;
-  step.detail = restored.detail;
+  if (!restored.detail.empty()) step.detail += (step.detail.empty() ? "" : "\n") + restored.detail;
   for (const auto& line : facts.adjustments) step.detail += (step.detail.empty() ? "" : "\n") + line;
   for (const auto& error : restored.tolerated)
     step.detail += (step.detail.empty() ? "" : "\n") + ("tolerated (" + error.reason + "): " + error.line);
