@@ -253,7 +253,7 @@ void archive_read_benchmark(benchmark::State& state, std::string method) {
   for (auto _ : state) {
     auto start = clock_type::now();
     if (method == "cat") {
-      check(run(command("sh", {"-c", "cat \"$0\" > /dev/null", backup.path.string()})), "cat");
+      check(run(command("/bin/sh", {"-c", "cat \"$0\" > /dev/null", backup.path.string()})), "cat");
     } else if (method == "pg_restore_to_dev_null") {
       check(run(command(data.tools.tool("pg_restore"), {"--file", "/dev/null", backup.path.string()})), "pg_restore");
     } else {
