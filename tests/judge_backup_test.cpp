@@ -189,18 +189,22 @@ TEST_F(judge_backup, verify_reads_every_data_block_of_an_archive) {
 // script that \connects to a database it never created, and a dblink call to a server that
 // refuses it (SQLSTATE 08001 raised by the drill's live server).
 TEST_F(judge_backup, connection_failures_of_the_backups_own_sql_are_the_backups_fault) {
-  auto connects = workspace_->path() / "connects_nowhere.sql";
-  write_file(connects, "CREATE TABLE here (id integer);\nINSERT INTO here VALUES (1);\n\\connect never_created\n"
-                       "CREATE TABLE there (id integer);\n");
-  auto connected = run_drill(not_empty_plan("connects", connects));
-  EXPECT_EQ(connected.verdict(), exit_code::failed) << drill_report(connected);
-  EXPECT_NE(drill_report(connected).find("never_created"), std::string::npos) << drill_report(connected);
-  auto dblink = workspace_->path() / "dblink_refused.sql";
-  write_file(dblink, "CREATE EXTENSION dblink;\nCREATE TABLE here (id integer);\nINSERT INTO here VALUES (1);\n"
-                     "SELECT dblink_connect('host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2');\n");
-  auto refused = run_drill(not_empty_plan("dblink", dblink));
-  EXPECT_EQ(refused.verdict(), exit_code::failed) << drill_report(refused);
-  EXPECT_NE(drill_report(refused).find("08001"), std::string::npos) << drill_report(refused);
+  struct faulty_script {
+    const char* name;
+    const char* sql;
+    const char* named;  ///< what the verdict must name
+  };
+  for (const auto& [name, sql, named] : std::vector<faulty_script>{
+           {"connects_nowhere", "CREATE TABLE here (id integer);\nINSERT INTO here VALUES (1);\n\\connect never_created\n"
+                                "CREATE TABLE there (id integer);\n", "never_created"},
+           {"dblink_refused", "CREATE EXTENSION dblink;\nCREATE TABLE here (id integer);\nINSERT INTO here VALUES (1);\n"
+                              "SELECT dblink_connect('host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2');\n", "08001"}}) {
+    auto script = workspace_->path() / (std::string(name) + ".sql");
+    write_file(script, sql);
+    auto result = run_drill(not_empty_plan(name, script));
+    EXPECT_EQ(result.verdict(), exit_code::failed) << name << "\n" << drill_report(result);
+    EXPECT_NE(drill_report(result).find(named), std::string::npos) << name << "\n" << drill_report(result);
+  }
 }
 
 // FORCE ROW LEVEL SECURITY on a table the restore's own role owns (the existing provider's): a

@@ -28,6 +28,7 @@
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
 #include <pgdrill/restore_errors.hpp>
+#include <pgdrill/schema.hpp>
 #include <pgdrill/scenario.hpp>
 #include <pgdrill/stream.hpp>
 #include <pgdrill/workspace.hpp>
@@ -128,9 +129,6 @@ inline bool starts_with_bytes(const std::string& head, std::initializer_list<uns
                     [](unsigned char want, char have) { return want == static_cast<unsigned char>(have); });
 }
 
-// How a schema reference (schema.hpp) opens: a file beside the backups, never one of them.
-constexpr const char* schema_reference_looks = "# pgdrill schema reference";
-
 // What text that is no pg_dump archive looks like: "" for SQL (what pg_dump, pg_dumpall or a
 // person writes: comments, psql meta-commands, statements), else a description for the report.
 inline std::string text_looks_like(const std::string& head) {
@@ -138,7 +136,7 @@ inline std::string text_looks_like(const std::string& head) {
   if (head.find('\0') != std::string::npos) return "binary data";
   auto start = head.find_first_not_of(" \t\r\n", head.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0);
   if (start == std::string::npos) return "blank text";
-  if (head.compare(start, std::strlen(schema_reference_looks), schema_reference_looks) == 0) return schema_reference_looks;
+  if (head.compare(start, std::strlen(schema_reference_opening), schema_reference_opening) == 0) return schema_reference_opening;
   std::string word;
   for (auto at = start; at < head.size() && (std::isalpha(static_cast<unsigned char>(head[at])) || head[at] == '<' || head[at] == '!'); ++at)
     word += static_cast<char>(std::toupper(static_cast<unsigned char>(head[at])));
@@ -660,10 +658,6 @@ inline database_locale locale_of_create_database(const std::string& sql) {
   return locale;
 }
 
-}  // namespace detail
-
-namespace detail {
-
 // The opening and closing lines of pg_dump's and pg_dumpall's scripts.
 inline const std::vector<std::pair<std::string, std::string>>& plain_script_frames() {
   static const std::vector<std::pair<std::string, std::string>> frames{
@@ -822,7 +816,7 @@ inline std::vector<backup_info> list_backups(const std::filesystem::path& direct
     if (name.empty() || name[0] == '.' || is_sidecar(name) || ::fnmatch(pattern.c_str(), name.c_str(), 0) != 0) continue;
     try {
       auto info = inspect_file(entry.path());
-      if (info.looks_like == detail::schema_reference_looks) {
+      if (info.looks_like == schema_reference_opening) {
         if (skipped) skipped->push_back("skipped: " + entry.path().string() + " is a pgdrill schema reference, not a backup");
         continue;
       }

@@ -78,7 +78,6 @@ struct check_context {
   const moving_partitions* moving = nullptr;
 };
 
-
 namespace detail {
 
 template <class... Ts>

@@ -109,10 +109,10 @@ struct drill_state {
     locale.encoding = contents.front().encoding;
     if (locale.known() || !expected || !expected->collations) return locale;
     for (const auto& collation : *expected->collations)
-      if (auto space = collation.locale.find(' '); collation.collation == "database default" && space != std::string::npos) {
-        locale.provider = collation.locale.substr(0, space);
-        (locale.provider == "libc" ? locale.collate : locale.locale) = collation.locale.substr(space + 1);
-        if (locale.provider == "libc") locale.ctype = locale.collate;
+      if (collation.collation == "database default") {
+        auto encoding = locale.encoding;
+        locale = database_locale::described(collation.locale);
+        locale.encoding = encoding;
       }
     return locale;
   }

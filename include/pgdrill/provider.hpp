@@ -265,6 +265,17 @@ struct database_locale {
   bool known() const { return !provider.empty(); }
   /// "libc C.UTF-8", "icu de-DE", as the manifest's collations name a database default.
   std::string describe() const { return provider + " " + (provider == "libc" ? collate : locale); }
+  /// The locale a describe() text names (a libc one for both collate and ctype); unknown when
+  /// the text is not one.
+  static database_locale described(const std::string& text) {
+    database_locale parsed;
+    auto space = text.find(' ');
+    if (space == std::string::npos) return parsed;
+    parsed.provider = text.substr(0, space);
+    (parsed.provider == "libc" ? parsed.collate : parsed.locale) = text.substr(space + 1);
+    if (parsed.provider == "libc") parsed.ctype = parsed.collate;
+    return parsed;
+  }
 };
 
 namespace detail {

@@ -29,6 +29,10 @@ constexpr int schema_reference_format = 2;
 /// (format 1) is read as no reference at all.
 constexpr const char* schema_reference_key = "schema_2";
 
+/// How every reference file's first line opens, whatever its format (a file beside the backups
+/// that opens so is never taken for one).
+constexpr const char* schema_reference_opening = "# pgdrill schema reference ";
+
 /// The first line of a reference file; readers skip every other line starting with '#'.
 constexpr const char* schema_reference_header =
     "# pgdrill schema reference 2: KIND<TAB>NAME<TAB>DEFINITION, sorted; literals in UTC and ISO dates";
@@ -153,7 +157,7 @@ inline std::vector<std::string> read_schema_reference_file(const std::filesystem
   if (!in) throw could_not_verify("cannot read the schema reference " + file.string());
   std::string header;
   std::getline(in, header);
-  const std::string prefix = "# pgdrill schema reference ";
+  const std::string prefix = schema_reference_opening;
   if (header.rfind(prefix, 0) != 0)
     throw could_not_verify(file.string() + " is not a pgdrill schema reference: its first line is not '" +
                            schema_reference_header + "'; write one with pgdrill schema");
