@@ -384,7 +384,7 @@ int verify_command(verify_arguments args, const CLI::App& app) {
   if (!app.count("--min-oldest-days")) args.hygiene.retention.min_oldest_days.reset();
   if (!app.count("--max-gap-hours")) args.hygiene.retention.max_gap_hours.reset();
   pgdrill::backup_source source;
-  bool is_set_directory = std::filesystem::is_directory(args.path) && !std::filesystem::exists(std::filesystem::path(args.path) / "toc.dat");
+  bool is_set_directory = pgdrill::is_backup_directory(args.path);
   (is_set_directory ? source.directory : source.file) = args.path;
   source.pattern = args.pattern;
   auto located = pgdrill::locate_backups(source);

@@ -25,6 +25,21 @@ TEST(backup, newest_by_name_timestamp_beats_mtime) {
   EXPECT_NE(latest.chosen_because.find("of 2 matching"), std::string::npos);
 }
 
+TEST(backup, a_directory_with_toc_dat_is_an_archive_any_other_a_directory_of_backups) {
+  scratch_dir dir;
+  std::filesystem::create_directories(dir.path() / "archive");
+  testkit::write_file(dir.path() / "archive" / "toc.dat", "PGDMP");
+  std::filesystem::create_directories(dir.path() / "nightly");
+  testkit::write_file(dir.path() / "nightly" / "db_20250101.sql", "-- a\n");
+  testkit::write_file(dir.path() / "plain.sql", "-- b\n");
+  EXPECT_TRUE(is_directory_archive(dir.path() / "archive"));
+  EXPECT_FALSE(is_backup_directory(dir.path() / "archive"));
+  EXPECT_TRUE(is_backup_directory(dir.path() / "nightly"));
+  EXPECT_FALSE(is_directory_archive(dir.path() / "nightly"));
+  EXPECT_FALSE(is_backup_directory(dir.path() / "plain.sql")) << "a file is neither";
+  EXPECT_FALSE(is_backup_directory(dir.path() / "absent"));
+}
+
 TEST(backup, falls_back_to_mtime_without_name_timestamps) {
   scratch_dir dir;
   testkit::write_file(dir.path() / "a.sql", "-- a\n");

@@ -9,7 +9,7 @@ import sys
 
 # Lowest first. A new header must be placed here, or this test fails.
 LAYERS = [
-    ("base", ["error.hpp", "result.hpp", "detail/text.hpp", "detail/time.hpp", "detail/sql.hpp", "detail/ticker.hpp", "restore_errors.hpp", "roles.hpp"], []),
+    ("base", ["error.hpp", "result.hpp", "detail/text.hpp", "detail/time.hpp", "detail/sql.hpp", "detail/ticker.hpp", "detail/fd.hpp", "restore_errors.hpp", "roles.hpp"], []),
     ("model", ["detail/json_reader.hpp", "assertions.hpp", "scenario.hpp"], ["nlohmann/"]),
     ("io", ["detail/warden.hpp", "process.hpp", "sandbox.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
             "container.hpp", "existing.hpp", "clones.hpp", "snapshot.hpp", "restore.hpp", "checksum.hpp", "checksums_during_restore.hpp", "objects.hpp", "schema.hpp", "integrity.hpp", "manifest.hpp", "hygiene.hpp", "history.hpp", "drift.hpp", "checks.hpp"],

@@ -211,3 +211,49 @@ TEST(process, account_keeps_only_file_reading_when_it_needs_it) {
   EXPECT_FALSE(kept_readable) << "a readable file needs no right beyond the account's";
   EXPECT_NE(plain_run.out.find("CapEff:\t0000000000000000"), std::string::npos) << plain_run.out;
 }
+
+TEST(file_descriptor, closes_what_it_holds_once_and_hands_it_over_on_move) {
+  int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(raw, 0);
+  {
+    detail::unique_fd first(raw);
+    detail::unique_fd second(std::move(first));
+    EXPECT_FALSE(first) << "a moved-from descriptor holds none";
+    EXPECT_EQ(second.get(), raw);
+    EXPECT_GE(::fcntl(raw, F_GETFD), 0) << "a move does not close";
+  }
+  EXPECT_EQ(::fcntl(raw, F_GETFD), -1) << "closed when its owner went";
+  detail::unique_fd kept(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  int released = kept.release();
+  EXPECT_FALSE(kept);
+  EXPECT_GE(::fcntl(released, F_GETFD), 0) << "release hands it over open";
+  ::close(released);
+}
+
+TEST(file_descriptor, pipe_ends_carry_bytes_and_close_on_exec) {
+  auto ends = detail::pipe_ends::open();
+  ASSERT_TRUE(ends.read && ends.write);
+  EXPECT_EQ(::fcntl(ends.read.get(), F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+  ASSERT_EQ(::write(ends.write.get(), "x", 1), 1);
+  char got = 0;
+  EXPECT_EQ(::read(ends.read.get(), &got, 1), 1);
+  EXPECT_EQ(got, 'x');
+}
+
+TEST(file_descriptor, a_call_a_signal_interrupts_is_retried_and_other_failures_are_not) {
+  int calls = 0;
+  auto interrupted_twice = [&] {
+    errno = EINTR;
+    return ++calls < 3 ? -1 : 7;
+  };
+  EXPECT_EQ(detail::retry_on_eintr(interrupted_twice), 7);
+  EXPECT_EQ(calls, 3);
+  calls = 0;
+  auto refused = [&] {
+    ++calls;
+    errno = EBADF;
+    return -1;
+  };
+  EXPECT_EQ(detail::retry_on_eintr(refused), -1);
+  EXPECT_EQ(calls, 1) << "only EINTR is retried";
+}

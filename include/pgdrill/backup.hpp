@@ -110,19 +110,6 @@ struct backup_info {
 
 namespace detail {
 
-inline std::optional<std::time_t> utc_time(int year, int month, int day, int hour, int minute, int second) {
-  if (year < 1970 || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
-  std::tm parts{};
-  parts.tm_year = year - 1900;
-  parts.tm_mon = month - 1;
-  parts.tm_mday = day;
-  parts.tm_hour = hour;
-  parts.tm_min = minute;
-  parts.tm_sec = second;
-  return ::timegm(&parts);
-}
-
 inline bool starts_with_bytes(const std::string& head, std::initializer_list<unsigned char> magic) {
   if (head.size() < magic.size()) return false;
   return std::equal(magic.begin(), magic.end(), head.begin(),
@@ -167,20 +154,6 @@ inline backup_format format_of(const std::string& head) {
   return backup_format::unknown;
 }
 
-}  // namespace detail
-
-/// The timestamp in a backup's file name: YYYY-MM-DD, YYYYMMDD, optionally followed by a time
-/// (YYYYMMDD_HHMMSS, YYYY-MM-DD_HH-MM-SS, ISO 8601 2025-01-01T02:00:00Z). Taken as UTC.
-inline std::optional<std::time_t> timestamp_in_name(const std::string& name) {
-  static const std::regex pattern(
-      R"((?:^|[^0-9])((?:19|20)\d\d)(-?)(\d\d)\2(\d\d)(?:[T_ .-]?(\d\d)[-:]?(\d\d)(?:[-:]?(\d\d))?)?(?:[^0-9]|$))");
-  std::smatch match;
-  if (!std::regex_search(name, match, pattern)) return std::nullopt;
-  auto number = [&](int group) { return match[group].matched ? std::stoi(match[group].str()) : 0; };
-  return detail::utc_time(number(1), number(3), number(4), number(5), number(6), number(7));
-}
-
-namespace detail {
 
 // A FIFO, socket or device is refused without being opened: reading a FIFO waits for a writer
 // forever. (A symlink's target is judged, not the link.)
@@ -216,6 +189,14 @@ inline std::uintmax_t archive_directory_size(const std::filesystem::path& direct
 
 }  // namespace detail
 
+/// A directory archive (pg_dump --format=directory) is a directory holding toc.dat.
+inline bool is_directory_archive(const std::filesystem::path& path) { return std::filesystem::exists(path / "toc.dat"); }
+
+/// A directory of backups to choose from: a directory that is no directory archive.
+inline bool is_backup_directory(const std::filesystem::path& path) {
+  return std::filesystem::is_directory(path) && !is_directory_archive(path);
+}
+
 /// Format and compression from the first bytes (or the files, for a directory archive).
 inline backup_info inspect_file(const std::filesystem::path& path) {
   std::error_code failure;
@@ -230,7 +211,7 @@ inline backup_info inspect_file(const std::filesystem::path& path) {
   info.name_time = timestamp_in_name(path.filename().string());
 
   if (std::filesystem::is_directory(status)) {
-    info.format = std::filesystem::exists(path / "toc.dat") ? backup_format::directory : backup_format::unknown;
+    info.format = is_directory_archive(path) ? backup_format::directory : backup_format::unknown;
     if (info.format == backup_format::directory) {
       info.size = detail::archive_directory_size(path);
       return info;

@@ -92,9 +92,9 @@ struct pg_binaries {
     command exec(container->engine, {"exec", "-i"});
     if (detail::readable_by_anyone(tool.reads)) exec.args.insert(exec.args.end(), {"--user", "postgres"});
     auto env = tool.env;
-    for (const auto& [name, value] : container->endpoint_env) {
-      auto same = [&](const auto& item) { return item.first == name; };
-      if (std::any_of(env.begin(), env.end(), same)) std::replace_if(env.begin(), env.end(), same, std::make_pair(name, value));
+    for (const auto& endpoint : container->endpoint_env) {
+      auto same = [&](const auto& item) { return item.first == endpoint.first; };
+      std::replace_if(env.begin(), env.end(), same, endpoint);
     }
     for (const auto& item : env) exec.args.insert(exec.args.end(), {"-e", item.first});
     if (!tool.cwd.empty()) exec.args.insert(exec.args.end(), {"-w", tool.cwd.string()});

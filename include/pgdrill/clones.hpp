@@ -26,6 +26,7 @@
 
 #include <pqxx/pqxx>
 
+#include <pgdrill/detail/fd.hpp>
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/provider.hpp>
@@ -291,8 +292,7 @@ inline std::string read_until_closed(int fd, std::size_t limit = 4096) {
 
 inline void write_all(int fd, const std::string& text) {
   for (std::size_t done = 0; done < text.size();) {
-    auto wrote = ::write(fd, text.data() + done, text.size() - done);
-    if (wrote < 0 && errno == EINTR) continue;
+    auto wrote = retry_on_eintr([&] { return ::write(fd, text.data() + done, text.size() - done); });
     if (wrote <= 0) return;  // the peer left: nothing to tell it
     done += static_cast<std::size_t>(wrote);
   }
@@ -308,11 +308,12 @@ class clone_service {
  public:
   clone_service(clone_pool& pool, std::filesystem::path socket_path) : pool_(pool), socket_(std::move(socket_path)) {
     auto address = detail::socket_address(socket_);
-    listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listener_ < 0 || ::pipe2(stop_, O_CLOEXEC) != 0 ||
-        ::bind(listener_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_, 16) != 0) {
+    listener_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (listener_) stop_ = detail::pipe_ends::open();
+    if (!listener_ || !stop_.read ||
+        ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0 || ::listen(listener_.get(), 16) != 0) {
       int saved = errno;
-      close_all();
+      remove_socket();
       throw could_not_verify("cannot serve copies at " + socket_.string() + ": " + std::strerror(saved));
     }
     server_ = std::thread([this] { serve(); });
@@ -320,9 +321,9 @@ class clone_service {
   clone_service(const clone_service&) = delete;
   clone_service& operator=(const clone_service&) = delete;
   ~clone_service() {
-    detail::write_all(stop_[1], "x");
+    detail::write_all(stop_.write.get(), "x");
     server_.join();
-    close_all();
+    remove_socket();
     taken_.clear();  // dropped by the pool
   }
 
@@ -331,14 +332,13 @@ class clone_service {
  private:
   void serve() {
     for (;;) {
-      pollfd entries[2] = {{listener_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+      pollfd entries[2] = {{listener_.get(), POLLIN, 0}, {stop_.read.get(), POLLIN, 0}};
       if (::poll(entries, 2, -1) < 0 && errno != EINTR) return;
       if (entries[1].revents) return;
       if (!entries[0].revents) continue;
-      int client = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (client < 0) continue;
-      detail::write_all(client, answer(detail::read_until_closed(client)) + "\n");
-      ::close(client);
+      detail::unique_fd client(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) continue;
+      detail::write_all(client.get(), answer(detail::read_until_closed(client.get())) + "\n");
     }
   }
 
@@ -361,17 +361,15 @@ class clone_service {
     }
   }
 
-  void close_all() noexcept {
-    for (int* fd : {&listener_, &stop_[0], &stop_[1]})
-      if (*fd >= 0) ::close(std::exchange(*fd, -1));
+  void remove_socket() noexcept {
     std::error_code ignored;
     std::filesystem::remove(socket_, ignored);
   }
 
   clone_pool& pool_;
   std::filesystem::path socket_;
-  int listener_ = -1;
-  int stop_[2] = {-1, -1};
+  detail::unique_fd listener_;
+  detail::pipe_ends stop_;  ///< written to stop the server thread
   std::map<std::string, database_clone> taken_;
   std::thread server_;
 };
@@ -381,16 +379,15 @@ class clone_service {
 /// or answers with an error.
 inline std::string request_clone(const std::filesystem::path& socket, const std::string& request = "acquire") {
   auto address = detail::socket_address(socket);
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+  detail::unique_fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd || ::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
     int saved = errno;
-    if (fd >= 0) ::close(fd);
     throw could_not_verify("no copy service at " + socket.string() + ": " + std::strerror(saved) +
                            " (run inside `pgdrill with-server --restore BACKUP`)");
   }
-  detail::write_all(fd, request + "\n");
-  auto reply = detail::read_until_closed(fd);
-  ::close(fd);
+  detail::write_all(fd.get(), request + "\n");
+  auto reply = detail::read_until_closed(fd.get());
+  fd.reset();
   if (reply.empty()) throw could_not_verify("the copy service at " + socket.string() + " did not answer");
   if (reply.rfind("error: ", 0) == 0) throw could_not_verify(reply.substr(7));
   return reply;

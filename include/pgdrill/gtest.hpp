@@ -115,7 +115,7 @@ class restored_backup : public ::testing::Test {
     plan.name = ::testing::UnitTest::GetInstance()->current_test_suite()
                     ? ::testing::UnitTest::GetInstance()->current_test_suite()->name()
                     : "restored_backup";
-    if (std::filesystem::is_directory(backup) && !std::filesystem::exists(backup / "toc.dat")) {
+    if (is_backup_directory(backup)) {
       plan.backup.directory = backup;
       plan.backup.pattern = pattern;
     } else {

@@ -16,9 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include <pgdrill/backup.hpp>
+#include <pgdrill/detail/fd.hpp>
 #include <pgdrill/detail/json_reader.hpp>
 #include <pgdrill/detail/text.hpp>
+#include <pgdrill/detail/time.hpp>
 #include <pgdrill/result.hpp>
 #include <pgdrill/schema.hpp>
 
@@ -98,9 +99,8 @@ inline void append_history(const std::filesystem::path& file, const history_entr
   std::error_code ignored;
   if (file.has_parent_path()) std::filesystem::create_directories(file.parent_path(), ignored);
   std::string line = entry.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  bool written = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  if (fd >= 0) ::close(fd);
+  detail::unique_fd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
+  bool written = fd && ::write(fd.get(), line.data(), line.size()) == static_cast<ssize_t>(line.size());
   if (!written) throw could_not_verify("cannot append to history " + file.string() + ": " + std::strerror(errno));
 }
 

@@ -16,8 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include <pgdrill/backup.hpp>
 #include <pgdrill/detail/text.hpp>
+#include <pgdrill/detail/time.hpp>
 #include <pgdrill/history.hpp>
 #include <pgdrill/result.hpp>
 

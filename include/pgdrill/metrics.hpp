@@ -13,7 +13,7 @@
 #include <string>
 #include <utility>
 
-#include <pgdrill/backup.hpp>
+#include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/history.hpp>
 #include <pgdrill/result.hpp>

@@ -33,6 +33,7 @@
 #include <utility>
 #include <vector>
 
+#include <pgdrill/detail/fd.hpp>
 #include <pgdrill/detail/text.hpp>
 #include <pgdrill/detail/ticker.hpp>
 #include <pgdrill/detail/warden.hpp>
@@ -102,16 +103,12 @@ inline bool readable_as(const user_identity& account, const std::vector<std::fil
   if (probe < 0) return false;
   if (probe == 0) {
     if (::setgroups(0, nullptr) != 0 || ::setgid(account.gid) != 0 || ::setuid(account.uid) != 0) ::_exit(2);
-    for (const auto& file : files) {
-      int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-      if (fd < 0) ::_exit(1);
-      ::close(fd);
-    }
+    for (const auto& file : files)
+      if (!unique_fd(::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC))) ::_exit(1);
     ::_exit(0);
   }
   int raw = 0;
-  while (::waitpid(probe, &raw, 0) < 0 && errno == EINTR) {
-  }
+  retry_on_eintr([&] { return ::waitpid(probe, &raw, 0); });
   return WIFEXITED(raw) && WEXITSTATUS(raw) == 0;
 }
 
@@ -206,14 +203,12 @@ namespace detail {
 // The text of a /proc file, empty when it cannot be read (the process may exit at any moment).
 inline std::string proc_text(const std::filesystem::path& file) {
   std::string text;
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return text;
+  unique_fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return text;
   char buffer[4096];
-  for (ssize_t got; (got = ::read(fd, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(got));
-  ::close(fd);
+  for (ssize_t got; (got = ::read(fd.get(), buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(got));
   return text;
 }
-
 
 // `root` and its descendants, from /proc/PID/task/TID/children: the drill's own processes only.
 inline std::vector<std::string> process_tree(pid_t root) {
@@ -264,11 +259,6 @@ inline void untrack_group(pid_t group) noexcept {
     pid_t expected = group;
     if (slot.compare_exchange_strong(expected, 0)) return;
   }
-}
-
-inline void close_fd(int& fd) noexcept {
-  if (fd >= 0) ::close(fd);
-  fd = -1;
 }
 
 inline std::string errno_text(int number) { return std::strerror(number); }
@@ -424,24 +414,17 @@ class child {
 
     child result;
     auto child_ends = result.open_streams(cmd, io);
-    auto cleanup_fds = [&] {
-      for (int& fd : child_ends) detail::close_fd(fd);
-    };
-    int exec_report[2];
-    if (::pipe2(exec_report, O_CLOEXEC) != 0) {
-      cleanup_fds();
-      throw process_error("pipe: " + detail::errno_text(errno));
-    }
+    auto exec_report = detail::pipe_ends::open();
+    if (!exec_report.read) throw process_error("pipe: " + detail::errno_text(errno));
     detail::warden::start_once();
     const bool set_death_signal = die_with_parent && ::getpid() == static_cast<pid_t>(::gettid());
     const pid_t parent = ::getpid();
     pid_t pid = ::fork();
-    if (pid == 0) become(cmd, child_ends, argv.data(), envp.data(), exec_report[1], set_death_signal, parent);
+    if (pid == 0) become(cmd, child_ends, argv.data(), envp.data(), exec_report.write.get(), set_death_signal, parent);
     int fork_errno = errno;
-    ::close(exec_report[1]);
-    cleanup_fds();
+    exec_report.write.reset();
+    for (auto& end : child_ends) end.reset();
     if (pid < 0) {
-      ::close(exec_report[0]);
       throw process_error("cannot fork for " + cmd.program.string() + ": " + detail::errno_text(fork_errno));
     }
     ::setpgid(pid, pid);  // also in the parent, so the group exists before anyone signals it
@@ -449,16 +432,13 @@ class child {
     detail::track_group(pid);
 
     int exec_errno = 0;
-    ssize_t got;
-    do got = ::read(exec_report[0], &exec_errno, sizeof exec_errno);
-    while (got < 0 && errno == EINTR);
-    ::close(exec_report[0]);
+    ssize_t got = detail::retry_on_eintr([&] { return ::read(exec_report.read.get(), &exec_errno, sizeof exec_errno); });
     if (got > 0) {
       result.wait();
       throw process_error("cannot run " + cmd.program.string() + (cmd.user ? " as user " + cmd.user->name : std::string()) +
                           ": " + detail::errno_text(exec_errno));
     }
-    result.pidfd_ = detail::open_pidfd(pid);
+    result.pidfd_.reset(detail::open_pidfd(pid));
     return result;
   }
 
@@ -469,10 +449,10 @@ class child {
       kill_and_reap();
       pid_ = std::exchange(other.pid_, -1);
       status_ = std::exchange(other.status_, std::nullopt);
-      pidfd_ = std::exchange(other.pidfd_, -1);
-      stdin_ = std::exchange(other.stdin_, -1);
-      stdout_ = std::exchange(other.stdout_, -1);
-      stderr_ = std::exchange(other.stderr_, -1);
+      pidfd_ = std::move(other.pidfd_);
+      stdin_ = std::move(other.stdin_);
+      stdout_ = std::move(other.stdout_);
+      stderr_ = std::move(other.stderr_);
     }
     return *this;
   }
@@ -481,14 +461,14 @@ class child {
   ~child() { kill_and_reap(); }
 
   pid_t pid() const noexcept { return pid_; }
-  int stdin_fd() const noexcept { return stdin_; }
-  int stdout_fd() const noexcept { return stdout_; }
-  int stderr_fd() const noexcept { return stderr_; }
+  int stdin_fd() const noexcept { return stdin_.get(); }
+  int stdout_fd() const noexcept { return stdout_.get(); }
+  int stderr_fd() const noexcept { return stderr_.get(); }
   /// Readable once the child has exited (-1 on kernels without pidfd).
-  int exit_fd() const noexcept { return pidfd_; }
-  void close_stdin() noexcept { detail::close_fd(stdin_); }
-  void close_stdout() noexcept { detail::close_fd(stdout_); }
-  void close_stderr() noexcept { detail::close_fd(stderr_); }
+  int exit_fd() const noexcept { return pidfd_.get(); }
+  void close_stdin() noexcept { stdin_.reset(); }
+  void close_stdout() noexcept { stdout_.reset(); }
+  void close_stderr() noexcept { stderr_.reset(); }
 
   /// The exit status if the child has ended, without blocking. The child stays unreaped (a
   /// zombie) until kill_and_reap, so its process group id cannot be reused before the sweep.
@@ -502,8 +482,8 @@ class child {
     auto deadline = std::chrono::steady_clock::now() + limit;
     while (!poll_exit()) {
       if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-      if (pidfd_ >= 0) {
-        pollfd entry{pidfd_, POLLIN, 0};
+      if (pidfd_) {
+        pollfd entry{pidfd_.get(), POLLIN, 0};
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         ::poll(&entry, 1, static_cast<int>(std::max<long long>(1, left.count())));
       } else {
@@ -524,45 +504,41 @@ class child {
       signal_group(SIGKILL);  // the group may outlive its leader: always sweep it
       detail::untrack_group(pid_);  // before the reap frees the id for reuse
       int raw = 0;
-      pid_t done;
-      do done = ::waitpid(pid_, &raw, 0);
-      while (done < 0 && errno == EINTR);
+      pid_t done = detail::retry_on_eintr([&] { return ::waitpid(pid_, &raw, 0); });
       if (!status_ && done == pid_) status_ = exit_status::from_wait(raw);
     }
     pid_ = -1;
-    for (int* fd : {&pidfd_, &stdin_, &stdout_, &stderr_}) detail::close_fd(*fd);
+    for (auto* fd : {&pidfd_, &stdin_, &stdout_, &stderr_}) fd->reset();
   }
 
  private:
   // The child's ends of its three standard streams (the parent's pipe ends go into *this).
-  std::array<int, 3> open_streams(const command& cmd, const streams& io) {
-    std::array<int, 3> child_ends{-1, -1, -1};
-    std::array<int*, 3> parent_ends{&stdin_, &stdout_, &stderr_};
+  std::array<detail::unique_fd, 3> open_streams(const command& cmd, const streams& io) {
+    std::array<detail::unique_fd, 3> child_ends;
+    std::array<detail::unique_fd*, 3> parent_ends{&stdin_, &stdout_, &stderr_};
     const stream_target* targets[3] = {&io.in, &io.out, &io.err};
     for (int index = 0; index < 3; ++index) {
       const auto& target = *targets[index];
       switch (target.mode) {
         case stream_target::kind::inherit:
-          child_ends[index] = ::fcntl(index, F_DUPFD_CLOEXEC, 3);
+          child_ends[index].reset(::fcntl(index, F_DUPFD_CLOEXEC, 3));
           break;
         case stream_target::kind::null:
-          child_ends[index] = ::open("/dev/null", (index == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+          child_ends[index].reset(::open("/dev/null", (index == 0 ? O_RDONLY : O_WRONLY) | O_CLOEXEC));
           break;
         case stream_target::kind::file:
-          child_ends[index] = index == 0 ? ::open(target.file.c_str(), O_RDONLY | O_CLOEXEC)
-                                         : ::open(target.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+          child_ends[index].reset(index == 0 ? ::open(target.file.c_str(), O_RDONLY | O_CLOEXEC)
+                                             : ::open(target.file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
           break;
         case stream_target::kind::pipe: {
-          int ends[2];
-          if (::pipe2(ends, O_CLOEXEC) != 0) break;
-          child_ends[index] = index == 0 ? ends[0] : ends[1];
-          *parent_ends[index] = index == 0 ? ends[1] : ends[0];
+          auto ends = detail::pipe_ends::open();
+          child_ends[index] = std::move(index == 0 ? ends.read : ends.write);
+          *parent_ends[index] = std::move(index == 0 ? ends.write : ends.read);
           break;
         }
       }
-      if (child_ends[index] < 0) {
+      if (!child_ends[index]) {
         int saved = errno;
-        for (int& fd : child_ends) detail::close_fd(fd);
         throw process_error("cannot set up standard stream " + std::to_string(index) + " for " + cmd.program.string() +
                             ": " + detail::errno_text(saved));
       }
@@ -572,7 +548,7 @@ class child {
 
   // In the forked child: async-signal-safe calls only until execve. A failure is written to
   // `report_fd` as errno for the parent to raise.
-  [[noreturn]] static void become(const command& cmd, const std::array<int, 3>& ends, char* const* argv, char* const* envp,
+  [[noreturn]] static void become(const command& cmd, const std::array<detail::unique_fd, 3>& ends, char* const* argv, char* const* envp,
                                   int report_fd, bool set_death_signal, pid_t parent) noexcept {
     sigset_t none;
     sigemptyset(&none);
@@ -582,7 +558,7 @@ class child {
     for (int number : {SIGPIPE, SIGINT, SIGTERM, SIGHUP}) ::sigaction(number, &default_action, nullptr);
     ::setpgid(0, 0);
     bool ready = true;
-    for (int index = 0; index < 3 && ready; ++index) ready = ::dup2(ends[index], index) >= 0;
+    for (int index = 0; index < 3 && ready; ++index) ready = ::dup2(ends[index].get(), index) >= 0;
     if (ready) detail::cloexec_inherited_fds();
     if (ready && !cmd.cwd.empty()) ready = ::chdir(cmd.cwd.c_str()) == 0;
     if (ready && cmd.user) ready = take_identity(*cmd.user, cmd.reads_any_file);
@@ -612,10 +588,8 @@ class child {
   std::optional<exit_status> check_exit(int flags) {
     while (!status_ && pid_ > 0) {
       siginfo_t info{};
-      if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | flags) != 0) {
-        if (errno == EINTR) continue;
+      if (detail::retry_on_eintr([&] { return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOWAIT | flags); }) != 0)
         break;
-      }
       if (info.si_pid == 0) break;  // still running (WNOHANG)
       status_ = info.si_code == CLD_EXITED ? exit_status{info.si_status, 0} : exit_status{-1, info.si_status};
     }
@@ -624,7 +598,7 @@ class child {
 
   pid_t pid_ = -1;
   std::optional<exit_status> status_;
-  int pidfd_ = -1, stdin_ = -1, stdout_ = -1, stderr_ = -1;
+  detail::unique_fd pidfd_, stdin_, stdout_, stderr_;
 };
 
 /// Options for `run`: what feeds stdin, where stdout goes, how long it may take.

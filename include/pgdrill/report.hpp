@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <pugixml.hpp>
 
-#include <pgdrill/backup.hpp>
+#include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/result.hpp>
 

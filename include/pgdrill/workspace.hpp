@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include <pgdrill/detail/fd.hpp>
 #include <pgdrill/detail/time.hpp>
 #include <pgdrill/error.hpp>
 #include <pgdrill/process.hpp>
@@ -274,31 +275,26 @@ class drill_lock {
     std::filesystem::create_directories(root, ignored);
     auto file = root / name;
     drill_lock lock;
-    lock.fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (lock.fd_ < 0) throw could_not_verify("cannot open lock file " + file.string() + ": " + std::strerror(errno));
-    if (::flock(lock.fd_, LOCK_EX | LOCK_NB) != 0) {
+    lock.fd_.reset(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (!lock.fd_) throw could_not_verify("cannot open lock file " + file.string() + ": " + std::strerror(errno));
+    if (::flock(lock.fd_.get(), LOCK_EX | LOCK_NB) != 0) {
       std::ifstream in(file);
       std::string holder((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
       throw lock_error("another drill of " + key + " is running (" + (holder.empty() ? "holder unknown" : holder) +
                        "); lock " + file.string());
     }
     std::string holder = "pid " + std::to_string(::getpid()) + " since " + detail::iso8601_utc(std::time(nullptr));
-    [[maybe_unused]] int truncated = ::ftruncate(lock.fd_, 0);
-    [[maybe_unused]] auto written = ::pwrite(lock.fd_, holder.data(), holder.size(), 0);
+    [[maybe_unused]] int truncated = ::ftruncate(lock.fd_.get(), 0);
+    [[maybe_unused]] auto written = ::pwrite(lock.fd_.get(), holder.data(), holder.size(), 0);
     return lock;
   }
 
-  drill_lock(drill_lock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  drill_lock(drill_lock&&) noexcept = default;
   drill_lock& operator=(drill_lock&&) = delete;
-  drill_lock(const drill_lock&) = delete;
-  drill_lock& operator=(const drill_lock&) = delete;
-  ~drill_lock() {
-    if (fd_ >= 0) ::close(fd_);  // releases the flock
-  }
 
  private:
   drill_lock() = default;
-  int fd_ = -1;
+  detail::unique_fd fd_;  ///< closing it releases the flock
 };
 
 }  // namespace pgdrill

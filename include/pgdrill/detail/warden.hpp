@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include <pgdrill/detail/fd.hpp>
+
 namespace pgdrill::detail::warden {
 
 // One message: a header, then `length` bytes (a command: argv entries, an empty entry, then the
@@ -42,8 +44,7 @@ inline std::atomic<std::int32_t> last_command_id{0};
 inline bool read_whole(void* into, std::size_t size) noexcept {
   auto* at = static_cast<char*>(into);
   while (size > 0) {
-    ssize_t got = ::read(0, at, size);
-    if (got < 0 && errno == EINTR) continue;
+    ssize_t got = retry_on_eintr([&] { return ::read(0, at, size); });
     if (got <= 0) return false;
     at += got;
     size -= static_cast<std::size_t>(got);
@@ -74,8 +75,7 @@ inline void run_command(char* text, std::size_t length) noexcept {
     ::_exit(127);
   }
   int status = 0;
-  while (pid > 0 && ::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  if (pid > 0) retry_on_eintr([&] { return ::waitpid(pid, &status, 0); });
 }
 
 [[noreturn]] inline void watch(int pipe_in) noexcept {
@@ -122,16 +122,11 @@ inline void run_command(char* text, std::size_t length) noexcept {
 inline void start_once() noexcept {
   static std::once_flag started;
   std::call_once(started, [] {
-    int ends[2];
-    if (::pipe2(ends, O_CLOEXEC) != 0) return;
+    auto ends = pipe_ends::open();
+    if (!ends.read) return;
     pid_t pid = ::fork();
-    if (pid == 0) watch(ends[0]);
-    ::close(ends[0]);
-    if (pid < 0) {
-      ::close(ends[1]);
-      return;
-    }
-    pipe_out.store(ends[1]);
+    if (pid == 0) watch(ends.read.get());
+    if (pid > 0) pipe_out.store(ends.write.release());
   });
 }
 
@@ -142,10 +137,7 @@ inline bool tell(std::int32_t kind, std::int32_t value, const std::string& paylo
   header head{kind, value, static_cast<std::int32_t>(payload.size())};
   std::memcpy(message, &head, sizeof head);
   std::memcpy(message + sizeof head, payload.data(), payload.size());
-  ssize_t written;
-  do written = ::write(fd, message, sizeof head + payload.size());
-  while (written < 0 && errno == EINTR);
-  return written > 0;
+  return retry_on_eintr([&] { return ::write(fd, message, sizeof head + payload.size()); }) > 0;
 }
 
 /// Have the warden run `argv` with exactly `environment` if this process dies before
