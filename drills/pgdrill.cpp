@@ -91,7 +91,7 @@ int run_drill_command(const run_arguments& args) {
   console.verdict(result, reports.written);
   for (const auto& problem : reports.problems) std::cerr << "pgdrill: " << problem << std::endl;
   // A verdict whose reports are missing cannot be trusted by whatever reads them.
-  return reports.problems.empty() ? code(result.verdict()) : code(exit_code::not_verified);
+  return code(reports.problems.empty() ? result.verdict() : pgdrill::exit_code_of(pgdrill::outcome::error));
 }
 
 command_entry run_entry() {
@@ -250,7 +250,7 @@ int backups_command(const std::string& directory, const std::string& pattern) {
   }
   if (found.empty()) {
     std::printf("no backups matching '%s' in %s\n", pattern.c_str(), directory.c_str());
-    return code(exit_code::not_verified);
+    return code(pgdrill::exit_code_of(pgdrill::outcome::error));
   }
   std::printf("%zu backups, %s in total; newest %s (%s), oldest %s (%s); order: %s\n", found.size(),
               pgdrill::detail::bytes_text(static_cast<double>(total)).c_str(), found.front().path.filename().c_str(),
@@ -299,7 +299,7 @@ int inspect_command(const std::string& file, const std::string& pg_bin) {
             << (backup.name_time ? " (from the file name)" : " (modification time)") << "\n";
   if (backup.format == pgdrill::backup_format::unknown) {
     std::cout << "verdict:      not a PostgreSQL backup: it looks like " << backup.looks_like << "\n";
-    return code(exit_code::failed);
+    return code(pgdrill::exit_code_of(pgdrill::outcome::failed));
   }
   if (backup.format == pgdrill::backup_format::json_snapshot) return inspect_snapshot(backup);
   auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));  // versions need no PostgreSQL tool
@@ -333,35 +333,41 @@ command_entry inspect_entry() {
           }};
 }
 
-// The backup read through without a server, as one hygiene result: its table of contents
-// (pg_restore --list) and, unless `toc_only`, every data block (read_every_block).
+// Reads the backup through into `read`: a JSON snapshot against its own manifest; an archive's
+// table of contents and, unless `toc_only`, every data block; plain SQL to its closing line.
+void read_through(const pgdrill::backup_info& backup, const std::string& pg_bin, bool toc_only, pgdrill::step_result& read) {
+  if (backup.format == pgdrill::backup_format::json_snapshot) {
+    long long rows = 0;
+    auto problems = pgdrill::snapshot_disagreements(backup.path, rows);
+    pgdrill::detail::pass_or_fail(read, problems.empty(), "JSON snapshot read through: " + std::to_string(rows) + " rows, as its manifest says",
+                                  "the JSON snapshot disagrees with its own manifest: " + pgdrill::detail::join(problems, "; "));
+    return;
+  }
+  auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));
+  bool through = !toc_only && contents.toc_unread.empty();
+  if (through) pgdrill::read_every_block(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
+  std::string extent = through ? ", every data block read" : toc_only ? " (--toc-only: data blocks not read)" : "";
+  read.message = backup.format == pgdrill::backup_format::plain
+                     ? "plain SQL from PostgreSQL " + contents.source_version +
+                           (through ? ", read to its closing line" : " (--toc-only: not read through)")
+                 : contents.toc_unread.empty()
+                     ? std::to_string(contents.toc.size()) + " entries read cleanly" + extent + ": " + contents.toc_summary()
+                     : "header read (" + contents.origin() + "); table of contents and data not read on this host: " +
+                           contents.toc_unread;
+}
+
+// The backup read through without a server, as one hygiene result; what stops the read is judged
+// by judge_failure (a damaged archive fails it).
 pgdrill::step_result read_step(const pgdrill::backup_info& backup, const std::string& pg_bin, bool toc_only) {
-  pgdrill::step_result read = pgdrill::make_step("backup read", "hygiene", pgdrill::outcome::passed, "");
+  pgdrill::step_result read = pgdrill::make_step("backup read", "hygiene", pgdrill::outcome::failed,
+                                                 "not a PostgreSQL backup: it looks like " + backup.looks_like);
+  if (backup.format == pgdrill::backup_format::unknown) return read;
   auto started = std::chrono::steady_clock::now();
+  read.result = pgdrill::outcome::passed;
   try {
-    if (backup.format == pgdrill::backup_format::unknown) throw pgdrill::corrupt_backup("not a PostgreSQL backup: it looks like " + backup.looks_like);
-    if (backup.format == pgdrill::backup_format::json_snapshot) {
-      long long rows = 0;
-      auto problems = pgdrill::snapshot_disagreements(backup.path, rows);
-      if (!problems.empty()) throw pgdrill::corrupt_backup("the JSON snapshot disagrees with its own manifest: " + pgdrill::detail::join(problems, "; "));
-      read.message = "JSON snapshot read through: " + std::to_string(rows) + " rows, as its manifest says";
-      read.seconds = pgdrill::detail::seconds_since(started);
-      return read;
-    }
-    auto contents = pgdrill::read_contents_here(backup, binaries_from(pg_bin));
-    bool through = !toc_only && contents.toc_unread.empty();
-    if (through) pgdrill::read_every_block(backup, pgdrill::find_binaries(binaries_from(pg_bin)));
-    std::string extent = through ? ", every data block read" : toc_only ? " (--toc-only: data blocks not read)" : "";
-    read.message = backup.format == pgdrill::backup_format::plain
-                       ? "plain SQL from PostgreSQL " + contents.source_version +
-                             (through ? ", read to its closing line" : " (--toc-only: not read through)")
-                   : contents.toc_unread.empty()
-                       ? std::to_string(contents.toc.size()) + " entries read cleanly" + extent + ": " + contents.toc_summary()
-                       : "header read (" + contents.origin() + "); table of contents and data not read on this host: " +
-                             contents.toc_unread;
-  } catch (const pgdrill::error& failure) {
-    read.result = failure.code() == exit_code::failed ? pgdrill::outcome::failed : pgdrill::outcome::error;
-    read.message = failure.what();
+    read_through(backup, pg_bin, toc_only, read);
+  } catch (const std::exception& failure) {
+    pgdrill::record_failure(read, failure, "");
   }
   read.seconds = pgdrill::detail::seconds_since(started);
   return read;
@@ -466,7 +472,7 @@ void add_source(CLI::App& app, source_arguments& args) {
 int exit_for_unreadable(const pgdrill::manifest& data) {
   auto problems = data.unreadable();
   for (const auto& problem : problems) std::cerr << "pgdrill: could not read " << problem << std::endl;
-  return code(problems.empty() ? exit_code::passed : exit_code::not_verified);
+  return code(pgdrill::exit_code_of(problems.empty() ? pgdrill::outcome::passed : pgdrill::outcome::error));
 }
 
 // pg_dump plus a manifest (row counts and checksums) from the same snapshot.
@@ -540,15 +546,15 @@ int checksum_command(const source_arguments& args) {
   auto batch = pgdrill::checksum_tables(source, tables, {}, args.parallel);
   bool failed = false;
   for (std::size_t index = 0; index < tables.size(); ++index) {
-    if (!batch.failures[index].empty()) {
-      std::cerr << batch.sums[index].table << ": " << batch.failures[index] << std::endl;
+    if (batch.failures[index]) {
+      std::cerr << batch.sums[index].table << ": " << batch.failure_text(index) << std::endl;
       failed = true;
     } else {
       std::cout << batch.sums[index].table << " rows=" << batch.sums[index].rows << " checksum=" << batch.sums[index].digest
                 << " columns=" << pgdrill::detail::join(batch.sums[index].columns, ",") << std::endl;
     }
   }
-  return code(failed ? exit_code::not_verified : exit_code::passed);
+  return code(pgdrill::exit_code_of(failed ? pgdrill::outcome::error : pgdrill::outcome::passed));
 }
 
 command_entry checksum_entry() {
@@ -583,7 +589,8 @@ pgdrill::backup_schema schema_of_backup(const schema_arguments& args) {
 int explain_unrestored(const pgdrill::drill_result& result) {
   for (const auto& stage : result.stages)
     if (stage.result != pgdrill::outcome::passed) std::cerr << "pgdrill: " << stage.name << ": " << stage.message << std::endl;
-  return code(pgdrill::verdict_of(result.stages, {}) == exit_code::failed ? exit_code::failed : exit_code::not_verified);
+  bool broken = std::any_of(result.stages.begin(), result.stages.end(), [](const auto& stage) { return stage.result == pgdrill::outcome::failed; });
+  return code(pgdrill::exit_code_of(broken ? pgdrill::outcome::failed : pgdrill::outcome::error));
 }
 
 // The schema reference of a live database or of a backup, to commit beside a scenario
@@ -807,12 +814,10 @@ std::vector<command_entry> commands() {
 int run_guarded(const command_body& body) {
   try {
     return body();
-  } catch (const pgdrill::error& failure) {
-    std::cerr << "pgdrill: " << failure.what() << std::endl;
-    return code(failure.code());
   } catch (const std::exception& failure) {
-    std::cerr << "pgdrill: unexpected error: " << failure.what() << std::endl;
-    return code(exit_code::not_verified);
+    bool ours = dynamic_cast<const pgdrill::error*>(&failure) != nullptr;
+    std::cerr << "pgdrill: " << (ours ? "" : "unexpected error: ") << failure.what() << std::endl;
+    return code(pgdrill::exit_code_of(failure));
   }
 }
 

@@ -132,7 +132,8 @@ TEST(checksums_during_restore, its_server_process_yields_the_cpu_and_partitions_
   pqxx::work lock(locker);
   lock.exec("LOCK TABLE public.t IN ACCESS EXCLUSIVE MODE");
   auto host_pid = [&](pid_t inner) { return server->host_pid_of(inner); };
-  checksums_during_restore checksums(server->admin(), {{7, "public.t", {}}, {8, "public.p1", {}}}, host_pid);
+  checksums_during_restore checksums(server->admin(), {{"checksum public.t", "public.t", {}}, {"checksum public.p1", "public.p1", {}}},
+                                     host_pid);
   checksums.loaded("public", "p1");
   checksums.loaded("public", "unplanned");
   checksums.loaded("public", "t");
@@ -149,6 +150,6 @@ TEST(checksums_during_restore, its_server_process_yields_the_cpu_and_partitions_
   lock.commit();
   auto taken = checksums.finish();
   ASSERT_EQ(taken.size(), 1U) << "the partition is left to after the restore";
-  EXPECT_EQ(taken.at(7).sum.rows, 1000);
-  EXPECT_EQ(taken.at(7).sum.digest, digest(*server, "public.t"));
+  EXPECT_EQ(taken.at("checksum public.t").sum.rows, 1000);
+  EXPECT_EQ(taken.at("checksum public.t").sum.digest, digest(*server, "public.t"));
 }

@@ -12,7 +12,7 @@ LAYERS = [
     ("base", ["error.hpp", "result.hpp", "detail/text.hpp", "detail/time.hpp", "detail/sql.hpp", "detail/ticker.hpp", "detail/fd.hpp", "restore_errors.hpp", "roles.hpp"], []),
     ("model", ["detail/json_reader.hpp", "assertions.hpp", "scenario.hpp"], ["nlohmann/"]),
     ("io", ["detail/warden.hpp", "process.hpp", "sandbox.hpp", "binaries.hpp", "workspace.hpp", "stream.hpp", "backup.hpp", "provider.hpp", "local.hpp",
-            "container.hpp", "existing.hpp", "clones.hpp", "snapshot.hpp", "restore.hpp", "checksum.hpp", "checksums_during_restore.hpp", "objects.hpp", "schema.hpp", "integrity.hpp", "manifest.hpp", "hygiene.hpp", "history.hpp", "drift.hpp", "checks.hpp"],
+            "container.hpp", "existing.hpp", "clones.hpp", "snapshot.hpp", "restore.hpp", "failure.hpp", "checksum.hpp", "checksums_during_restore.hpp", "objects.hpp", "schema.hpp", "integrity.hpp", "manifest.hpp", "hygiene.hpp", "history.hpp", "drift.hpp", "check_plan.hpp", "detail/checks/context.hpp", "detail/checks/rows.hpp", "detail/checks/queries.hpp", "detail/checks/objects.hpp", "detail/checks/structure.hpp", "detail/checks/snapshot.hpp", "detail/checks/drift.hpp", "checks.hpp"],
      ["nlohmann/", "pqxx/", "libpq-fe.h", "archive.h", "archive_entry.h", "openssl/", "xxhash.h"]),
     ("pipeline", ["drill.hpp", "report.hpp", "markdown.hpp", "metrics.hpp", "html.hpp", "reports.hpp", "gtest.hpp", "pgdrill.hpp"],
      ["nlohmann/", "pqxx/", "pugixml.hpp", "gtest/"]),

@@ -67,3 +67,51 @@ TEST(properties, rendered_from_typed_facts_leaving_out_what_was_not_measured) {
   EXPECT_EQ(properties_of(result)["coverage.tables"], "3/4");
   EXPECT_EQ(properties_of(result)["coverage.large_objects"], "0/0");
 }
+
+// Every exception becomes an outcome in one place, by its class and SQLSTATE: the same words with
+// another SQLSTATE (or none) are judged otherwise, so no message text decides.
+TEST(judge_failure, by_class_and_sqlstate_never_by_message_text) {
+  auto judged = [](const std::exception& failure, const std::string& doing = "could not run") { return judge_failure(failure, doing); };
+  auto missing_table = judged(pqxx::sql_error("relation \"public.t\" does not exist", "SELECT 1", "42P01"));
+  EXPECT_EQ(missing_table.result, outcome::failed);
+  EXPECT_EQ(missing_table.message, "table missing from the restored database: relation \"public.t\" does not exist");
+  EXPECT_EQ(judged(database_error("table public.t does not exist", sqlstate::undefined_table)).result, outcome::failed)
+      << "pgdrill's own libpq errors carry their SQLSTATE too";
+  EXPECT_EQ(judged(pqxx::sql_error("column \"c\" does not exist", "SELECT c", "42703")).result, outcome::failed);
+  auto same_words_no_state = judged(database_error("relation \"public.t\" does not exist", ""));
+  EXPECT_EQ(same_words_no_state.result, outcome::error) << "the text alone never fails the backup";
+  EXPECT_EQ(same_words_no_state.message, "could not run: relation \"public.t\" does not exist");
+  auto hidden = judged(pqxx::sql_error("permission denied for table t\n", "SELECT", "42501"));
+  EXPECT_EQ(hidden.result, outcome::error);
+  EXPECT_EQ(hidden.message, "could not see every row: permission denied for table t");
+  EXPECT_EQ(judged(pqxx::sql_error("canceling statement", "SELECT", "57014")).message,
+            "could not run (SQLSTATE 57014): canceling statement");
+}
+
+TEST(judge_failure, damage_fails_signals_and_everything_else_cannot_judge) {
+  auto damaged = judge_failure(corrupt_backup("unexpected end of file"), "");
+  EXPECT_EQ(damaged.result, outcome::failed);
+  EXPECT_EQ(damaged.message, "truncated or corrupt archive: unexpected end of file");
+  auto stopped = judge_failure(interrupted(15));
+  EXPECT_EQ(stopped.result, outcome::error);
+  EXPECT_EQ(stopped.message, "not run: interrupted by signal 15");
+  EXPECT_EQ(judge_failure(std::runtime_error("disk gone")).message, "could not run: disk gone");
+  EXPECT_EQ(judge_failure(std::runtime_error("disk gone"), "").message, "disk gone") << "a stage's message is the failure's own";
+  EXPECT_EQ(judge_failure(could_not_verify("no pg_restore"), "could not connect").message, "could not connect: no pg_restore");
+  step_result step = make_step("c", "k", outcome::passed, "");
+  record_failure(step, corrupt_backup("bad block"));
+  EXPECT_EQ(step.result, outcome::failed);
+}
+
+// Exit codes come from one place: an outcome's, a set's (verdict_of), or a thrown error's class.
+TEST(exit_codes, from_an_outcome_and_from_what_was_thrown) {
+  EXPECT_EQ(exit_code_of(outcome::passed), exit_code::passed);
+  EXPECT_EQ(exit_code_of(outcome::failed), exit_code::failed);
+  EXPECT_EQ(exit_code_of(outcome::error), exit_code::not_verified);
+  EXPECT_EQ(exit_code_of(outcome::skipped), exit_code::not_verified);
+  EXPECT_EQ(exit_code_of(usage_error("bad flag")), exit_code::usage);
+  EXPECT_EQ(exit_code_of(lock_error("held")), exit_code::locked);
+  EXPECT_EQ(exit_code_of(corrupt_backup("cut")), exit_code::failed);
+  EXPECT_EQ(exit_code_of(could_not_verify("no server")), exit_code::not_verified);
+  EXPECT_EQ(exit_code_of(std::runtime_error("bug")), exit_code::not_verified);
+}

@@ -342,7 +342,7 @@ TEST(scenario, drift_is_planned_per_aspect_and_rejects_limits_that_mean_nothing)
 // The thorough preset is the integrity kinds, and the collations where a manifest recorded them.
 TEST(scenario, thorough_plans_the_integrity_kinds_and_collations_with_a_manifest) {
   auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "thorough"}]})");
-  auto kinds = [](const std::vector<planned_check>& planned) {
+  auto kinds = [](const check_plan& planned) {
     std::vector<std::string> names;
     for (const auto& check : planned) names.push_back(check.kind);
     return names;
@@ -376,4 +376,46 @@ TEST(scenario, numbers_past_their_type_or_limit_are_errors_never_wrapped) {
   EXPECT_NE(error_of(with_restore(R"({"timeout_seconds": 9300000000})")).find("must be 0 (no limit) to 31536000"), std::string::npos);
   EXPECT_NE(error_of(with_restore(R"({"jobs": 4294967297})")).find("at /restore/jobs: out of range"), std::string::npos);
   EXPECT_NE(error_of(with_restore(R"({"jobs": 100000})")).find("must be 0 (all cores) to 1000"), std::string::npos);
+}
+
+// The plan is a value: every check has its own id, found by it; checksums, drift aspects and the
+// unexpanded manifest-wide checks are read from it, not from positions.
+TEST(check_plan, ids_are_unique_and_find_their_checks) {
+  manifest expected;
+  expected.tables = {{"public.a", {"id"}, 10, std::string(32, 'a'), ""}, {"public.b", {"id"}, 20, std::string(32, 'b'), ""}};
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [
+    {"type": "checksum", "expect": "manifest"},
+    {"type": "row_count", "table": "public.a", "equals": 10}, {"type": "row_count", "table": "public.a", "equals": 10},
+    {"type": "drift", "max_restore_growth": 2, "schema": "warn"}]})");
+  auto planned = plan_scenario_checks(plan, &expected);
+  std::set<check_id> ids;
+  for (const auto& check : planned) EXPECT_TRUE(ids.insert(check.name).second) << check.name;
+  ASSERT_NE(planned.find("row_count public.a #2"), nullptr);
+  EXPECT_EQ(planned.find("row_count public.a #2")->kind, "row_count");
+  EXPECT_EQ(planned.find("no such check"), nullptr);
+  auto sums = planned.checksums();
+  ASSERT_EQ(sums.size(), 2U);
+  EXPECT_EQ(sums[1].check, "checksum public.b");
+  EXPECT_EQ(sums[1].table, "public.b");
+  EXPECT_EQ(std::get<checksum_assertion>(planned.find(sums[1].check)->check).equals, std::string(32, 'b'));
+  EXPECT_EQ(detail::drift_aspects(planned), (std::set<drift_aspect>{drift_aspect::restore_time, drift_aspect::schema}));
+  EXPECT_TRUE(detail::times_the_restore(planned)) << "no checksum may then compete with the restore";
+  EXPECT_FALSE(planned.has_unexpanded());
+  auto without_manifest = plan_scenario_checks(plan, nullptr);
+  EXPECT_TRUE(without_manifest.has_unexpanded());
+  EXPECT_TRUE(without_manifest.checksums().empty()) << "a checksum without its manifest cannot run";
+}
+
+// A plan is the same value each time it is made from the same scenario and manifest.
+TEST(check_plan, planning_twice_gives_the_same_ids) {
+  manifest expected;
+  expected.tables = {{"public.a", {"id"}, 10, std::string(32, 'a'), ""}};
+  auto plan = parse(R"({"name": "n", "backup": {"file": "f"}, "assertions": [{"type": "row_count", "expect": "manifest"},
+    {"type": "thorough"}, {"type": "row_count", "table": "public.a", "equals": 10}]})");
+  std::vector<check_id> first, second;
+  for (const auto& check : plan_scenario_checks(plan, &expected)) first.push_back(check.name);
+  for (const auto& check : plan_scenario_checks(plan, &expected)) second.push_back(check.name);
+  EXPECT_EQ(first, second);
+  EXPECT_EQ(first, (std::vector<check_id>{"row_count public.a", "amcheck", "constraints_valid", "read_all", "row_count public.a #2",
+                                          "not_empty", "roles"}));
 }

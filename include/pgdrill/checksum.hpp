@@ -24,6 +24,7 @@
 #include <functional>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -71,19 +72,18 @@ class checksum_connection {
     execute("SET TRANSACTION SNAPSHOT " + detail::quote_literal(snapshot));
   }
 
-  /// Run a statement; throws could_not_verify with the server's message.
+  /// Run a statement; throws database_error with the server's message and SQLSTATE.
   std::unique_ptr<PGresult, decltype(&PQclear)> execute(const std::string& sql) {
     std::unique_ptr<PGresult, decltype(&PQclear)> result(PQexec(connection_.get(), sql.c_str()), PQclear);
     auto status = PQresultStatus(result.get());
-    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_COPY_OUT)
-      throw could_not_verify(std::string("query failed: ") + PQerrorMessage(connection_.get()));
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_COPY_OUT) refused("query failed", result.get());
     return result;
   }
 
-  /// The table's relkind; throws could_not_verify "does not exist" when there is no such table.
+  /// The table's relkind; throws database_error (undefined_table, 42P01) when there is no such table.
   char relkind_of(const std::string& table) {
     auto result = execute(detail::relkind_query(table));
-    if (PQntuples(result.get()) == 0) throw could_not_verify("table " + detail::qualified_table(table) + " does not exist");
+    if (PQntuples(result.get()) == 0) throw database_error("table " + detail::qualified_table(table) + " does not exist", sqlstate::undefined_table);
     return PQgetvalue(result.get(), 0, 0)[0];
   }
 
@@ -114,9 +114,8 @@ class checksum_connection {
       ++rows;
       PQfreemem(line);
     }
-    if (size == -2) throw could_not_verify(std::string("COPY failed: ") + PQerrorMessage(connection_.get()));
     std::unique_ptr<PGresult, decltype(&PQclear)> end(PQgetResult(connection_.get()), PQclear);
-    if (PQresultStatus(end.get()) != PGRES_COMMAND_OK) throw could_not_verify(std::string("COPY failed: ") + PQerrorMessage(connection_.get()));
+    if (size == -2 || PQresultStatus(end.get()) != PGRES_COMMAND_OK) refused("COPY failed", end.get());
     while (PGresult* rest = PQgetResult(connection_.get())) PQclear(rest);
     char hex[33];
     std::snprintf(hex, sizeof hex, "%016llx%016llx", static_cast<unsigned long long>(high), static_cast<unsigned long long>(low));
@@ -145,6 +144,12 @@ class checksum_connection {
   }
 
  private:
+  // The server refused what `doing` sent: its message, and the SQLSTATE of `result` if it has one.
+  [[noreturn]] void refused(const std::string& doing, const PGresult* result) {
+    const char* state = result ? PQresultErrorField(result, PG_DIAG_SQLSTATE) : nullptr;
+    throw database_error(doing + ": " + PQerrorMessage(connection_.get()), state ? state : "");
+  }
+
   std::unique_ptr<PGconn, decltype(&PQfinish)> connection_;
   std::unique_ptr<PGcancel, decltype(&PQfreeCancel)> canceller_;  ///< made by the owning thread, used by any
 };
@@ -178,7 +183,16 @@ class running_connections {
 /// given); results in the order of `tables`. A table that fails carries its error in `failures`.
 struct checksum_batch {
   std::vector<table_checksum> sums;
-  std::vector<std::string> failures;  ///< empty string where the table succeeded
+  std::vector<std::exception_ptr> failures;  ///< null where the table succeeded
+  /// The failure's message ("" where the table succeeded).
+  std::string failure_text(std::size_t index) const {
+    if (!failures.at(index)) return "";
+    try {
+      std::rethrow_exception(failures[index]);
+    } catch (const std::exception& failure) {
+      return failure.what();
+    }
+  }
 };
 
 /// `on_table_done` is called (from any of the workers) as each table is done.
@@ -209,7 +223,7 @@ inline checksum_batch checksum_tables(const endpoint& target, const std::vector<
         }
         batch.sums[index] = connection->checksum(tables[index], index < columns.size() ? columns[index] : std::vector<std::string>{});
       } catch (const std::exception& failure) {
-        batch.failures[index] = failure.what();
+        batch.failures[index] = std::current_exception();
         batch.sums[index].table = detail::qualified_table(tables[index]);
         close();  // its transaction may be aborted: the next table gets a fresh one
       }

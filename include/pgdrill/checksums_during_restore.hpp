@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,12 +28,13 @@
 #include <pgdrill/detail/sql.hpp>
 #include <pgdrill/process.hpp>
 #include <pgdrill/provider.hpp>
+#include <pgdrill/result.hpp>
 
 namespace pgdrill {
 
-/// One planned checksum: its index among the drill's checks, the table and the columns.
+/// One planned checksum: the check it is for, the table and the columns.
 struct planned_checksum {
-  std::size_t index = 0;
+  check_id check;
   std::string table;
   std::vector<std::string> columns;
 };
@@ -40,7 +42,7 @@ struct planned_checksum {
 /// A checksum taken: the sum, or why the table could not be read, and how long it took.
 struct checksum_outcome {
   table_checksum sum;
-  std::string failure;
+  std::exception_ptr failure;  ///< null when the sum was taken
   double seconds = 0;
 };
 
@@ -83,8 +85,8 @@ class checksums_during_restore {
     wake_.notify_one();
   }
 
-  /// The restore is over: the tables loaded so far are taken, then the sums, by check index.
-  std::map<std::size_t, checksum_outcome> finish() {
+  /// The restore is over: the tables loaded so far are taken, then the sums, by check.
+  std::map<check_id, checksum_outcome> finish() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       closed_ = true;
@@ -146,7 +148,7 @@ class checksums_during_restore {
       outcome.sum = connection_->checksum(planned_[position].table, planned_[position].columns);
       outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       std::lock_guard<std::mutex> lock(mutex_);
-      done_[planned_[position].index] = std::move(outcome);
+      done_[planned_[position].check] = std::move(outcome);
     }
   }
 
@@ -182,7 +184,7 @@ class checksums_during_restore {
   bool abandoned_ = false;  ///< the destructor before finish(): the queue is dropped
   std::unique_ptr<checksum_connection> connection_;  ///< replaced under the mutex: cancel_running reads it
   std::vector<std::string> oids_;
-  std::map<std::size_t, checksum_outcome> done_;
+  std::map<check_id, checksum_outcome> done_;
   std::thread worker_;  ///< last: starts once every member above is ready
 };
 

@@ -59,7 +59,8 @@ struct drill_options {
 /// Everything the stages of one drill share: what they were asked, what they found and what
 /// they started. Each stage reads what earlier ones left here and adds its own part.
 struct drill_state {
-  drill_state(scenario plan_, drill_options options_) : plan(std::move(plan_)), options(std::move(options_)) {
+  drill_state(scenario plan_, drill_options options_)
+      : plan(std::move(plan_)), options(std::move(options_)), planned(plan_scenario_checks(plan, nullptr)) {
     result.scenario = plan.name;
     result.started_at = detail::iso8601_utc(std::time(nullptr));
   }
@@ -83,8 +84,10 @@ struct drill_state {
   /// The checks stage runs right after the restore, on the restored database (run_drill; not the
   /// GoogleTest harness, whose tests may change it first): checksums may then be taken during it.
   bool checks_follow_restore = false;
-  /// restore: the checksums taken while it went on, by index into the planned checks
-  std::map<std::size_t, checksum_outcome> checksummed_during_restore;
+  /// The checks this drill runs: planned without a manifest, then once more when locate found one.
+  check_plan planned;
+  /// restore: the checksums taken while it went on, by check
+  std::map<check_id, checksum_outcome> checksummed_during_restore;
   std::string stopped_by;               ///< the first stage that failed or could not run
   /// restore: why the restore database could not be made like the source's (its locale is not
   /// installed where the server runs); the checks of text ordering cannot judge then
@@ -122,8 +125,6 @@ struct drill_state {
     for (const auto& backup : contents) entries += backup.toc.size();
     return entries;
   }
-  /// The assertions planned against the manifest found (if any): names as every report shows them.
-  std::vector<planned_check> planned_checks() const { return plan_scenario_checks(plan, expected ? &*expected : nullptr); }
   /// What checks need besides the database: the backup's own time (the manifest's, else the file's).
   check_context context() const {
     check_context context;
@@ -171,21 +172,14 @@ inline double seconds_since(std::chrono::steady_clock::time_point started) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 }
 
-// A stage's first message line; the rest of a multi-line message goes to the detail.
-inline void set_message(step_result& step, const std::string& text) {
-  auto newline = text.find('\n');
-  step.message = text.substr(0, newline);
-  if (newline != std::string::npos) step.detail = text;
-}
-
 }  // namespace detail
 
 using stage_body = std::function<outcome(drill_state&, step_result&)>;
 using check_stage_body = std::function<void(drill_state&)>;
 
 /// Run `body` as the stage `name`, timed, unless an earlier stage stopped the drill (then it is
-/// recorded as skipped, "not reached"). An exception is the stage's outcome: a damaged backup
-/// failed it, anything else means it could not run.
+/// recorded as skipped, "not reached"). An exception is the stage's outcome, as judge_failure
+/// says: a damaged backup failed it, anything else means it could not run.
 inline void run_stage(drill_state& state, const std::string& name, const stage_body& body) {
   step_result step;
   step.name = name;
@@ -198,9 +192,8 @@ inline void run_stage(drill_state& state, const std::string& name, const stage_b
   try {
     step.result = body(state, step);
   } catch (const std::exception& failure) {
-    bool damaged = dynamic_cast<const corrupt_backup*>(&failure) != nullptr;
-    step.result = damaged ? outcome::failed : outcome::error;
-    detail::set_message(step, (damaged ? "truncated or corrupt archive: " : "") + std::string(failure.what()));
+    record_failure(step, failure, "");
+    detail::keep_first_line(step);
   }
   step.seconds = detail::seconds_since(started);
   if (step.result != outcome::passed)
@@ -214,11 +207,9 @@ inline void run_check_stage(drill_state& state, const std::string& name, const c
   try {
     body(state);
   } catch (const std::exception& failure) {
-    step_result step;
-    step.name = name;
-    step.kind = name;
-    step.result = outcome::error;
-    detail::set_message(step, std::string("could not run: ") + failure.what());
+    step_result step = make_step(name, name, outcome::error, "");
+    record_failure(step, failure);
+    detail::keep_first_line(step);
     state.record_check(step);
   }
 }
@@ -302,8 +293,7 @@ inline std::unique_ptr<server> start_provider(const drill_state& state, std::str
 }
 
 // What the checks covered of the restored database (see coverage_facts).
-inline coverage_facts measure_coverage(const drill_state& state, const std::vector<planned_check>& planned,
-                                       const std::vector<step_result>& results) {
+inline coverage_facts measure_coverage(const drill_state& state, const std::vector<step_result>& results) {
   coverage_facts coverage;
   checksum_connection connection(*state.target);
   auto tables = user_tables(connection);
@@ -315,16 +305,10 @@ inline coverage_facts measure_coverage(const drill_state& state, const std::vect
   for (const auto& step : results)
     if (step.rows && std::find(tables.begin(), tables.end(), step.table) != tables.end()) counted.insert(step.table);
   coverage.tables.covered = static_cast<long long>(counted.size());
-  for (std::size_t index = 0; index < results.size() && index < planned.size(); ++index) {
-    if (results[index].result != outcome::passed && results[index].result != outcome::failed) continue;
-    const auto& check = planned[index].check;
-    auto manifest_sequences = std::get_if<sequences_assertion>(&check);
-    if (std::holds_alternative<large_objects_assertion>(check)) coverage.large_objects.covered = coverage.large_objects.total;
-    if (manifest_sequences && manifest_sequences->from_manifest)
-      coverage.sequences.covered = std::min<long long>(coverage.sequences.total, static_cast<long long>(state.expected->sequences.size()));
-    if (std::holds_alternative<materialized_views_assertion>(check))
-      coverage.materialized_views.covered =
-          std::min<long long>(coverage.materialized_views.total, static_cast<long long>(state.expected->materialized_views.size()));
+  for (const auto& step : results) {
+    const auto* planned = state.planned.find(step.name);
+    if ((step.result == outcome::passed || step.result == outcome::failed) && planned && state.expected)
+      cover_objects(planned->check, *state.expected, coverage);
   }
   coverage.measured = true;
   return coverage;
@@ -344,12 +328,11 @@ inline std::vector<recorded_step> last_drills_checks(const scenario& plan) {
 // Each planned check's stable name when the drill stops before running them. A manifest-wide
 // check no manifest expanded takes the names its kind had in the last drill, so a trend view
 // keeps every case of a night whose backup was missing.
-inline std::vector<std::pair<std::string, std::string>> names_not_reached(const drill_state& state,
-                                                                          const std::vector<planned_check>& planned) {
+inline std::vector<std::pair<std::string, std::string>> names_not_reached(const drill_state& state) {
+  const auto& planned = state.planned;
   std::vector<std::pair<std::string, std::string>> names;  // name, kind
   std::vector<recorded_step> before;
-  if (std::any_of(planned.begin(), planned.end(), [](const planned_check& check) { return check.per_manifest_table; }))
-    before = last_drills_checks(state.plan);
+  if (planned.has_unexpanded()) before = last_drills_checks(state.plan);
   std::set<std::string> taken;
   for (const auto& check : planned) taken.insert(check.name);
   for (const auto& check : planned) {
@@ -479,13 +462,9 @@ inline void read_contents_with_restore_tools(drill_state& state) {
 // competes with the restore it times.
 inline std::vector<planned_checksum> checksums_to_take_during_restore(const drill_state& state) {
   if (!state.checks_follow_restore || !state.options.checksums_during_restore || state.plan.restore.max_seconds ||
-      state.contents.size() != 1)
+      state.contents.size() != 1 || detail::times_the_restore(state.planned))
     return {};
-  auto planned = state.planned_checks();
-  for (const auto& check : planned)
-    if (const auto* drift = std::get_if<drift_assertion>(&check.check))
-      if (drift->aspect == drift_aspect::restore_time || drift->aspect == drift_aspect::all) return {};
-  return planned_checksums(planned);
+  return state.planned.checksums();
 }
 
 // The restore database, like the source's where the server can make it. Where it cannot (the
@@ -573,16 +552,15 @@ inline void rto(drill_state& state) {
 
 /// Every assertion of the scenario against the restored database; "not reached" after a stop.
 inline void checks(drill_state& state) {
-  auto planned = state.planned_checks();
   if (!state.stopped_by.empty()) {
-    for (const auto& [name, kind] : detail::names_not_reached(state, planned))
+    for (const auto& [name, kind] : detail::names_not_reached(state))
       state.record_check(make_step(name, kind, outcome::skipped, "not reached: " + state.stopped_by));
     return;
   }
-  auto results = run_checks(*state.target, planned, state.context(), [&](const step_result& step) { state.record_check(step); },
+  auto results = run_checks(*state.target, state.planned, state.context(), [&](const step_result& step) { state.record_check(step); },
                             state.options.on_checksum_progress);
   try {
-    state.result.coverage = detail::measure_coverage(state, planned, results);
+    state.result.coverage = detail::measure_coverage(state, results);
   } catch (const std::exception&) {  // the checks said what went wrong; a report without coverage shows it was not measured
   }
 }
@@ -591,9 +569,7 @@ inline void checks(drill_state& state) {
 /// drill in its history, and this drill's row counts and schema (which its own history line
 /// keeps for the drills after it).
 inline void measure_for_drift(drill_state& state) {
-  std::set<drift_aspect> aspects;
-  for (const auto& check : state.planned_checks())
-    if (const auto* drift = std::get_if<drift_assertion>(&check.check)) aspects.insert(drift->aspect);
+  auto aspects = detail::drift_aspects(state.planned);
   if (aspects.empty() || !state.stopped_by.empty()) return;
   auto& measures = state.drift.emplace();
   measures.history = state.plan.history.value_or(std::filesystem::path());
@@ -658,6 +634,7 @@ inline void record_interruption(drill_state& state) {
 /// GoogleTest harness, which runs its tests between these and teardown.
 inline void run_restore_stages(drill_state& state) {
   run_stage(state, "locate backup", stages::locate);
+  if (state.expected) state.planned = plan_scenario_checks(state.plan, &*state.expected);
   run_check_stage(state, "hygiene", stages::hygiene);
   run_stage(state, "inspect backup", stages::inspect);
   run_stage(state, "provision server", stages::provision);

@@ -37,6 +37,32 @@ class could_not_verify : public error {
   using error::error;
 };
 
+/// The backup's bytes are damaged (bad checksum, truncated, a member pg_dump never writes): the
+/// backup is at fault.
+class corrupt_backup : public error {
+ public:
+  using error::error;
+  exit_code code() const noexcept override { return exit_code::failed; }
+};
+
+/// SQLSTATEs pgdrill judges by (failure.hpp).
+namespace sqlstate {
+inline constexpr const char* undefined_table = "42P01";
+inline constexpr const char* undefined_column = "42703";
+inline constexpr const char* insufficient_privilege = "42501";
+}  // namespace sqlstate
+
+/// The database refused a statement of pgdrill's own, with the SQLSTATE that says why (libpq's
+/// errors; libpqxx's carry theirs in pqxx::sql_error). failure.hpp judges both by that code.
+class database_error : public could_not_verify {
+ public:
+  database_error(const std::string& what, std::string sqlstate) : could_not_verify(what), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const noexcept { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
 /// A child process could not be started or misbehaved (missing binary, timeout).
 class process_error : public could_not_verify {
  public:

@@ -65,7 +65,7 @@ class open_drill {
 
   /// Run planned checks against `database` (the restored one or a copy of it), exactly as the
   /// drill's checks stage does; checks that open connections of their own open them there too.
-  std::vector<step_result> check(const std::vector<planned_check>& planned, const endpoint& database) const {
+  std::vector<step_result> check(const check_plan& planned, const endpoint& database) const {
     auto context = state_.context();
     context.target = &database;
     return run_checks(database, planned, context);
@@ -287,10 +287,9 @@ class scenario_checks : public ::testing::TestWithParam<scenario_check> {
       return;
     }
     if (auto failure = drill->failure(); !failure.empty()) GTEST_FAIL() << "the backup could not be restored:\n" << failure;
-    auto planned = drill->state().planned_checks();
-    auto found = std::find_if(planned.begin(), planned.end(), same_name);
-    ASSERT_NE(found, planned.end()) << "the scenario changed since the tests were listed: no check " << param.name;
-    EXPECT_TRUE(detail::as_assertion(drill->check({*found}, *drill->state().target).front()));
+    const auto* found = drill->state().planned.find(param.name);
+    ASSERT_NE(found, nullptr) << "the scenario changed since the tests were listed: no check " << param.name;
+    EXPECT_TRUE(detail::as_assertion(drill->check(check_plan({*found}), *drill->state().target).front()));
   }
 
  private:

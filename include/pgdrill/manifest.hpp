@@ -3,12 +3,13 @@
 
 #include <chrono>
 #include <ctime>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <future>
 #include <optional>  // optional snapshot
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -317,7 +318,7 @@ inline manifest take_manifest(const endpoint& source, const snapshot_session& se
   result.database = session.database();
   result.snapshot = session.snapshot();
   auto batch = checksum_tables(source, session.tables(), {}, parallel, session.snapshot());
-  for (std::size_t index = 0; index < batch.sums.size(); ++index) batch.sums[index].error = batch.failures[index];
+  for (std::size_t index = 0; index < batch.sums.size(); ++index) batch.sums[index].error = batch.failure_text(index);
   result.tables = std::move(batch.sums);
   result.objects_recorded = true;
   result.sequences = session.sequences();
@@ -378,15 +379,30 @@ inline dump_result dump_with_manifest(const endpoint& source, const dump_options
     for (const auto& path : {partial, result.backup, result.manifest_file, sidecar}) std::filesystem::remove_all(path, ignored);
   };
 
-  // Checksums run on their own connections while pg_dump reads the same snapshot.
-  auto sums = std::async(std::launch::async, [&] { return take_manifest(source, session, options.parallel); });
+  // Checksums run on their own connections while pg_dump reads the same snapshot; the thread is
+  // joined however this ends.
+  std::exception_ptr sums_failed;
+  std::thread summing([&] {
+    try {
+      result.data = take_manifest(source, session, options.parallel);
+    } catch (...) {
+      sums_failed = std::current_exception();
+    }
+  });
+  struct join_on_exit {
+    std::thread& thread;
+    ~join_on_exit() {
+      if (thread.joinable()) thread.join();
+    }
+  } joined{summing};
   command dump(tools.tool("pg_dump"), {"--snapshot", session.snapshot(), "--format", format.pg_dump_flag,
                                        "--file", partial.string()});
   dump.args.insert(dump.args.end(), options.pg_dump_args.begin(), options.pg_dump_args.end());
   dump.args.push_back(session.database());
   source.apply_to(dump);
   auto dumped = run(dump);
-  result.data = sums.get();
+  summing.join();
+  if (sums_failed) std::rethrow_exception(sums_failed);
   if (!dumped.ok()) {
     remove_all_written();
     throw could_not_verify("pg_dump " + dumped.describe() + ":\n" + dumped.err_tail);

@@ -415,6 +415,51 @@ inline void judge_run(restore_result& result, const run_result& finished, tool_e
   result.ok = !finished.timed_out && (finished.status.success() || only_tolerated) && problems.empty();
 }
 
+// A backup fed to the restore tool's stdin: decompressed, and for plain SQL read through
+// plain_script_filter and, where psql can, restricted (restricted_script).
+class backup_on_stdin {
+ public:
+  backup_on_stdin(const std::filesystem::path& file, bool plain, const pg_binaries& tools, bool own_server, plain_script_end& ends,
+                  role_reference_scanner& roles, std::vector<std::string>& adjustments)
+      : reader_(file) {
+    if (!plain) return;
+    script_.emplace(reader_, ends, roles, adjustments);
+    if (psql_can_restrict(tools.version))
+      restricted_.emplace([this](char* buffer, std::size_t capacity) { return script_->read(buffer, capacity); }, random_secret(),
+                          own_server);
+    else
+      adjustments.push_back("psql " + tools.version + " predates \\restrict: meta-commands in the script could not be "
+                            "blocked (use PostgreSQL tools released in August 2025 or later)");
+  }
+  backup_on_stdin(const backup_on_stdin&) = delete;
+  backup_on_stdin& operator=(const backup_on_stdin&) = delete;
+
+  std::size_t read(char* buffer, std::size_t capacity) {
+    return restricted_ ? restricted_->read(buffer, capacity) : script_ ? script_->read(buffer, capacity) : reader_.read(buffer, capacity);
+  }
+  std::uint64_t file_bytes_read() const { return reader_.file_bytes_read(); }
+  /// The \connect lines psql's \restrict refused (none when it did not restrict).
+  std::vector<std::string> refused_connects() const { return restricted_ ? restricted_->refused_connects() : std::vector<std::string>{}; }
+
+ private:
+  backup_reader reader_;
+  std::optional<plain_script_filter> script_;
+  std::optional<restricted_script> restricted_;
+};
+
+// \connect lines the restricted script refused fail the restore: pg_dump writes only a bare one.
+inline void judge_refused_connects(restore_result& result, const std::vector<std::string>& refused, bool own_server) {
+  if (refused.empty()) return;
+  result.ok = false;
+  result.problems.insert(result.problems.begin(),
+                         {"psql meta-command refused", "refused: " + printable(refused.front()) +
+                              (refused.size() > 1 ? " (and " + std::to_string(refused.size() - 1) + " more \\connect lines)" : ""),
+                          "", false,
+                          own_server ? "pg_dump writes only a bare \\connect DBNAME; one with a user, host, port, conninfo or "
+                                       "another command did not run"
+                                     : "a shared server's drill restores into its scratch database only: no \\connect runs"});
+}
+
 }  // namespace detail
 
 /// Restore one backup file into the database `target`: plain SQL streamed into `psql`, archives
@@ -472,28 +517,17 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   options.timeout = detail::remaining(spec.timeout, started);
   options.stdout_sink = [](std::string_view) {};  // psql echoes query results of the script
   options.stderr_sink = [&](std::string_view chunk) { verbose ? verbose->feed(chunk) : errors.feed(chunk); };
-  std::optional<backup_reader> reader;
   detail::plain_script_end ends;
   role_reference_scanner roles;
-  std::optional<detail::plain_script_filter> script;
-  std::optional<detail::restricted_script> restricted;
+  std::optional<detail::backup_on_stdin> fed;
   if (input.via_stdin) {
-    reader.emplace(backup.path);
-    if (plain) script.emplace(*reader, ends, roles, result.adjustments);
-    if (plain && detail::psql_can_restrict(tools.version))
-      restricted.emplace([&](char* buffer, std::size_t capacity) { return script->read(buffer, capacity); }, detail::random_secret(),
-                         own_server);
-    else if (plain)
-      result.adjustments.push_back("psql " + tools.version + " predates \\restrict: meta-commands in the script could not be "
-                                   "blocked (use PostgreSQL tools released in August 2025 or later)");
-    options.stdin_source = [&](char* buffer, std::size_t capacity) {
-      return restricted ? restricted->read(buffer, capacity) : script ? script->read(buffer, capacity) : reader->read(buffer, capacity);
-    };
+    fed.emplace(backup.path, plain, tools, own_server, ends, roles, result.adjustments);
+    options.stdin_source = [&](char* buffer, std::size_t capacity) { return fed->read(buffer, capacity); };
   }
   if (progress) {
     auto report = [&](std::uint64_t done) { detail::notify(progress, std::min<std::uint64_t>(done, backup.size), backup.size, seconds()); };
     options.on_tick = [&, report](pid_t pid) {  // `report` by value: it lives only in this block
-      report(reader ? reader->file_bytes_read() : detail::bytes_read_by_tree(pid, input.path));
+      report(fed ? fed->file_bytes_read() : detail::bytes_read_by_tree(pid, input.path));
     };
     report(0);
   }
@@ -505,17 +539,7 @@ inline restore_result restore_backup(const backup_info& backup, const endpoint& 
   }
   result.stderr_tail = verbose ? verbose->tail() : finished.err_tail;
   detail::judge_run(result, finished, errors, !spec.single_transaction, !own_server, plain ? &ends : nullptr);
-  if (restricted && !restricted->refused_connects().empty()) {
-    const auto& refused = restricted->refused_connects();
-    result.ok = false;
-    result.problems.insert(result.problems.begin(),
-                           {"psql meta-command refused", "refused: " + detail::printable(refused.front()) +
-                                (refused.size() > 1 ? " (and " + std::to_string(refused.size() - 1) + " more \\connect lines)" : ""),
-                            "", false,
-                            own_server ? "pg_dump writes only a bare \\connect DBNAME; one with a user, host, port, conninfo or "
-                                         "another command did not run"
-                                       : "a shared server's drill restores into its scratch database only: no \\connect runs"});
-  }
+  if (fed) detail::judge_refused_connects(result, fed->refused_connects(), own_server);
   result.seconds = seconds();
   result.outcome = finished.describe();
   if (result.ok) {

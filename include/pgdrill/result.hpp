@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <optional>  // facts a drill may not get as far as measuring
 #include <string>
@@ -26,6 +27,10 @@ inline const char* to_string(outcome value) {
   }
   return "error";
 }
+
+/// A planned check's identity: its name, unique within the drill's plan and the same from drill to
+/// drill for the same scenario and manifest (reports, the history and CI trend views key on it).
+using check_id = std::string;
 
 /// One stage ("locate backup", "restore", ...) or one assertion ("row_count public.orders").
 struct step_result {
@@ -51,6 +56,14 @@ inline step_result make_step(std::string name, std::string kind, outcome result,
 }
 
 namespace detail {
+
+// Reports want one-line messages: the rest of a multi-line one goes into the detail.
+inline void keep_first_line(step_result& step) {
+  if (auto newline = step.message.find('\n'); newline != std::string::npos) {
+    step.detail = step.message;
+    step.message.erase(newline);
+  }
+}
 
 // A check's verdict and the message that goes with it.
 inline void pass_or_fail(step_result& step, bool ok, const std::string& passed, const std::string& failed) {
@@ -122,6 +135,21 @@ struct coverage_facts {
   share large_objects, sequences, materialized_views;
 };
 
+// Exit codes are decided here only: from an outcome, from a set of them (a drill's), or from
+// what a command threw.
+
+/// The exit code of one outcome: passed 0, the backup failed 1, anything else could not verify 2.
+inline exit_code exit_code_of(outcome result) {
+  return result == outcome::passed ? exit_code::passed : result == outcome::failed ? exit_code::failed : exit_code::not_verified;
+}
+
+/// The exit code of what a command threw: its class's (usage 3, locked 4, a damaged backup 1),
+/// else 2.
+inline exit_code exit_code_of(const std::exception& failure) {
+  const auto* known = dynamic_cast<const error*>(&failure);
+  return known ? known->code() : exit_code::not_verified;
+}
+
 /// Exit code of a set of outcomes: a failure anywhere means the backup failed; otherwise an
 /// error, a check not reached, or no passing check at all means it could not be verified.
 /// Never green without a passing check. Shared by drills, `verify` and `gate`.
@@ -136,9 +164,7 @@ inline exit_code verdict_of(const std::vector<step_result>& stages, const std::v
     any_error |= check.result == outcome::error || check.result == outcome::skipped;
     any_check_passed |= check.result == outcome::passed;
   }
-  if (any_failed) return exit_code::failed;
-  if (any_error || !any_check_passed) return exit_code::not_verified;
-  return exit_code::passed;
+  return exit_code_of(any_failed ? outcome::failed : any_error || !any_check_passed ? outcome::error : outcome::passed);
 }
 
 /// The whole drill.

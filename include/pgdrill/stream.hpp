@@ -18,13 +18,6 @@
 
 namespace pgdrill {
 
-/// Thrown when a compressed stream is damaged (bad checksum, truncated): the backup is at fault.
-class corrupt_backup : public error {
- public:
-  using error::error;
-  exit_code code() const noexcept override { return exit_code::failed; }
-};
-
 /// The bytes of a backup file, decompressed when it is compressed. Move-only.
 class backup_reader {
  public:
