@@ -88,6 +88,18 @@ TEST(judge_failure, by_class_and_sqlstate_never_by_message_text) {
             "could not run (SQLSTATE 57014): canceling statement");
 }
 
+// libpqxx 6 throws its classes for these codes without the code: the class stands for it.
+TEST(judge_failure, libpqxx_classes_without_their_sqlstate_are_judged_by_class) {
+  EXPECT_EQ(sqlstate_of(pqxx::undefined_table("relation \"t\" does not exist")), sqlstate::undefined_table);
+  EXPECT_EQ(sqlstate_of(pqxx::undefined_column("column \"c\" does not exist")), sqlstate::undefined_column);
+  EXPECT_EQ(sqlstate_of(pqxx::insufficient_privilege("query would be affected by row-level security policy")),
+            sqlstate::insufficient_privilege);
+  EXPECT_EQ(judge_failure(pqxx::insufficient_privilege("query would be affected by row-level security policy")).message,
+            "could not see every row: query would be affected by row-level security policy");
+  EXPECT_EQ(sqlstate_of(pqxx::sql_error("no code")), "");
+  EXPECT_EQ(sqlstate_of(std::runtime_error("not a database's")), "");
+}
+
 TEST(judge_failure, damage_fails_signals_and_everything_else_cannot_judge) {
   auto damaged = judge_failure(corrupt_backup("unexpected end of file"), "");
   EXPECT_EQ(damaged.result, outcome::failed);

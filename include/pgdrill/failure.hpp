@@ -20,9 +20,14 @@ struct judged_failure {
 };
 
 /// The SQLSTATE an exception carries (libpqxx's or pgdrill's own database_error); "" for others.
+/// libpqxx 6 throws the classes it has for some codes without the code itself: their class says it.
 inline std::string sqlstate_of(const std::exception& failure) {
-  if (const auto* sql = dynamic_cast<const pqxx::sql_error*>(&failure)) return sql->sqlstate();
   if (const auto* database = dynamic_cast<const database_error*>(&failure)) return database->sqlstate();
+  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&failure);
+  if (!sql || !sql->sqlstate().empty()) return sql ? sql->sqlstate() : "";
+  if (dynamic_cast<const pqxx::undefined_table*>(sql)) return sqlstate::undefined_table;
+  if (dynamic_cast<const pqxx::undefined_column*>(sql)) return sqlstate::undefined_column;
+  if (dynamic_cast<const pqxx::insufficient_privilege*>(sql)) return sqlstate::insufficient_privilege;
   return "";
 }
 
