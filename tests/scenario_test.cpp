@@ -393,6 +393,8 @@ TEST(check_plan, ids_are_unique_and_find_their_checks) {
   ASSERT_NE(planned.find("row_count public.a #2"), nullptr);
   EXPECT_EQ(planned.find("row_count public.a #2")->kind, "row_count");
   EXPECT_EQ(planned.find("no such check"), nullptr);
+  auto copy = planned;
+  EXPECT_EQ(copy.find("row_count public.a #2"), &copy[3]) << "a copy finds its own checks";
   auto sums = planned.checksums();
   ASSERT_EQ(sums.size(), 2U);
   EXPECT_EQ(sums[1].check, "checksum public.b");

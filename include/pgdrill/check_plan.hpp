@@ -34,7 +34,9 @@ struct planned_check {
 class check_plan {
  public:
   check_plan() = default;
-  explicit check_plan(std::vector<planned_check> checks) : checks_(std::move(checks)) {}
+  explicit check_plan(std::vector<planned_check> checks) : checks_(std::move(checks)) {
+    for (std::size_t position = 0; position < checks_.size(); ++position) position_of_.emplace(checks_[position].name, position);
+  }
 
   std::size_t size() const { return checks_.size(); }
   bool empty() const { return checks_.empty(); }
@@ -45,8 +47,8 @@ class check_plan {
 
   /// The check with this id; null when the plan has none.
   const planned_check* find(const check_id& id) const {
-    auto found = std::find_if(checks_.begin(), checks_.end(), [&](const planned_check& check) { return check.name == id; });
-    return found == checks_.end() ? nullptr : &*found;
+    auto found = position_of_.find(id);
+    return found == position_of_.end() ? nullptr : &checks_[found->second];
   }
 
   /// The assertions of kind `Kind` among the checks that can run.
@@ -74,16 +76,10 @@ class check_plan {
 
  private:
   std::vector<planned_check> checks_;
+  std::map<check_id, std::size_t> position_of_;  ///< by id: a drill looks up one check per result
 };
 
 namespace detail {
-
-template <class... Ts>
-struct overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-overloaded(Ts...) -> overloaded<Ts...>;
 
 /// What each kind's planning (a `plan_check` overload beside its running code) uses: the manifest,
 /// the checks planned so far, and the rules several kinds share.

@@ -83,7 +83,8 @@ class checksum_connection {
   /// The table's relkind; throws database_error (undefined_table, 42P01) when there is no such table.
   char relkind_of(const std::string& table) {
     auto result = execute(detail::relkind_query(table));
-    if (PQntuples(result.get()) == 0) throw database_error("table " + detail::qualified_table(table) + " does not exist", sqlstate::undefined_table);
+    if (PQntuples(result.get()) == 0)
+      throw database_error("table " + detail::qualified_table(table) + " does not exist", sqlstate::undefined_table);
     return PQgetvalue(result.get(), 0, 0)[0];
   }
 

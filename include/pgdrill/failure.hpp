@@ -24,7 +24,8 @@ struct judged_failure {
 inline std::string sqlstate_of(const std::exception& failure) {
   if (const auto* database = dynamic_cast<const database_error*>(&failure)) return database->sqlstate();
   const auto* sql = dynamic_cast<const pqxx::sql_error*>(&failure);
-  if (!sql || !sql->sqlstate().empty()) return sql ? sql->sqlstate() : "";
+  if (!sql) return "";
+  if (!sql->sqlstate().empty()) return sql->sqlstate();
   if (dynamic_cast<const pqxx::undefined_table*>(sql)) return sqlstate::undefined_table;
   if (dynamic_cast<const pqxx::undefined_column*>(sql)) return sqlstate::undefined_column;
   if (dynamic_cast<const pqxx::insufficient_privilege*>(sql)) return sqlstate::insufficient_privilege;
