@@ -367,7 +367,7 @@ pgdrill::step_result read_step(const pgdrill::backup_info& backup, const std::st
   try {
     read_through(backup, pg_bin, toc_only, read);
   } catch (const std::exception& failure) {
-    pgdrill::record_failure(read, failure, "");
+    pgdrill::record_failure(read, failure, pgdrill::failure_site::drill, "");
   }
   read.seconds = pgdrill::detail::seconds_since(started);
   return read;

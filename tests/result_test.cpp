@@ -71,7 +71,9 @@ TEST(properties, rendered_from_typed_facts_leaving_out_what_was_not_measured) {
 // Every exception becomes an outcome in one place, by its class and SQLSTATE: the same words with
 // another SQLSTATE (or none) are judged otherwise, so no message text decides.
 TEST(judge_failure, by_class_and_sqlstate_never_by_message_text) {
-  auto judged = [](const std::exception& failure, const std::string& doing = "could not run") { return judge_failure(failure, doing); };
+  auto judged = [](const std::exception& failure, const std::string& doing = "could not run") {
+    return judge_failure(failure, failure_site::check, doing);
+  };
   auto missing_table = judged(pqxx::sql_error("relation \"public.t\" does not exist", "SELECT 1", "42P01"));
   EXPECT_EQ(missing_table.result, outcome::failed);
   EXPECT_EQ(missing_table.message, "table missing from the restored database: relation \"public.t\" does not exist");
@@ -94,24 +96,40 @@ TEST(judge_failure, libpqxx_classes_without_their_sqlstate_are_judged_by_class) 
   EXPECT_EQ(sqlstate_of(pqxx::undefined_column("column \"c\" does not exist")), sqlstate::undefined_column);
   EXPECT_EQ(sqlstate_of(pqxx::insufficient_privilege("query would be affected by row-level security policy")),
             sqlstate::insufficient_privilege);
-  EXPECT_EQ(judge_failure(pqxx::insufficient_privilege("query would be affected by row-level security policy")).message,
+  EXPECT_EQ(judge_failure(pqxx::insufficient_privilege("query would be affected by row-level security policy"), failure_site::check)
+                .message,
             "could not see every row: query would be affected by row-level security policy");
   EXPECT_EQ(sqlstate_of(pqxx::sql_error("no code")), "");
   EXPECT_EQ(sqlstate_of(std::runtime_error("not a database's")), "");
 }
 
+// Outside a check, a table or column that is not there is no judgement of the restore: pgdrill's own
+// catalog query on another major (a column it lacks), say, could not run (exit 2, never 1).
+TEST(judge_failure, a_missing_table_or_column_fails_only_a_check_reading_the_restore) {
+  pqxx::sql_error no_column("column \"datlocprovider\" does not exist", "SELECT datlocprovider", "42703");
+  EXPECT_EQ(judge_failure(no_column, failure_site::check).result, outcome::failed);
+  auto in_a_stage = judge_failure(no_column, failure_site::drill, "");
+  EXPECT_EQ(in_a_stage.result, outcome::error);
+  EXPECT_EQ(in_a_stage.message, "column \"datlocprovider\" does not exist");
+  EXPECT_EQ(judge_failure(database_error("relation t does not exist", sqlstate::undefined_table), failure_site::drill).message,
+            "could not run (SQLSTATE 42P01): relation t does not exist");
+  EXPECT_EQ(judge_failure(corrupt_backup("cut short"), failure_site::drill).result, outcome::failed) << "damage is damage anywhere";
+}
+
 TEST(judge_failure, damage_fails_signals_and_everything_else_cannot_judge) {
-  auto damaged = judge_failure(corrupt_backup("unexpected end of file"), "");
+  auto damaged = judge_failure(corrupt_backup("unexpected end of file"), failure_site::drill, "");
   EXPECT_EQ(damaged.result, outcome::failed);
   EXPECT_EQ(damaged.message, "truncated or corrupt archive: unexpected end of file");
-  auto stopped = judge_failure(interrupted(15));
+  auto stopped = judge_failure(interrupted(15), failure_site::check);
   EXPECT_EQ(stopped.result, outcome::error);
   EXPECT_EQ(stopped.message, "not run: interrupted by signal 15");
-  EXPECT_EQ(judge_failure(std::runtime_error("disk gone")).message, "could not run: disk gone");
-  EXPECT_EQ(judge_failure(std::runtime_error("disk gone"), "").message, "disk gone") << "a stage's message is the failure's own";
-  EXPECT_EQ(judge_failure(could_not_verify("no pg_restore"), "could not connect").message, "could not connect: no pg_restore");
+  EXPECT_EQ(judge_failure(std::runtime_error("disk gone"), failure_site::check).message, "could not run: disk gone");
+  EXPECT_EQ(judge_failure(std::runtime_error("disk gone"), failure_site::drill, "").message, "disk gone")
+      << "a stage's message is the failure's own";
+  EXPECT_EQ(judge_failure(could_not_verify("no pg_restore"), failure_site::drill, "could not connect").message,
+            "could not connect: no pg_restore");
   step_result step = make_step("c", "k", outcome::passed, "");
-  record_failure(step, corrupt_backup("bad block"));
+  record_failure(step, corrupt_backup("bad block"), failure_site::drill);
   EXPECT_EQ(step.result, outcome::failed);
 }
 

@@ -97,7 +97,7 @@ inline step_result run_check(pqxx::connection& connection, const planned_check& 
         },
         planned.check);
   } catch (const std::exception& failure) {
-    record_failure(step, failure);
+    record_failure(step, failure, failure_site::check);
     if (sqlstate_of(failure) == sqlstate::insufficient_privilege) step.message += detail::row_policies_in(connection);
   }
   step.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -202,7 +202,7 @@ inline std::vector<step_result> run_checks(const endpoint& target, const check_p
   } catch (const std::exception& failure) {
     for (; done < plan.size(); ++done) {
       step_result step = make_step(plan[done].name, plan[done].kind, outcome::error, "");
-      record_failure(step, failure, "could not connect to the restored database");
+      record_failure(step, failure, failure_site::drill, "could not connect to the restored database");
       detail::keep_first_line(step);
       record(step);
     }

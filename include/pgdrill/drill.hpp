@@ -192,7 +192,7 @@ inline void run_stage(drill_state& state, const std::string& name, const stage_b
   try {
     step.result = body(state, step);
   } catch (const std::exception& failure) {
-    record_failure(step, failure, "");
+    record_failure(step, failure, failure_site::drill, "");
     detail::keep_first_line(step);
   }
   step.seconds = detail::seconds_since(started);
@@ -208,7 +208,7 @@ inline void run_check_stage(drill_state& state, const std::string& name, const c
     body(state);
   } catch (const std::exception& failure) {
     step_result step = make_step(name, name, outcome::error, "");
-    record_failure(step, failure);
+    record_failure(step, failure, failure_site::drill);
     detail::keep_first_line(step);
     state.record_check(step);
   }

@@ -32,25 +32,34 @@ inline std::string sqlstate_of(const std::exception& failure) {
   return "";
 }
 
-/// Judge `failure`: the backup's fault (failed) when its bytes are damaged or the restore lacks a
-/// table or column the check reads; otherwise the drill could not judge (error), a signal having
-/// stopped it included. `doing` names what could not be done for a failure of no such class
-/// ("could not run"); empty: the failure's own text alone.
-inline judged_failure judge_failure(const std::exception& failure, const std::string& doing = "could not run") {
+/// Where a failure stopped the drill, which decides what a missing table means.
+enum class failure_site {
+  check,  ///< a check reading the restored database: a table or column it lacks is the backup's fault
+  drill,  ///< the drill's own work (a stage, its catalog queries, a connection): only damaged bytes are
+};
+
+/// Judge `failure`: the backup's fault (failed) when its bytes are damaged or, in a check, the
+/// restore lacks a table or column the check reads; otherwise the drill could not judge (error), a
+/// signal having stopped it included. `doing` names what could not be done for a failure of no
+/// such class ("could not run"); empty: the failure's own text alone.
+inline judged_failure judge_failure(const std::exception& failure, failure_site where, const std::string& doing = "could not run") {
   const std::string what = failure.what(), state = sqlstate_of(failure);
   if (dynamic_cast<const interrupted*>(&failure)) return {outcome::error, "not run: " + what};
   if (dynamic_cast<const corrupt_backup*>(&failure)) return {outcome::failed, "truncated or corrupt archive: " + what};
-  if (state == sqlstate::undefined_table) return {outcome::failed, "table missing from the restored database: " + what};
-  if (state == sqlstate::undefined_column) return {outcome::failed, "column missing from the restored database: " + what};
-  // row_security is off for the checks: rows a policy would hide fail the read instead
-  if (state == sqlstate::insufficient_privilege) return {outcome::error, "could not see every row: " + detail::trim(what)};
+  if (where == failure_site::check) {
+    if (state == sqlstate::undefined_table) return {outcome::failed, "table missing from the restored database: " + what};
+    if (state == sqlstate::undefined_column) return {outcome::failed, "column missing from the restored database: " + what};
+    // row_security is off for the checks: rows a policy would hide fail the read instead
+    if (state == sqlstate::insufficient_privilege) return {outcome::error, "could not see every row: " + detail::trim(what)};
+  }
   std::string cause = state.empty() ? "" : " (SQLSTATE " + state + ")";
   return {outcome::error, doing.empty() ? what : doing + cause + ": " + what};
 }
 
 /// Record `failure` on `step` as judge_failure says.
-inline void record_failure(step_result& step, const std::exception& failure, const std::string& doing = "could not run") {
-  auto judged = judge_failure(failure, doing);
+inline void record_failure(step_result& step, const std::exception& failure, failure_site where,
+                           const std::string& doing = "could not run") {
+  auto judged = judge_failure(failure, where, doing);
   step.result = judged.result;
   step.message = std::move(judged.message);
 }

@@ -195,7 +195,7 @@ inline step_result checksum_step(const planned_check& planned_one, const checksu
     try {
       std::rethrow_exception(taken.failure);
     } catch (const std::exception& failure) {
-      record_failure(step, failure);
+      record_failure(step, failure, failure_site::check);
     }
   } else {
     const auto& sum = taken.sum;
